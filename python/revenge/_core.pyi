@@ -1,0 +1,205 @@
+"""Typed face of the Rust extension ``revenge._core``.
+
+The crate holds the hot, concurrent data structures; it knows nothing of HTTP,
+SQL or configuration files. Every constructor validates its arguments and
+raises ``TypeError`` / ``ValueError``; no Rust panic reaches Python.
+"""
+
+from collections.abc import Callable
+from typing import Any, Final, Generic, Literal, TypeVar, final
+
+__version__: Final[str]
+
+_T = TypeVar("_T")
+
+LazyState = Literal["empty", "initialising", "ready", "failed"]
+PressureLevel = Literal["normal", "moderate", "critical"]
+
+class LazyInitBackoff(RuntimeError):
+    """The last initialisation failed and its back-off has not elapsed.
+
+    ``args == (message, retry_after_seconds)``; ``__cause__`` is the last error.
+    """
+
+@final
+class LazyCell(Generic[_T]):
+    """Atomic state machine ``empty -> initialising -> ready | failed``, reset for offload.
+
+    ``get()`` on a ready cell is a lock-free read. Initialisation is single
+    flight per attempt; a failure is retried after an exponential back-off
+    (``backoff_initial`` doubling up to ``backoff_max`` seconds) rather than
+    cached forever.
+
+    >>> cell = LazyCell()
+    >>> cell.get() is None
+    True
+    >>> cell.get_or_init(lambda: 42)
+    42
+    >>> cell.state, cell.init_count
+    ('ready', 1)
+    >>> cell.reset()
+    42
+    >>> cell.state
+    'empty'
+    """
+
+    def __init__(self, *, backoff_initial: float = 0.1, backoff_max: float = 30.0) -> None: ...
+    @property
+    def state(self) -> LazyState: ...
+    @property
+    def is_ready(self) -> bool: ...
+    def get(self) -> _T | None:
+        """The value if ready, else ``None``. Lock-free; records the last-use time."""
+    def get_or_init(self, init: Callable[[], _T]) -> _T:
+        """Synchronous single flight for threads.
+
+        Runs ``init`` if this caller wins the attempt; otherwise waits (GIL
+        released) for the attempt in flight and returns its value or raises its
+        error. Raises ``LazyInitBackoff`` while a failure's back-off runs.
+        """
+    def try_begin(self) -> int | None:
+        """Claim an initialisation attempt for an asynchronous initialiser.
+
+        Returns an attempt id when the caller must initialise (state becomes
+        ``initialising``); ``None`` when the cell is ready or an attempt is
+        already in flight. Raises ``LazyInitBackoff`` during back-off.
+        """
+    def finish(self, attempt: int, value: _T) -> None:
+        """Complete attempt ``attempt`` with ``value``: state becomes ``ready``.
+
+        Raises ``ValueError`` if ``attempt`` is not the attempt in flight.
+        """
+    def fail(self, attempt: int, error: BaseException) -> None:
+        """Fail attempt ``attempt``: state becomes ``failed`` and the back-off starts."""
+    def reset(self) -> _T | None:
+        """Offload: drop the value (returned, for closing); the next get initialises again."""
+    @property
+    def init_count(self) -> int:
+        """Successful initialisations so far."""
+    @property
+    def failure_count(self) -> int: ...
+    @property
+    def last_init_seconds(self) -> float:
+        """Duration of the last successful initialisation, in seconds (0.0 if none)."""
+    @property
+    def last_error(self) -> BaseException | None: ...
+    def idle_seconds(self) -> float:
+        """Seconds since the value was last returned (or set); 0.0 when not ready."""
+
+@final
+class Session:
+    """An immutable session record owned by Rust (no Python objects inside)."""
+
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def flags(self) -> int: ...
+    @property
+    def expires_at(self) -> float:
+        """Absolute expiry, Unix seconds."""
+
+@final
+class SessionCache:
+    """Bounded (entries and bytes) token -> Session cache with TTL, idle timeout and revocation.
+
+    >>> cache = SessionCache(max_entries=1000, max_bytes=1 << 20, ttl=60.0, idle_timeout=30.0)
+    >>> import time
+    >>> cache.insert("tok", user_id=7, role="admin", flags=0, expires_at=time.time() + 3600)
+    >>> cache.get("tok").user_id
+    7
+    >>> cache.revoke_user(7)
+    1
+    >>> cache.get("tok") is None
+    True
+    """
+
+    def __init__(
+        self, *, max_entries: int, max_bytes: int, ttl: float, idle_timeout: float
+    ) -> None: ...
+    def get(self, token: str) -> Session | None:
+        """The live session for ``token``; ``None`` if absent, expired or idle too long."""
+    def insert(
+        self, token: str, *, user_id: int, role: str, flags: int, expires_at: float
+    ) -> None:
+        """Cache a session; kept at most ``min(ttl, expires_at - now)`` seconds."""
+    def revoke(self, token: str) -> bool: ...
+    def revoke_user(self, user_id: int) -> int:
+        """Drop every cached session of ``user_id``; returns how many were dropped."""
+    def clear(self) -> None: ...
+    def __len__(self) -> int: ...
+    def stats(self) -> dict[str, int]:
+        """``hits``, ``misses``, ``inserts``, ``entries``, ``bytes``,
+        ``evicted_size``, ``evicted_expired``, ``evicted_idle``, ``revoked``."""
+
+@final
+class TranscodeCache:
+    """Byte-budgeted segment cache; pinned entries are never evicted.
+
+    The budget is never exceeded: an insert that cannot fit after evicting
+    unpinned entries is refused (returns ``False``).
+    """
+
+    def __init__(self, *, budget_bytes: int) -> None: ...
+    @property
+    def budget_bytes(self) -> int: ...
+    @property
+    def effective_budget_bytes(self) -> int:
+        """The budget after pressure: full, half on moderate, pinned-only on critical."""
+    def insert(self, key: str, data: bytes, *, pinned: bool = False) -> bool: ...
+    def get(self, key: str) -> bytes | None:
+        """The cached segment as an immutable buffer, without copying it per call."""
+    def pin(self, key: str) -> bool: ...
+    def unpin(self, key: str) -> bool: ...
+    def remove(self, key: str) -> bool: ...
+    def set_pressure(self, level: PressureLevel) -> int:
+        """React to a pressure level; returns bytes evicted to meet the new budget."""
+    def clear(self) -> None: ...
+    def __len__(self) -> int: ...
+    def stats(self) -> dict[str, int]:
+        """``hits``, ``misses``, ``entries``, ``bytes``, ``pinned_bytes``, ``evictions``,
+        ``rejected``, ``budget_bytes``, ``effective_budget_bytes``."""
+
+@final
+class PressureReading:
+    @property
+    def level(self) -> PressureLevel: ...
+    @property
+    def used_bytes(self) -> int: ...
+    @property
+    def limit_bytes(self) -> int: ...
+    @property
+    def available_bytes(self) -> int: ...
+    @property
+    def ratio(self) -> float:
+        """``used / limit``, 0.0..1.0+."""
+    @property
+    def psi_some_avg10(self) -> float | None: ...
+    @property
+    def psi_full_avg10(self) -> float | None: ...
+    @property
+    def source(self) -> Literal["cgroup", "meminfo"]: ...
+
+@final
+class MemoryPressure:
+    """Reads cgroup v2, PSI and /proc/meminfo below ``root``; levels with hysteresis."""
+
+    def __init__(
+        self,
+        *,
+        root: str = "/",
+        moderate: float = 0.80,
+        critical: float = 0.95,
+        hysteresis: float = 0.05,
+        psi_moderate: float = 10.0,
+        psi_critical: float = 40.0,
+    ) -> None: ...
+    def read(self) -> PressureReading: ...
+    @property
+    def level(self) -> PressureLevel:
+        """The level of the last reading (``normal`` before the first)."""
+
+def memory_limit_bytes(root: str = "/") -> int:
+    """Memory this process may use: cgroup v2 ``memory.max`` when set, else MemTotal."""
+
