@@ -214,8 +214,7 @@ def _check_env_keys(env: Mapping[str, str]) -> None:
         parts = var[len(ENV_PREFIX) :].lower().split("__")
         section = sections.get(parts[0], ...)
         if section is ... or (
-            section is not None
-            and (len(parts) != 2 or parts[1] not in section.model_fields)
+            section is not None and (len(parts) != 2 or parts[1] not in section.model_fields)
         ):
             raise ConfigError(
                 f"{var}: unknown setting {'.'.join(parts)!r}; "
@@ -268,9 +267,9 @@ def load_settings(
     env: Mapping[str, str] | None = None, config_file: Path | None = None
 ) -> Settings:
     """Read the configuration, or raise :class:`ConfigError` saying what to fix."""
-    env = os.environ if env is None else env
-    _check_env_keys(env)
-    path = config_file or Path(env.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
+    environ: Mapping[str, str] = os.environ if env is None else env
+    _check_env_keys(environ)
+    path = config_file or Path(environ.get(CONFIG_ENV) or DEFAULT_CONFIG_FILE)
     file_data = _read_yaml(path)
 
     class _Loaded(Settings):
@@ -283,13 +282,15 @@ def load_settings(
             dotenv_settings: PydanticBaseSettingsSource,
             file_secret_settings: PydanticBaseSettingsSource,
         ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return (_EnvSource(settings_cls, env), _YamlData(settings_cls, file_data))
+            return (_EnvSource(settings_cls, environ), _YamlData(settings_cls, file_data))
 
     try:
         loaded = _Loaded()
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, f"{path} and REVENGE_* environment")) from None
-    settings = Settings.model_construct(**{name: getattr(loaded, name) for name in Settings.model_fields})
+    settings = Settings.model_construct(
+        **{name: getattr(loaded, name) for name in Settings.model_fields}
+    )
     _check_consistency(settings)
     return settings
 
@@ -321,5 +322,3 @@ def _check_consistency(settings: Settings) -> None:
             f"cache.min_idle = {settings.cache.min_idle} exceeds cache.pool_size = "
             f"{settings.cache.pool_size}"
         )
-
-

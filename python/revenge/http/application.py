@@ -1,0 +1,205 @@
+"""The HTTP application: one dispatcher behind two faces, RSGI (Granian's native) and ASGI.
+
+``granian revenge.app`` serves the RSGI face; ``granian --interface asgi revenge.app:app``,
+uvicorn and test clients use the ASGI face. Start-up and shutdown run through
+``__rsgi_init__`` / ``__rsgi_del__`` or the ASGI lifespan protocol; both call the
+same hooks, start in order and stop in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from revenge.http.errors import (
+    INTERNAL_ERROR,
+    Problem,
+    method_not_allowed,
+    not_found,
+    service_unavailable,
+)
+from revenge.http.request import Principal, Request
+from revenge.http.response import Response
+from revenge.http.router import Router
+from revenge.runtime.errors import ServiceUnavailable
+
+log = logging.getLogger("revenge.http")
+
+Authenticator = Callable[[Request], Awaitable[Principal]]
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One start-up step and its undo; phases start in order and stop in reverse."""
+
+    name: str
+    start: Hook
+    stop: Hook | None = None
+
+
+ASGIScope = MutableMapping[str, Any]
+ASGIReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+async def _deny(request: Request) -> Principal:
+    raise Problem(401, "unauthenticated", "Authentication required")
+
+
+class HttpApp:
+    """Routes a request, authenticates it unless its route is public, turns errors into problems."""
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        authenticator: Authenticator = _deny,
+        phases: list[Phase] | None = None,
+        max_body_bytes: int = 1 << 20,
+    ) -> None:
+        self.router = router
+        self.authenticator = authenticator
+        self.phases = phases or []
+        self.max_body_bytes = max_body_bytes
+        self._started: list[Phase] = []
+
+    # -- the one dispatcher -------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        match = self.router.match(request.method, request.path)
+        try:
+            route = match.route
+            if route is None:
+                if match.allowed:
+                    raise method_not_allowed(request.method, match.allowed)
+                raise not_found(request.path)
+            request.path_params = match.params
+            if not route.public:
+                request.principal = await self.authenticator(request)
+            return await route.handler(request)
+        except Problem as problem:
+            return problem.to_response(request.path)
+        except ServiceUnavailable as exc:
+            log.warning("%s %s: %s", request.method, request.path, exc)
+            return service_unavailable(exc.code, str(exc), exc.retry_after).to_response(
+                request.path
+            )
+        except Exception:
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            return INTERNAL_ERROR.to_response(request.path)
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Start every phase in order; if one fails, stop those already started, then raise."""
+        for phase in self.phases:
+            try:
+                await phase.start()
+            except BaseException:
+                log.error("start-up phase %r failed", phase.name)
+                await self.shutdown()
+                raise
+            self._started.append(phase)
+
+    async def shutdown(self) -> None:
+        """Stop the started phases in reverse order; a failing stop is logged, not raised."""
+        while self._started:
+            phase = self._started.pop()
+            if phase.stop is None:
+                continue
+            try:
+                await phase.stop()
+            except Exception:
+                log.exception("stopping %r failed", phase.name)
+
+    # -- RSGI face ----------------------------------------------------------
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.run_until_complete(self.startup())
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.run_until_complete(self.shutdown())
+
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        if scope.proto != "http":
+            return  # websockets are not served; granian closes the connection
+        client = scope.client
+        request = Request(
+            scope.method,
+            scope.path,
+            scope.query_string,
+            scope.headers,
+            client.rsplit(":", 1)[0] if client else "",
+            scope.scheme,
+            protocol.__aiter__,
+            self.max_body_bytes,
+        )
+        response = await self.handle(request)
+        protocol.response_bytes(response.status, response.headers, response.body)
+
+    # -- ASGI face ----------------------------------------------------------
+
+    async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._asgi_http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._asgi_lifespan(receive, send)
+
+    async def _asgi_http(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+        async def stream() -> AsyncIterator[bytes]:
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                yield message.get("body", b"")
+                more = message.get("more_body", False)
+
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+        }
+        client = scope.get("client")
+        request = Request(
+            scope["method"],
+            scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            headers,
+            client[0] if client else "",
+            scope.get("scheme", "http"),
+            stream,
+            self.max_body_bytes,
+        )
+        response = await self.handle(request)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [
+                    (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers
+                ],
+            }
+        )
+        body = b"" if request.method == "HEAD" else response.body
+        await send({"type": "http.response.body", "body": body})
+
+    async def _asgi_lifespan(self, receive: ASGIReceive, send: ASGISend) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,80 @@
+"""Problem details (RFC 9457): every error a client sees is one of these, with a stable ``code``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from revenge.http.response import Response, json_response
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """Raise from a handler to answer with a problem+json body.
+
+    >>> p = Problem(404, "movie_not_found", "Movie not found", detail="no movie 7")
+    >>> r = p.to_response(instance="/api/v1/movies/7")
+    >>> r.status, dict(r.headers)["content-type"]
+    (404, 'application/problem+json')
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {detail or title}")
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.headers = tuple(headers)
+        self.extra = dict(extra or {})
+
+    def to_response(self, instance: str | None = None) -> Response:
+        body: dict[str, Any] = {
+            "type": f"/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        headers = [("content-type", PROBLEM_CONTENT_TYPE), *self.headers]
+        return json_response(body, self.status, headers=headers)
+
+
+def not_found(path: str) -> Problem:
+    return Problem(404, "not_found", "Not found", f"no resource at {path}")
+
+
+def method_not_allowed(method: str, allowed: Sequence[str]) -> Problem:
+    return Problem(
+        405,
+        "method_not_allowed",
+        "Method not allowed",
+        f"{method} is not allowed here; allowed: {', '.join(allowed)}",
+        headers=[("allow", ", ".join(allowed))],
+    )
+
+
+def service_unavailable(code: str, detail: str, retry_after: int) -> Problem:
+    return Problem(
+        503,
+        code,
+        "Service unavailable",
+        detail,
+        headers=[("retry-after", str(max(1, retry_after)))],
+    )
+
+
+INTERNAL_ERROR = Problem(500, "internal_error", "Internal server error", "the error was logged")

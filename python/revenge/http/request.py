@@ -1,0 +1,146 @@
+"""The request as handlers see it, independent of RSGI or ASGI underneath."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from typing import Any, Literal
+from urllib.parse import parse_qs
+
+import orjson
+
+from revenge.http.errors import Problem
+
+BodyStream = Callable[[], AsyncIterator[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: set by the authenticator before a protected handler runs."""
+
+    user_id: int
+    username: str
+    role: Literal["admin", "user"]
+    via: Literal["session", "api_key"]
+    credential_id: str
+    """Hash of the session token or id of the API key: identifies, never authenticates."""
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class Request:
+    """One HTTP request. Header names are lower-case; the body is read at most once."""
+
+    __slots__ = (
+        "_body",
+        "_cookies",
+        "_query",
+        "_stream",
+        "client",
+        "headers",
+        "max_body",
+        "method",
+        "path",
+        "path_params",
+        "principal",
+        "query_string",
+        "scheme",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query_string: str,
+        headers: Mapping[str, str],
+        client: str,
+        scheme: str,
+        stream: BodyStream,
+        max_body: int,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self.headers = headers
+        self.client = client
+        self.scheme = scheme
+        self.max_body = max_body
+        self.path_params: dict[str, str] = {}
+        self.principal: Principal | None = None
+        self._stream = stream
+        self._body: bytes | None = None
+        self._query: dict[str, list[str]] | None = None
+        self._cookies: dict[str, str] | None = None
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        if self._query is None:
+            self._query = parse_qs(self.query_string, keep_blank_values=True)
+        return self._query
+
+    def query_value(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        if self._cookies is None:
+            jar: SimpleCookie = SimpleCookie()
+            # A malformed cookie header means no cookies, not a failed request.
+            with contextlib.suppress(CookieError):
+                jar.load(self.headers.get("cookie", ""))
+            self._cookies = {key: morsel.value for key, morsel in jar.items()}
+        return self._cookies
+
+    @property
+    def principal_or_raise(self) -> Principal:
+        if self.principal is None:
+            raise Problem(401, "unauthenticated", "Authentication required")
+        return self.principal
+
+    async def body(self) -> bytes:
+        """The whole body; 413 problem past ``max_body`` bytes, checked while reading."""
+        if self._body is not None:
+            return self._body
+        declared = self.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise Problem(400, "bad_content_length", "Bad Content-Length header")
+            if int(declared) > self.max_body:
+                raise _too_large(self.max_body)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in self._stream():
+            size += len(chunk)
+            if size > self.max_body:
+                raise _too_large(self.max_body)
+            chunks.append(chunk)
+        self._body = b"".join(chunks)
+        return self._body
+
+    async def json(self) -> Any:
+        """The body parsed as JSON: 415 for another content type, 400 when malformed."""
+        content_type = self.headers.get("content-type", "")
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type != "application/json" and not media_type.endswith("+json"):
+            raise Problem(
+                415,
+                "unsupported_media_type",
+                "Unsupported media type",
+                f"expected application/json, got {media_type or 'no content type'}",
+            )
+        raw = await self.body()
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise Problem(400, "malformed_json", "Malformed JSON", str(exc)) from None
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(
+        413, "payload_too_large", "Payload too large", f"the body may be at most {limit} bytes"
+    )
