@@ -1,0 +1,76 @@
+"""`granian revenge.app` over real sockets, RSGI and ASGI, and the CLI's config check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import free_port, granian_argv, run_server
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("interface", ["rsgi", "asgi"])
+def test_granian_serves_health_and_problems(interface: str, tmp_path: Path) -> None:
+    port = free_port()
+    argv = granian_argv(port, "--interface", interface)
+    with run_server(argv, port, tmp_path) as server:
+        live = httpx.get(server.base_url + "/health/live")
+        assert live.status_code == 200
+        assert live.headers["content-type"] == "application/json"
+        assert live.json()["status"] == "alive"
+
+        missing = httpx.get(server.base_url + "/no/such/route")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert missing.json()["code"] == "not_found"
+
+        wrong_method = httpx.delete(server.base_url + "/health/live")
+        assert wrong_method.status_code == 405
+        assert wrong_method.json()["code"] == "method_not_allowed"
+        assert "GET" in wrong_method.headers["allow"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "revenge.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_config_check_prints_redacted_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    env = {**os.environ, "REVENGE_DATABASE__URL": "postgresql://u:hunter2@db/x"}
+    result = run_cli("config", "check", env=env)
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert config["database"]["min_conns"] == 2
+    assert "hunter2" not in result.stdout
+
+
+def test_config_check_names_bad_key() -> None:
+    import os
+
+    env = {**os.environ, "REVENGE_DATABASE__MIN_CONNS": "abc"}
+    result = run_cli("config", "check", env=env)
+    assert result.returncode == 1
+    assert "database.min_conns" in result.stderr and "abc" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_version() -> None:
+    from revenge import __version__
+
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"revenge {__version__}"
