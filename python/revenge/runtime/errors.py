@@ -23,3 +23,15 @@ class ServiceUnavailable(Exception):
     @property
     def code(self) -> str:
         return f"{self.service}_unavailable"
+
+
+class ServiceInitFailed(ServiceUnavailable):
+    """A cold service could not be built; it is retried after a back-off.
+
+    ``__cause__`` is the factory's error (for logs); the message names only its
+    type, so nothing secret from a connection string reaches a response.
+
+    >>> err = ServiceInitFailed("transcoder", "failed to start (OSError)", retry_after=2)
+    >>> isinstance(err, ServiceUnavailable), err.code, err.retry_after
+    (True, 'transcoder_unavailable', 2)
+    """
