@@ -1,0 +1,45 @@
+"""PostgreSQL for Revenge — the import face of :mod:`revenge.infra.db`.
+
+* :class:`Database` — the warm pool (psycopg_pool): ``start()`` fails fast with
+  :class:`DatabaseUnreachable`; ``connection()`` / ``transaction()`` and the
+  ``execute`` / ``fetch_*`` helpers raise
+  :class:`~revenge.runtime.errors.ServiceUnavailable` instead of hanging;
+  ``check()`` / ``health()`` / ``stats()`` for the runtime.
+* :func:`migrate` — apply ``revenge/infra/migrations/NNNN_name.sql`` under an
+  advisory lock.
+* :func:`resolve_url` / :func:`resolve_url_sync` — ``database.url``, or the
+  embedded PostgreSQL in the data folder when it is empty.
+"""
+
+from __future__ import annotations
+
+from revenge.infra.db.embedded import resolve_url, resolve_url_sync, start_embedded
+from revenge.infra.db.errors import (
+    DatabaseUnreachable,
+    EmbeddedDatabaseError,
+    MigrationChecksumMismatch,
+    MigrationError,
+    redact_url,
+)
+from revenge.infra.db.migrate import Migration, applied_migrations, load_migrations, migrate
+from revenge.infra.db.pool import Connection, Database, DatabaseHealth, PoolConfig, PoolStats
+
+__all__ = [
+    "Connection",
+    "Database",
+    "DatabaseHealth",
+    "DatabaseUnreachable",
+    "EmbeddedDatabaseError",
+    "Migration",
+    "MigrationChecksumMismatch",
+    "MigrationError",
+    "PoolConfig",
+    "PoolStats",
+    "applied_migrations",
+    "load_migrations",
+    "migrate",
+    "redact_url",
+    "resolve_url",
+    "resolve_url_sync",
+    "start_embedded",
+]
