@@ -1,0 +1,192 @@
+"""The cache against the machine's real Redis (db 15): values, L1 + L2, pub/sub, invalidation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from revenge.config import load_settings
+from revenge.infra.cache import Cache
+
+pytestmark = pytest.mark.integration
+
+
+async def eventually(condition: Callable[[], Awaitable[bool] | bool], within: float = 5.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def make_cache(redis_url: str) -> AsyncIterator[Callable[..., Awaitable[Cache]]]:
+    made: list[Cache] = []
+
+    async def make(**options: object) -> Cache:
+        cache = Cache(redis_url, **options)  # type: ignore[arg-type]
+        await cache.start()
+        made.append(cache)
+        return cache
+
+    yield make
+    for cache in made:
+        await cache.close()
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+async def test_set_get_ttl_and_delete(make_cache, raw) -> None:
+    cache = await make_cache()
+    await cache.set("movie:1", b"payload", ttl=30)
+    assert await raw.get("revenge:movie:1") == b"payload"
+    assert 29_000 < await raw.pttl("revenge:movie:1") <= 30_000
+    assert await cache.get("movie:1") == b"payload"
+
+    await cache.delete("movie:1")
+    assert await raw.exists("revenge:movie:1") == 0
+    assert await cache.get("movie:1") is None
+
+
+async def test_value_expires_with_its_ttl(make_cache) -> None:
+    cache = await make_cache(l1_ttl=60)
+    await cache.set("short", b"x", ttl=0.2)
+    assert await cache.get("short") == b"x"
+    await asyncio.sleep(0.35)
+    assert await cache.get("short") is None  # neither the L1 nor Redis still holds it
+
+
+async def test_l1_never_outlives_the_redis_ttl(make_cache, raw) -> None:
+    cache = await make_cache(l1_ttl=60)
+    await raw.set("revenge:k", b"v", px=200)
+    assert await cache.get("k") == b"v"  # read from Redis, copied into the L1
+    await asyncio.sleep(0.35)
+    assert await cache.get("k") is None
+
+
+async def test_second_read_is_served_by_l1(make_cache) -> None:
+    writer = await make_cache()
+    reader = await make_cache()
+    await writer.set_json("series:9", {"title": "Dark", "seasons": 3}, ttl=30)
+
+    assert await reader.get_json("series:9") == {"title": "Dark", "seasons": 3}
+    assert await reader.get_json("series:9") == {"title": "Dark", "seasons": 3}
+    assert await reader.get("absent") is None
+    stats = reader.stats()
+    assert (stats.l2_hits, stats.l1_hits, stats.misses) == (1, 1, 1)
+    assert stats.l1_entries == 1 and not stats.degraded and stats.configured
+
+
+async def test_writes_invalidate_other_processes_l1(make_cache) -> None:
+    a = await make_cache(l1_ttl=60)
+    b = await make_cache(l1_ttl=60)
+    await a.set("user:1", b"old", ttl=60)
+    assert await b.get("user:1") == b"old"  # now in b's L1 for up to 60 s
+
+    await a.set("user:1", b"new", ttl=60)
+    await eventually(lambda: b.l1.get("user:1") is None)
+    assert await b.get("user:1") == b"new"
+
+    await a.delete("user:1")
+    await eventually(lambda: b.l1.get("user:1") is None)
+    assert await b.get("user:1") is None
+    assert await a.get("user:1") is None
+
+
+async def test_own_writes_stay_in_own_l1(make_cache) -> None:
+    a = await make_cache(l1_ttl=60)
+    await a.set("k", b"v", ttl=60)
+    await asyncio.sleep(0.1)  # our own invalidation message comes back; it must be ignored
+    assert a.l1.get("k") == b"v"
+
+
+async def test_publish_reaches_subscribers_of_another_client(make_cache) -> None:
+    publisher = await make_cache()
+    subscriber = await make_cache()
+    got: list[bytes] = []
+    other: list[bytes] = []
+
+    async def on_revoked(message: bytes) -> None:
+        got.append(message)
+
+    await subscriber.subscribe("sessions:revoked", on_revoked)
+    await subscriber.subscribe("something:else", other.append)
+    receivers = await publisher.publish("sessions:revoked", "token-hash-1")
+    await publisher.publish("sessions:revoked", b"token-hash-2")
+
+    assert receivers == 1
+    await eventually(lambda: len(got) == 2)
+    assert got == [b"token-hash-1", b"token-hash-2"]
+    assert other == []
+
+
+async def test_unsubscribe_stops_delivery(make_cache) -> None:
+    publisher = await make_cache()
+    subscriber = await make_cache()
+    got: list[bytes] = []
+    sub = await subscriber.subscribe("ch", got.append)
+    await publisher.publish("ch", b"1")
+    await eventually(lambda: got == [b"1"])
+    await subscriber.unsubscribe(sub)
+    await eventually(lambda: _publish_reaches(publisher, "ch", 0))
+    assert got == [b"1"]
+
+
+async def _publish_reaches(cache: Cache, channel: str, expected: int) -> bool:
+    return await cache.publish(channel, b"probe") == expected
+
+
+async def test_min_idle_connections_kept_warm_and_extra_ones_trimmed(make_cache) -> None:
+    cache = await make_cache(pool_size=6, min_idle=2, keepalive_interval=0.1)
+    pool = cache.stats().pool
+    assert pool is not None and pool.idle >= 2
+
+    await asyncio.gather(*(cache.set(f"k{i}", b"v", ttl=10) for i in range(40)))
+    grown = cache.stats().pool
+    assert grown is not None and grown.connected > 2
+
+    def trimmed() -> bool:
+        stats = cache.stats().pool
+        return stats is not None and stats.idle == 2
+
+    await eventually(trimmed)
+
+
+async def test_health_is_healthy_with_latency(make_cache) -> None:
+    cache = await make_cache()
+    report = await cache.health()
+    assert report.status == "healthy" and report.latency_ms is not None
+    await cache.health_probe()  # does not raise
+
+
+async def test_built_from_settings(redis_url: str) -> None:
+    settings = load_settings(env={"REVENGE_CACHE__URL": redis_url, "REVENGE_CACHE__POOL_SIZE": "4"})
+    cache = Cache.from_settings(settings.cache)
+    await cache.start()
+    try:
+        await cache.set("a", b"1", ttl=5)
+        assert await cache.get("a") == b"1"
+        pool = cache.stats().pool
+        assert pool is not None and pool.max_connections == 4
+    finally:
+        await cache.close()
+
+
+async def test_rejects_non_positive_ttl(make_cache) -> None:
+    cache = await make_cache()
+    with pytest.raises(ValueError, match="ttl"):
+        await cache.set("k", b"v", ttl=0)
