@@ -1,8 +1,17 @@
 //! `revenge._core`: registration only; the logic lives in the sibling modules.
 use pyo3::prelude::*;
 
-#[pymodule]
+pub mod clock;
+pub mod lazy;
+
+#[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<lazy::py::LazyCell>()?;
+    m.add(
+        "LazyInitBackoff",
+        py.get_type::<lazy::py::LazyInitBackoff>(),
+    )?;
     Ok(())
 }

@@ -50,12 +50,18 @@ class LazyCell(Generic[_T]):
     def is_ready(self) -> bool: ...
     def get(self) -> _T | None:
         """The value if ready, else ``None``. Lock-free; records the last-use time."""
-    def get_or_init(self, init: Callable[[], _T]) -> _T:
+    def get_or_init(self, init: Callable[[], _T], *, timeout: float | None = None) -> _T:
         """Synchronous single flight for threads.
 
         Runs ``init`` if this caller wins the attempt; otherwise waits (GIL
-        released) for the attempt in flight and returns its value or raises its
-        error. Raises ``LazyInitBackoff`` while a failure's back-off runs.
+        released, in 50 ms slices so signals are still handled) for the attempt
+        in flight and returns its value or raises its error: every waiter of one
+        attempt gets that attempt's outcome. Raises ``LazyInitBackoff`` while a
+        failure's back-off runs, ``TimeoutError`` when ``timeout`` seconds pass
+        with the attempt still in flight (``None`` = wait as long as it takes),
+        and ``RuntimeError`` instead of deadlocking when the thread that owns the
+        attempt in flight asks (recursive ``init``, or a blocking call on the
+        event-loop thread whose task holds an async attempt).
         """
     def try_begin(self) -> int | None:
         """Claim an initialisation attempt for an asynchronous initialiser.
@@ -70,9 +76,29 @@ class LazyCell(Generic[_T]):
         Raises ``ValueError`` if ``attempt`` is not the attempt in flight.
         """
     def fail(self, attempt: int, error: BaseException) -> None:
-        """Fail attempt ``attempt``: state becomes ``failed`` and the back-off starts."""
+        """Fail attempt ``attempt``: state becomes ``failed`` and the back-off starts.
+
+        Threads blocked in ``get_or_init`` on this attempt raise ``error``.
+        Raises ``ValueError`` if ``attempt`` is not the attempt in flight.
+        """
+    def wait(self, timeout: float | None = None) -> LazyState:
+        """Block (GIL released) until no attempt is in flight or ``timeout`` passes.
+
+        Returns the state then. For the async side when an attempt it did not
+        start (e.g. a thread's ``get_or_init``) is in flight:
+        ``await asyncio.to_thread(cell.wait, 1.0)``.
+        """
+    @property
+    def attempt(self) -> int | None:
+        """The id of the attempt in flight, if any."""
+    def retry_after(self) -> float:
+        """Seconds left of the current failure back-off (0.0 when none)."""
     def reset(self) -> _T | None:
-        """Offload: drop the value (returned, for closing); the next get initialises again."""
+        """Offload: drop the value (returned, for closing); the next get initialises again.
+
+        Also clears a failure's back-off (state ``failed`` -> ``empty``). While an
+        attempt is in flight it does nothing and returns ``None``.
+        """
     @property
     def init_count(self) -> int:
         """Successful initialisations so far."""
