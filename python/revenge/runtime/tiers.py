@@ -1,0 +1,517 @@
+"""The service registry and its lifecycle: hot, warm, cold and background tiers.
+
+Each service is registered once with its tier and a factory (sync or async),
+an optional close hook and health check. ``await start()`` builds the hot,
+warm and background services in registration order (register dependencies
+first) and leaves cold ones untouched unless ``lazy_init.<name>`` is false;
+``await stop()`` closes everything that was started, in reverse, logging a
+failing close instead of raising it. Cold services are reached through
+:class:`~revenge.runtime.lazy.Lazy` and offloaded by a sweeper after
+``idle_ttl`` without use.
+
+>>> import asyncio
+>>> async def demo() -> tuple[str, bool]:
+...     rt = Runtime(metrics=None)
+...     config = rt.register("config", Tier.HOT, lambda: {"answer": 42})
+...     mailer = rt.register("email", Tier.COLD, lambda: "smtp client")
+...     async with rt:
+...         return rt.instance(config)["answer"] == 42 and "ok", rt.lazy(mailer).initialized
+>>> asyncio.run(demo())
+('ok', False)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
+
+from revenge.runtime.degrade import Degradable
+from revenge.runtime.errors import ServiceUnavailable
+from revenge.runtime.health import Category, Check, HealthChecker, HealthReport
+from revenge.runtime.lazy import Lazy, call_maybe_async
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from revenge._core import PressureLevel
+    from revenge.config import Settings
+    from revenge.runtime.metrics import RuntimeMetrics
+    from revenge.runtime.pressure import PressureMonitor
+
+T = TypeVar("T")
+S = TypeVar("S")
+
+log = logging.getLogger("revenge.runtime")
+
+_DEFAULT_METRICS: Any = object()
+
+
+class Tier(StrEnum):
+    HOT = "hot"
+    WARM = "warm"
+    COLD = "cold"
+    BACKGROUND = "background"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceKey(Generic[T]):
+    """Typed handle returned by :meth:`Runtime.register`; pass it to ``instance``/``lazy``."""
+
+    name: str
+    tier: Tier
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """What was registered for one service."""
+
+    name: str
+    tier: Tier
+    factory: Callable[[], Any]
+    close: Callable[[Any], Any] | None
+    health: Callable[[Any], Any] | None
+    idle_ttl: float | None
+    critical: bool
+    eager: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    """Introspection record: where a service stands right now."""
+
+    name: str
+    tier: Tier
+    critical: bool
+    initialized: bool
+    state: str
+
+
+class Runtime:
+    """One small core: registry, lifecycle, offload sweeper, health, pressure."""
+
+    def __init__(
+        self,
+        *,
+        lazy_init: Mapping[str, bool] | None = None,
+        idle_ttl: float = 600.0,
+        sweep_interval: float = 30.0,
+        health_interval: float = 30.0,
+        health_timeout: float = 5.0,
+        backoff_initial: float = 0.1,
+        backoff_max: float = 30.0,
+        metrics: RuntimeMetrics | None = _DEFAULT_METRICS,
+        pressure: PressureMonitor | None = None,
+    ) -> None:
+        if metrics is _DEFAULT_METRICS:
+            from revenge.runtime.metrics import get_metrics
+
+            metrics = get_metrics()
+        self.metrics: RuntimeMetrics | None = metrics
+        self.pressure = pressure
+        self.health = HealthChecker(interval=health_interval)
+        self.idle_ttl = idle_ttl
+        self.sweep_interval = sweep_interval
+        self.health_timeout = health_timeout
+        self._lazy_init = dict(lazy_init or {})
+        self._backoff = (backoff_initial, backoff_max)
+        self._specs: dict[str, ServiceSpec] = {}
+        self._instances: dict[str, Any] = {}
+        self._lazies: dict[str, Lazy[Any]] = {}
+        self._start_errors: dict[str, BaseException] = {}
+        self._started: list[ServiceSpec] = []
+        self._degradables: list[Degradable[Any]] = []
+        self._sweeper: asyncio.Task[None] | None = None
+        self._running = False
+        if metrics is not None:
+            self.health.on_report(self._report_metrics)
+        if pressure is not None:
+            pressure.on_level_change(self._on_pressure)
+            if metrics is not None:
+                metrics.add_sampler(pressure.sample)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        metrics: RuntimeMetrics | None = _DEFAULT_METRICS,
+        with_pressure: bool = True,
+    ) -> Runtime:
+        """A runtime configured by ``lazy_init``, ``offload``, ``health`` and ``memory``."""
+        if metrics is _DEFAULT_METRICS:
+            from revenge.runtime.metrics import get_metrics
+
+            metrics = get_metrics()
+        pressure = None
+        if with_pressure:
+            from revenge.runtime.pressure import PressureMonitor
+
+            pressure = PressureMonitor.from_settings(settings, metrics=metrics)
+        return cls(
+            lazy_init=settings.lazy_init.model_dump(),
+            idle_ttl=settings.offload.idle_ttl,
+            sweep_interval=settings.offload.sweep_interval,
+            health_interval=settings.health.interval,
+            health_timeout=settings.health.timeout,
+            metrics=metrics,
+            pressure=pressure,
+        )
+
+    # -- registration ------------------------------------------------------------
+
+    @overload
+    def register(
+        self,
+        name: str,
+        tier: Tier,
+        factory: Callable[[], Awaitable[T]],
+        *,
+        close: Callable[[T], Any] | None = None,
+        health: Callable[[T], Any] | None = None,
+        idle_ttl: float | None = None,
+        critical: bool | None = None,
+    ) -> ServiceKey[T]: ...
+
+    @overload
+    def register(
+        self,
+        name: str,
+        tier: Tier,
+        factory: Callable[[], T],
+        *,
+        close: Callable[[T], Any] | None = None,
+        health: Callable[[T], Any] | None = None,
+        idle_ttl: float | None = None,
+        critical: bool | None = None,
+    ) -> ServiceKey[T]: ...
+
+    def register(
+        self,
+        name: str,
+        tier: Tier,
+        factory: Callable[[], Any],
+        *,
+        close: Callable[[Any], Any] | None = None,
+        health: Callable[[Any], Any] | None = None,
+        idle_ttl: float | None = None,
+        critical: bool | None = None,
+    ) -> ServiceKey[Any]:
+        """Register a service once. ``critical`` defaults to true for hot services only.
+
+        ``health(instance)`` (sync or async) raises when the service is unwell.
+        ``idle_ttl`` (cold only) overrides ``offload.idle_ttl``.
+        """
+        if name in self._specs:
+            raise ValueError(f"service {name!r} is already registered")
+        if self._running:
+            raise RuntimeError("register services before start()")
+        tier = Tier(tier)
+        if idle_ttl is not None and tier is not Tier.COLD:
+            raise ValueError(f"idle_ttl applies to cold services only ({name!r} is {tier})")
+        spec = ServiceSpec(
+            name=name,
+            tier=tier,
+            factory=factory,
+            close=close,
+            health=health,
+            idle_ttl=idle_ttl if idle_ttl is not None else self.idle_ttl,
+            critical=(tier is Tier.HOT) if critical is None else critical,
+            eager=tier is Tier.COLD and not self._lazy_init.get(name, True),
+        )
+        self._specs[name] = spec
+        if tier is Tier.COLD:
+            self._lazies[name] = Lazy(
+                name,
+                factory,
+                close=close,
+                idle_ttl=None if spec.eager else spec.idle_ttl,
+                backoff_initial=self._backoff[0],
+                backoff_max=self._backoff[1],
+                observer=self.metrics,
+            )
+        self.health.add(self._check_for(spec))
+        return ServiceKey(name, tier)
+
+    def degradable(
+        self,
+        name: str,
+        primary: S,
+        fallback: S,
+        is_critical_error: Callable[[BaseException], bool],
+        *,
+        probe: Callable[[S], Awaitable[object]] | None = None,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+    ) -> Degradable[S]:
+        """A :class:`Degradable` wired to metrics and health (category warm), closed on stop."""
+        degradable = Degradable(
+            name,
+            primary,
+            fallback,
+            is_critical_error,
+            probe=probe,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            observer=self.metrics,
+        )
+        if self.metrics is not None:
+            self.metrics.degraded_changed(name, False)
+        self.health.add(
+            Check(name, Category.WARM, degradable.health_probe, timeout=self.health_timeout)
+        )
+        self._degradables.append(degradable)
+        return degradable
+
+    def add_check(self, check: Check) -> None:
+        """An extra health check that is not a registered service."""
+        self.health.add(check)
+
+    # -- access ----------------------------------------------------------------------
+
+    def get(self, name: str) -> Any:
+        """The instance of a hot/warm/background service, or the ``Lazy`` of a cold one."""
+        lazy = self._lazies.get(name)
+        if lazy is not None:
+            return lazy
+        try:
+            return self._instances[name]
+        except KeyError:
+            if name not in self._specs:
+                raise KeyError(f"no service named {name!r}") from None
+            error = self._start_errors.get(name)
+            reason = f"failed to start ({type(error).__name__})" if error else "not started"
+            raise ServiceUnavailable(name, reason) from error
+
+    def instance(self, key: ServiceKey[T]) -> T:
+        """Typed :meth:`get` for a hot, warm or background service."""
+        if key.tier is Tier.COLD:
+            raise TypeError(f"{key.name!r} is cold: use runtime.lazy(key)")
+        return cast(T, self.get(key.name))
+
+    def lazy(self, key: ServiceKey[T]) -> Lazy[T]:
+        """Typed :meth:`get` for a cold service."""
+        if key.tier is not Tier.COLD:
+            raise TypeError(f"{key.name!r} is {key.tier}: use runtime.instance(key)")
+        return cast(Lazy[T], self._lazies[key.name])
+
+    def services(self) -> list[ServiceInfo]:
+        """Every registered service and its state, in registration order."""
+        out = []
+        for spec in self._specs.values():
+            lazy = self._lazies.get(spec.name)
+            if lazy is not None:
+                initialized, state = lazy.initialized, lazy.state
+            else:
+                initialized = spec.name in self._instances
+                state = (
+                    "ready"
+                    if initialized
+                    else ("failed" if spec.name in self._start_errors else "empty")
+                )
+            out.append(ServiceInfo(spec.name, spec.tier, spec.critical, initialized, state))
+        return out
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def start(self) -> None:
+        """Build hot/warm/background (and eager cold) services in registration order.
+
+        A failing critical service aborts the start after closing what was
+        built; a failing non-critical one is logged and reported unhealthy.
+        """
+        if self._running:
+            raise RuntimeError("runtime already started")
+        self._running = True
+        try:
+            for spec in self._specs.values():
+                if spec.tier is Tier.COLD and not spec.eager:
+                    continue
+                await self._build(spec)
+        except BaseException:
+            await self._close_started()
+            self._running = False
+            raise
+        await self.health.refresh()
+        self.health.start()
+        if self._lazies:
+            self._sweeper = asyncio.get_running_loop().create_task(
+                self._sweep_loop(), name="revenge-offload-sweeper"
+            )
+        if self.pressure is not None:
+            self.pressure.start()
+        log.info(
+            "runtime started: %s",
+            ", ".join(
+                f"{s.name}={s.tier}{'(eager)' if s.eager else ''}" for s in self._specs.values()
+            ),
+        )
+
+    async def _build(self, spec: ServiceSpec) -> None:
+        try:
+            if spec.tier is Tier.COLD:
+                await self._lazies[spec.name].get()
+                return
+            instance = await call_maybe_async(spec.factory)
+        except Exception as exc:
+            if spec.critical:
+                raise
+            self._start_errors[spec.name] = exc
+            log.warning("%s service %s failed to start: %r", spec.tier, spec.name, exc)
+            return
+        self._instances[spec.name] = instance
+        self._started.append(spec)
+
+    async def stop(self) -> None:
+        """Close everything that was started, in reverse; a failing close is logged."""
+        if not self._running:
+            return
+        for task in (self._sweeper,):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper = None
+        await self.health.stop()
+        if self.pressure is not None:
+            await self.pressure.stop()
+        for degradable in reversed(self._degradables):
+            await degradable.close()
+        # Cold services were built last (on first use), so they go first.
+        for lazy in reversed(list(self._lazies.values())):
+            try:
+                await lazy.offload("shutdown", force=True)
+            except Exception:
+                log.exception("offloading %s at shutdown failed", lazy.name)
+        await self._close_started()
+        self._running = False
+        from revenge.runtime.metrics import mark_process_dead
+
+        if self.metrics is not None:
+            mark_process_dead()
+
+    async def _close_started(self) -> None:
+        while self._started:
+            spec = self._started.pop()
+            instance = self._instances.pop(spec.name, None)
+            if spec.close is None or instance is None:
+                continue
+            try:
+                await call_maybe_async(spec.close, instance)
+            except Exception:
+                log.exception("closing %s service %s failed", spec.tier, spec.name)
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- offloading --------------------------------------------------------------------
+
+    async def offload_idle(
+        self, reason: str = "idle", *, idle_ttl: float | None = None
+    ) -> list[str]:
+        """Offload every cold service idle for its ``idle_ttl`` (or ``idle_ttl`` given here)."""
+        offloaded = []
+        for lazy in list(self._lazies.values()):
+            if lazy.idle_ttl is None:  # eager: built at start, never offloaded
+                continue
+            if lazy.offloadable(idle_ttl) and await lazy.offload(reason):
+                offloaded.append(lazy.name)
+        return offloaded
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                await self.offload_idle()
+            except Exception:
+                log.exception("offload sweep failed")
+
+    async def _on_pressure(self, old: PressureLevel, new: PressureLevel) -> None:
+        if new == "critical":
+            names = await self.offload_idle("pressure", idle_ttl=0.0)
+            if names:
+                log.warning("memory pressure critical: offloaded %s", ", ".join(names))
+
+    # -- health ------------------------------------------------------------------------
+
+    def _check_for(self, spec: ServiceSpec) -> Check:
+        category = (
+            Category.CRITICAL
+            if spec.critical
+            else (Category.COLD if spec.tier is Tier.COLD else Category.WARM)
+        )
+        lazy = self._lazies.get(spec.name)
+        if lazy is not None:
+            return Check(
+                spec.name,
+                category,
+                self._cold_probe(lazy, spec.health),
+                timeout=self.health_timeout,
+                initialized=lambda: lazy.peek() is not None,
+                last_error=lambda: lazy.last_error if lazy.state == "failed" else None,
+            )
+        return Check(
+            spec.name,
+            category,
+            self._probe(spec),
+            timeout=self.health_timeout,
+            initialized=lambda: spec.name in self._instances,
+            last_error=lambda: (
+                self._start_errors.get(spec.name)
+                or (None if self._running else ServiceUnavailable(spec.name, "not started"))
+            ),
+        )
+
+    def _probe(self, spec: ServiceSpec) -> Callable[[], Awaitable[object]]:
+        async def probe() -> None:
+            instance = self._instances.get(spec.name)
+            if instance is None:
+                raise ServiceUnavailable(spec.name, "not running")
+            if spec.health is not None:
+                await call_maybe_async(spec.health, instance)
+
+        return probe
+
+    @staticmethod
+    def _cold_probe(
+        lazy: Lazy[Any], health: Callable[[Any], Any] | None
+    ) -> Callable[[], Awaitable[object]]:
+        async def probe() -> None:
+            async with lazy.peek_leased() as instance:
+                # Offloaded meanwhile: nothing to probe, and probes never build.
+                if instance is not None and health is not None:
+                    await call_maybe_async(health, instance)
+
+        return probe
+
+    def _report_metrics(self, report: HealthReport) -> None:
+        if self.metrics is not None:
+            levels = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+            self.metrics.health_status.set(levels[report.status])
+
+    # HTTP-shaped answers, for the layer that mounts /health/live, /health/ready, /health
+    def live(self) -> tuple[int, dict[str, Any]]:
+        return self.health.live()
+
+    def ready(self) -> tuple[int, dict[str, Any]]:
+        return self.health.ready()
+
+    def health_report(self) -> tuple[int, dict[str, Any]]:
+        return self.health.full()
