@@ -527,6 +527,12 @@ pub mod py {
             if let Some(v) = self.core.with_value(|v| v.clone_ref(py)) {
                 return Ok(v);
             }
+            if !init.is_callable() {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "init must be a callable taking no arguments, got {}",
+                    init.get_type().name()?
+                )));
+            }
             let timeout = seconds("timeout", timeout)?;
             let deadline = std::time::Instant::now() + timeout;
             let me = current_owner();

@@ -6,7 +6,7 @@ raises ``TypeError`` / ``ValueError``; no Rust panic reaches Python.
 """
 
 from collections.abc import Callable
-from typing import Any, Final, Generic, Literal, TypeVar, final
+from typing import Final, Generic, Literal, TypeVar, final
 
 __version__: Final[str]
 
@@ -146,9 +146,7 @@ class SessionCache:
     ) -> None: ...
     def get(self, token: str) -> Session | None:
         """The live session for ``token``; ``None`` if absent, expired or idle too long."""
-    def insert(
-        self, token: str, *, user_id: int, role: str, flags: int, expires_at: float
-    ) -> None:
+    def insert(self, token: str, *, user_id: int, role: str, flags: int, expires_at: float) -> None:
         """Cache a session; kept at most ``min(ttl, expires_at - now)`` seconds."""
     def revoke(self, token: str) -> bool: ...
     def revoke_user(self, user_id: int) -> int:
@@ -228,4 +226,3 @@ class MemoryPressure:
 
 def memory_limit_bytes(root: str = "/") -> int:
     """Memory this process may use: cgroup v2 ``memory.max`` when set, else MemTotal."""
-
