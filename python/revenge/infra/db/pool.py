@@ -103,29 +103,19 @@ class DatabaseHealth:
     stats: PoolStats
 
 
-def _is_fresh(conn: Connection) -> None:
+def _is_stale(conn: Connection) -> bool:
     """Checkout check without a round-trip: an idle connection must have nothing to read.
 
-    A backend that was terminated (restart, ``pg_terminate_backend``, idle
-    timeout on a proxy) leaves an error message or EOF on the socket. One
-    zero-timeout poll (about a microsecond) catches that before the caller's
-    query does, so the pool hands out another connection instead of a 503.
+    A backend that was terminated (restart, ``pg_terminate_backend``, a proxy's
+    idle timeout) leaves an error message or EOF on the socket. One zero-timeout
+    poll (about a microsecond) notices that before the caller's query does, so
+    the caller gets another connection instead of a 503.
     """
     if conn.closed or conn.broken:
-        raise psycopg.OperationalError("connection closed")
+        return True
     poller = select.poll()
     poller.register(conn.pgconn.socket, select.POLLIN)
-    if poller.poll(0):
-        raise psycopg.OperationalError("server closed or reset the idle connection")
-
-
-async def _check_fresh(conn: Connection) -> None:
-    try:
-        _is_fresh(conn)
-    except psycopg.OperationalError:
-        # Closing marks the connection as lost, so the pool discards and replaces it.
-        await conn.close()
-        raise
+    return bool(poller.poll(0))
 
 
 class Database:
@@ -164,6 +154,8 @@ class Database:
         self._last_counters: dict[str, int] = {}
         self._last_sample_at = 0.0
         self._checked_out = 0
+        self._busy_s = 0.0  # total checkout time, for the scaler's mean concurrency
+        self._last_busy_s = 0.0
 
     @classmethod
     def from_settings(cls, url: str, settings: DatabaseSettings, **kwargs: Any) -> Database:
@@ -185,7 +177,6 @@ class Database:
             timeout=cfg.max_wait,
             reconnect_timeout=cfg.reconnect_timeout,
             kwargs={"autocommit": True, "connect_timeout": max(1, math.ceil(cfg.connect_timeout))},
-            check=_check_fresh,
             name=self.name,
             open=False,
         )
@@ -248,12 +239,16 @@ class Database:
             raise ServiceUnavailable(SERVICE, "not started", retry_after=self._retry_after())
         wait = self.config.max_wait if wait is None else wait
         try:
-            async with pool.connection(timeout=wait) as conn:
-                self._checked_out += 1
-                try:
+            conn = await self._checkout(pool, time.monotonic() + wait)
+            started = time.monotonic()
+            self._checked_out += 1
+            try:
+                async with conn:  # commits or rolls back an open transaction
                     yield conn
-                finally:
-                    self._checked_out -= 1
+            finally:
+                self._checked_out -= 1
+                self._busy_s += time.monotonic() - started
+                await pool.putconn(conn)
         except PoolTimeout as exc:
             reason = (
                 f"no connection free within {wait:g}s (pool exhausted)"
@@ -269,6 +264,23 @@ class Database:
             raise ServiceUnavailable(
                 SERVICE, _operational_reason(exc), retry_after=self._retry_after()
             ) from exc
+
+    async def _checkout(self, pool: AsyncConnectionPool[Connection], deadline: float) -> Connection:
+        """A live connection before ``deadline``; stale ones are closed so the pool replaces them.
+
+        psycopg's own ``check`` hook backs off a second after two failed checks;
+        after a mass termination every idle connection fails at once, so this
+        loop retries at once and lets the pool's fresh connections serve.
+        """
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PoolTimeout("no live connection before the deadline")
+            conn = await pool.getconn(timeout=remaining)
+            if not _is_stale(conn):
+                return conn
+            await conn.close()
+            await pool.putconn(conn)  # a closed connection is dropped and replaced
 
     @contextlib.asynccontextmanager
     async def transaction(self, wait: float | None = None) -> AsyncIterator[Connection]:
@@ -358,6 +370,7 @@ class Database:
         now = time.monotonic()
         raw = pool.get_stats()
         last, self._last_counters = self._last_counters, raw
+        last_busy, self._last_busy_s = self._last_busy_s, self._busy_s
         interval_ms = max(1, int((now - self._last_sample_at) * 1000))
         self._last_sample_at = now
         sample = PoolSample(
@@ -365,7 +378,7 @@ class Database:
             available=raw.get("pool_available", 0),
             waiting=raw.get("requests_waiting", 0),
             queued=raw.get("requests_queued", 0) - last.get("requests_queued", 0),
-            busy_ms=raw.get("usage_ms", 0) - last.get("usage_ms", 0),
+            busy_ms=int((self._busy_s - last_busy) * 1000),
             interval_ms=interval_ms,
         )
         self._utilisation = sample.utilisation
