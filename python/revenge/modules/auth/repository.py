@@ -1,0 +1,290 @@
+"""SQL for users, sessions and API keys. Every function takes a connection; none commits.
+
+Callers that write and announce a revocation do both in one transaction
+(``Database.transaction()``), so the NOTIFY is delivered exactly when the row is gone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import psycopg
+from psycopg import AsyncConnection
+
+Conn = AsyncConnection[Any]
+Role = Literal["admin", "user"]
+
+FAR_FUTURE = 253_402_300_799.0
+"""9999-12-31T23:59:59Z: the expiry of an API key without one."""
+
+
+class UsernameTaken(Exception):
+    """A user with this username (compared case-insensitively) already exists."""
+
+
+def as_role(value: str) -> Role:
+    """The role column narrowed to its two values (the table's CHECK guarantees it)."""
+    if value == "admin":
+        return "admin"
+    if value == "user":
+        return "user"
+    raise ValueError("unknown role {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    username: str
+    role: Role
+    disabled: bool
+    password_hash: str
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: uuid.UUID
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    last_seen_at: datetime
+    client: str
+    ip: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What a session token or API key hash resolves to: the user behind it and its expiry."""
+
+    user_id: int
+    username: str
+    role: Role
+    created_at: datetime
+    expires_at: float
+    """Unix seconds."""
+
+
+# -- users ---------------------------------------------------------------------------
+
+
+def _user(row: tuple[Any, ...]) -> UserRecord:
+    return UserRecord(row[0], row[1], as_role(row[2]), row[3], row[4], row[5], row[6])
+
+
+async def count_users(conn: Conn) -> int:
+    cur = await conn.execute("SELECT count(*) FROM users")
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def insert_user(conn: Conn, username: str, password_hash: str, role: Role) -> UserRecord:
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO users (username, password_hash, role) VALUES (%s, %s, %s) "
+                "RETURNING id, username, role, disabled, password_hash, created_at, last_login_at",
+                (username, password_hash, role),
+            )
+            row = await cur.fetchone()
+    except psycopg.errors.UniqueViolation:
+        raise UsernameTaken(username) from None
+    assert row is not None
+    return _user(row)
+
+
+async def lock_users_table_for_bootstrap(conn: Conn) -> None:
+    """Serialise first-start bootstrap across workers and hosts (inside a transaction)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('revenge.auth.bootstrap'))")
+
+
+async def user_by_username(conn: Conn, username: str) -> UserRecord | None:
+    cur = await conn.execute(
+        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at FROM users WHERE lower(username) = lower(%s)",
+        (username,),
+    )
+    row = await cur.fetchone()
+    return _user(row) if row else None
+
+
+async def user_by_id(conn: Conn, user_id: int) -> UserRecord | None:
+    cur = await conn.execute(
+        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at FROM users WHERE id = %s",
+        (user_id,),
+    )
+    row = await cur.fetchone()
+    return _user(row) if row else None
+
+
+async def record_login(conn: Conn, user_id: int, new_password_hash: str | None) -> None:
+    """Stamp ``last_login_at``; store a re-hash when the argon2 parameters changed."""
+    await conn.execute(
+        "UPDATE users SET last_login_at = now(), "
+        "password_hash = coalesce(%s, password_hash) WHERE id = %s",
+        (new_password_hash, user_id),
+    )
+
+
+async def set_disabled(conn: Conn, user_id: int, disabled: bool) -> bool:
+    cur = await conn.execute("UPDATE users SET disabled = %s WHERE id = %s", (disabled, user_id))
+    return cur.rowcount == 1
+
+
+# -- sessions --------------------------------------------------------------------------
+
+
+def _session(row: tuple[Any, ...]) -> SessionRecord:
+    return SessionRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6])
+
+
+def _inet_or_none(ip: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return None
+
+
+async def insert_session(
+    conn: Conn, user_id: int, token_hash: str, lifetime: float, client: str, ip: str
+) -> SessionRecord:
+    cur = await conn.execute(
+        "INSERT INTO sessions (token_hash, user_id, expires_at, client, ip) "
+        "VALUES (%s, %s, now() + make_interval(secs => %s), %s, %s) "
+        "RETURNING id, token_hash, created_at, expires_at, last_seen_at, client, host(ip)",
+        (token_hash, user_id, lifetime, client[:256], _inet_or_none(ip)),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return _session(row)
+
+
+async def resolve_session(conn: Conn, token_hash: str, idle_timeout: float) -> Credential | None:
+    """The live session for ``token_hash`` (touching ``last_seen_at``), or ``None``.
+
+    Live means: not expired, seen within ``idle_timeout``, and its user not disabled.
+    """
+    cur = await conn.execute(
+        "UPDATE sessions s SET last_seen_at = now() FROM users u "
+        "WHERE s.token_hash = %s AND u.id = s.user_id AND NOT u.disabled "
+        "AND s.expires_at > now() AND s.last_seen_at > now() - make_interval(secs => %s) "
+        "RETURNING u.id, u.username, u.role, u.created_at, "
+        "extract(epoch FROM s.expires_at)::float8",
+        (token_hash, idle_timeout),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return Credential(row[0], row[1], as_role(row[2]), row[3], row[4])
+
+
+async def list_sessions(conn: Conn, user_id: int) -> list[SessionRecord]:
+    cur = await conn.execute(
+        "SELECT id, token_hash, created_at, expires_at, last_seen_at, client, host(ip) FROM sessions WHERE user_id = %s AND expires_at > now() "
+        "ORDER BY last_seen_at DESC",
+        (user_id,),
+    )
+    return [_session(row) for row in await cur.fetchall()]
+
+
+async def delete_session(conn: Conn, user_id: int, session_id: uuid.UUID) -> str | None:
+    """Delete one of ``user_id``'s sessions; its token hash, or ``None`` if not theirs."""
+    cur = await conn.execute(
+        "DELETE FROM sessions WHERE id = %s AND user_id = %s RETURNING token_hash",
+        (session_id, user_id),
+    )
+    row = await cur.fetchone()
+    return str(row[0]) if row else None
+
+
+async def delete_session_by_hash(conn: Conn, token_hash: str) -> bool:
+    cur = await conn.execute("DELETE FROM sessions WHERE token_hash = %s", (token_hash,))
+    return cur.rowcount == 1
+
+
+async def delete_user_sessions(conn: Conn, user_id: int) -> int:
+    cur = await conn.execute("DELETE FROM sessions WHERE user_id = %s", (user_id,))
+    return cur.rowcount
+
+
+async def delete_expired_sessions(conn: Conn, user_id: int | None = None) -> int:
+    """Drop expired sessions (of one user, or all: a cleanup job may call it)."""
+    if user_id is None:
+        cur = await conn.execute("DELETE FROM sessions WHERE expires_at <= now()")
+    else:
+        cur = await conn.execute(
+            "DELETE FROM sessions WHERE user_id = %s AND expires_at <= now()", (user_id,)
+        )
+    return cur.rowcount
+
+
+# -- API keys --------------------------------------------------------------------------
+
+
+def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
+    return ApiKeyRecord(row[0], row[1], row[2], row[3], row[4])
+
+
+async def insert_api_key(
+    conn: Conn, user_id: int, key_id: str, name: str, key_hash: str
+) -> ApiKeyRecord:
+    cur = await conn.execute(
+        "INSERT INTO api_keys (id, user_id, name, key_hash) VALUES (%s, %s, %s, %s) "
+        "RETURNING id, name, created_at, last_used_at, expires_at",
+        (key_id, user_id, name, key_hash),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return _key(row)
+
+
+async def list_api_keys(conn: Conn, user_id: int) -> list[ApiKeyRecord]:
+    cur = await conn.execute(
+        "SELECT id, name, created_at, last_used_at, expires_at FROM api_keys WHERE user_id = %s ORDER BY created_at",
+        (user_id,),
+    )
+    return [_key(row) for row in await cur.fetchall()]
+
+
+async def delete_api_key(conn: Conn, user_id: int, key_id: str) -> str | None:
+    """Delete one of ``user_id``'s keys; its hash, or ``None`` if not theirs."""
+    cur = await conn.execute(
+        "DELETE FROM api_keys WHERE id = %s AND user_id = %s RETURNING key_hash",
+        (key_id, user_id),
+    )
+    row = await cur.fetchone()
+    return str(row[0]) if row else None
+
+
+async def resolve_api_key(conn: Conn, key_hash: str) -> Credential | None:
+    """The user behind a live API key (touching ``last_used_at``), or ``None``."""
+    cur = await conn.execute(
+        "UPDATE api_keys k SET last_used_at = now() FROM users u "
+        "WHERE k.key_hash = %s AND u.id = k.user_id AND NOT u.disabled "
+        "AND (k.expires_at IS NULL OR k.expires_at > now()) "
+        "RETURNING u.id, u.username, u.role, u.created_at, "
+        "extract(epoch FROM k.expires_at)::float8",
+        (key_hash,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    expires = FAR_FUTURE if row[4] is None else row[4]
+    return Credential(row[0], row[1], as_role(row[2]), row[3], expires)
+
+
+async def notify(conn: Conn, channel: str, payload: str) -> None:
+    """``pg_notify``: delivered to listeners when the surrounding transaction commits."""
+    await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))

@@ -1,0 +1,241 @@
+"""Auth use cases: log in and out, list and revoke sessions, API keys, users, bootstrap.
+
+Every revocation deletes the row and sends the NOTIFY in one transaction, then
+evicts locally at once (this worker never serves the credential again), then
+copies the message to Redis when configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from revenge.config import AuthSettings
+from revenge.http import Problem
+from revenge.infra.database import Database
+from revenge.modules.auth import repository as repo
+from revenge.modules.auth.authenticator import Authenticator
+from revenge.modules.auth.directory import UserView
+from revenge.modules.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, PasswordHasher
+from revenge.modules.auth.revocation import RevocationPublisher, encode_token, encode_user
+from revenge.modules.auth.throttle import LoginThrottle
+from revenge.modules.auth.tokens import new_api_key, new_session_token, token_hash
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_USERNAME = "admin"
+MAX_USERNAME_LENGTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    token: str
+    session: repo.SessionRecord
+    user: repo.UserRecord
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    key: str
+    record: repo.ApiKeyRecord
+
+
+def invalid_credentials() -> Problem:
+    # One answer for unknown user and wrong password: the username's existence is not revealed.
+    return Problem(401, "invalid_credentials", "Invalid username or password")
+
+
+class AuthService:
+    def __init__(
+        self,
+        db: Database,
+        settings: AuthSettings,
+        hasher: PasswordHasher,
+        throttle: LoginThrottle,
+        authenticator: Authenticator,
+        publisher: RevocationPublisher,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.hasher = hasher
+        self.throttle = throttle
+        self.authenticator = authenticator
+        self.publisher = publisher
+
+    # -- login / logout ---------------------------------------------------------------
+
+    async def login(self, username: str, password: str, ip: str, client: str) -> LoginResult:
+        """Raises 429 while throttled, 401 ``invalid_credentials``, 403 ``account_disabled``."""
+        self.throttle.check(ip, username)
+        async with self.db.connection() as conn:
+            user = await repo.user_by_username(conn, username)
+        if user is None:
+            await self.hasher.verify_dummy(password)
+            self.throttle.record_failure(ip, username)
+            raise invalid_credentials()
+        if not await self.hasher.verify(user.password_hash, password):
+            self.throttle.record_failure(ip, username)
+            raise invalid_credentials()
+        if user.disabled:
+            # Told only to whoever knows the password: it reveals nothing to a guesser.
+            raise Problem(403, "account_disabled", "This account is disabled")
+        self.throttle.record_success(ip, username)
+        rehash = (
+            await self.hasher.hash(password)
+            if self.hasher.needs_rehash(user.password_hash)
+            else None
+        )
+        token = new_session_token()
+        digest = token_hash(token)
+        async with self.db.transaction() as conn:
+            session = await repo.insert_session(
+                conn, user.id, digest, self.settings.session_ttl, client, ip
+            )
+            await repo.record_login(conn, user.id, rehash)
+            await repo.delete_expired_sessions(conn, user.id)
+        self.authenticator.remember(
+            digest,
+            repo.Credential(
+                user.id, user.username, user.role, user.created_at, session.expires_at.timestamp()
+            ),
+        )
+        return LoginResult(token, session, user)
+
+    async def revoke_session_hash(self, digest: str) -> bool:
+        """Log out the session with this token hash (the caller's own)."""
+        async with self.db.transaction() as conn:
+            found = await repo.delete_session_by_hash(conn, digest)
+            await self.publisher.notify(conn, encode_token(digest))
+        await self._after_revoke(encode_token(digest), digest=digest)
+        return found
+
+    async def revoke_session(self, user_id: int, session_id: uuid.UUID) -> bool:
+        async with self.db.transaction() as conn:
+            digest = await repo.delete_session(conn, user_id, session_id)
+            if digest is not None:
+                await self.publisher.notify(conn, encode_token(digest))
+        if digest is None:
+            return False
+        await self._after_revoke(encode_token(digest), digest=digest)
+        return True
+
+    async def revoke_all_sessions(self, user_id: int) -> int:
+        """Every session of the user, the caller's included (API keys stay)."""
+        async with self.db.transaction() as conn:
+            count = await repo.delete_user_sessions(conn, user_id)
+            await self.publisher.notify(conn, encode_user(user_id))
+        await self._after_revoke(encode_user(user_id), user_id=user_id)
+        return count
+
+    async def list_sessions(self, user_id: int) -> list[repo.SessionRecord]:
+        async with self.db.connection() as conn:
+            return await repo.list_sessions(conn, user_id)
+
+    # -- API keys ---------------------------------------------------------------------
+
+    async def create_api_key(self, user_id: int, name: str) -> NewApiKey:
+        key, key_id = new_api_key()
+        async with self.db.connection() as conn:
+            record = await repo.insert_api_key(conn, user_id, key_id, name, token_hash(key))
+        return NewApiKey(key, record)
+
+    async def list_api_keys(self, user_id: int) -> list[repo.ApiKeyRecord]:
+        async with self.db.connection() as conn:
+            return await repo.list_api_keys(conn, user_id)
+
+    async def revoke_api_key(self, user_id: int, key_id: str) -> bool:
+        async with self.db.transaction() as conn:
+            digest = await repo.delete_api_key(conn, user_id, key_id)
+            if digest is not None:
+                await self.publisher.notify(conn, encode_token(digest))
+        if digest is None:
+            return False
+        await self._after_revoke(encode_token(digest), digest=digest)
+        return True
+
+    # -- users ------------------------------------------------------------------------
+
+    async def create_user(
+        self, username: str, password: str, *, admin: bool = False
+    ) -> repo.UserRecord:
+        """Raises ``ValueError`` for an unusable name or password, ``UsernameTaken``."""
+        check_new_credentials(username, password)
+        password_hash = await self.hasher.hash(password)
+        async with self.db.connection() as conn:
+            return await repo.insert_user(
+                conn, username.strip(), password_hash, "admin" if admin else "user"
+            )
+
+    async def set_disabled(self, user_id: int, disabled: bool) -> bool:
+        """Disable (or enable) a user; a disabled user's cached credentials die everywhere."""
+        async with self.db.transaction() as conn:
+            changed = await repo.set_disabled(conn, user_id, disabled)
+            if changed:
+                await self.publisher.notify(conn, encode_user(user_id))
+        if changed:
+            await self._after_revoke(encode_user(user_id), user_id=user_id)
+        return changed
+
+    async def user_view(self, user_id: int) -> UserView | None:
+        """The profile of ``user_id`` (refilling the directory after an eviction)."""
+        view = self.authenticator.directory.get(user_id)
+        if view is not None:
+            return view
+        async with self.db.connection() as conn:
+            user = await repo.user_by_id(conn, user_id)
+        if user is None or user.disabled:
+            return None
+        return self.authenticator.directory.put(user.id, user.username, user.role, user.created_at)
+
+    async def bootstrap_admin(self) -> repo.UserRecord | None:
+        """First start: create ``admin`` from ``auth.bootstrap_admin_password`` if no user exists.
+
+        Several workers may start at once; an advisory lock makes exactly one create it.
+        """
+        password = self.settings.bootstrap_admin_password.get_secret_value()
+        async with self.db.connection() as conn:
+            if await repo.count_users(conn) > 0:
+                return None
+        if not password:
+            log.warning(
+                "no users exist yet: run `revenge user create --admin` or set "
+                "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD and restart"
+            )
+            return None
+        check_new_credentials(BOOTSTRAP_USERNAME, password)
+        password_hash = await self.hasher.hash(password)
+        async with self.db.transaction() as conn:
+            await repo.lock_users_table_for_bootstrap(conn)
+            if await repo.count_users(conn) > 0:
+                return None
+            user = await repo.insert_user(conn, BOOTSTRAP_USERNAME, password_hash, "admin")
+        log.info("created the first administrator %r from the bootstrap password", user.username)
+        return user
+
+    async def _after_revoke(
+        self, payload: str, *, digest: str | None = None, user_id: int | None = None
+    ) -> None:
+        if digest is not None:
+            self.authenticator.revoke_hash(digest)
+        if user_id is not None:
+            self.authenticator.revoke_user(user_id)
+        await self.publisher.broadcast(payload)
+
+
+def check_new_credentials(username: str, password: str) -> None:
+    """``ValueError`` naming what is wrong with a new username or password."""
+    name = username.strip()
+    if not name or len(name) > MAX_USERNAME_LENGTH:
+        raise ValueError(f"a username has 1 to {MAX_USERNAME_LENGTH} characters")
+    if any(ch.isspace() or not ch.isprintable() for ch in name):
+        raise ValueError("a username may not contain spaces or control characters")
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise ValueError(
+            f"a password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
+        )
+
+
+def isoformat(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
