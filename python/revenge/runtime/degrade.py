@@ -86,8 +86,13 @@ class Degradable(Generic[S]):
 
     @property
     def current(self) -> S:
-        """The service operations go to right now."""
-        return self.fallback if self._degraded else self.primary
+        """The service the next operation goes to (the primary again once half-open)."""
+        return self.fallback if self._degraded and not self._half_open else self.primary
+
+    @property
+    def retry_delay(self) -> float:
+        """The current back-off before the next recovery probe, in seconds."""
+        return self._delay
 
     async def call(self, operation: Callable[[S], Awaitable[R]]) -> R:
         """Run ``operation`` on the primary, or on the fallback while degraded."""
