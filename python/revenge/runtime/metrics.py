@@ -276,6 +276,11 @@ class RuntimeMetrics:
             ["category"],
             multiprocess_mode="livesum",
         )
+        self.worker_up: Gauge = Gauge(
+            "revenge_worker_up",
+            "1 per live worker process whose runtime is started (one series per pid)",
+            multiprocess_mode="liveall",
+        )
         self.health_status: Gauge = Gauge(
             "revenge_health_status",
             "Overall health: 0 healthy, 1 degraded, 2 unhealthy (max over workers)",

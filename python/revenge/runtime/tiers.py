@@ -348,6 +348,8 @@ class Runtime:
             )
         if self.pressure is not None:
             self.pressure.start()
+        if self.metrics is not None:
+            self.metrics.worker_up.set(1)
         log.info(
             "runtime started: %s",
             ", ".join(
@@ -393,10 +395,11 @@ class Runtime:
                 log.exception("offloading %s at shutdown failed", lazy.name)
         await self._close_started()
         self._running = False
-        from revenge.runtime.metrics import mark_process_dead
-
         if self.metrics is not None:
-            mark_process_dead()
+            from revenge.runtime.metrics import mark_process_dead
+
+            self.metrics.worker_up.set(0)
+            mark_process_dead()  # multi-process mode: drop this worker's live gauges
 
     async def _close_started(self) -> None:
         while self._started:
