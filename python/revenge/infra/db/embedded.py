@@ -18,7 +18,6 @@ one process owns the server and its shutdown.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import warnings
@@ -38,6 +37,7 @@ log = logging.getLogger(__name__)
 
 DATABASE_NAME = "revenge"
 CLUSTER_DIR = "postgres"
+_CREATE_LOCK = 0x5245_5645_4E47_4501  # "REVENGE" + 1: creating the embedded database
 
 Stop = Callable[[], None]
 
@@ -113,13 +113,13 @@ def _release(pgdata: Path) -> None:
 def _ensure_database(admin_url: str) -> str:
     """Create the ``revenge`` database on first start; the URL that reaches it."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
+        # Processes sharing the cluster start together: one creates, the others wait here.
+        conn.execute("SELECT pg_advisory_lock(%s)", (_CREATE_LOCK,))
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
         ).fetchone()
         if not exists:
-            # Another process may create it between our check and our CREATE.
-            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
     prefix, _, query = admin_url.partition("?")
     base = prefix.rsplit("/", 1)[0]
     return f"{base}/{DATABASE_NAME}" + (f"?{query}" if query else "")
