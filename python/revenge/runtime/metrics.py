@@ -44,6 +44,8 @@ DEFAULT_BASE = Path(tempfile.gettempdir()) / "revenge-metrics"
 
 LAZY_INIT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PRESSURE_LEVELS = {"normal": 0, "moderate": 1, "critical": 2}
+# The classic text format, which every Prometheus 2.x and 3.x server parses.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # -- multi-process setup ----------------------------------------------------------
 
@@ -342,12 +344,12 @@ def render() -> tuple[bytes, str]:
     In multi-process mode this reads every worker's files (small, but file
     I/O): call it through :func:`render_async` on an event loop.
     """
-    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+    from prometheus_client import REGISTRY, generate_latest
 
     if _metrics is not None:
         _metrics.sample()
     if multiprocess_dir() is None:
-        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        return generate_latest(REGISTRY), CONTENT_TYPE
     return _render_files()
 
 
@@ -362,7 +364,6 @@ async def render_async() -> tuple[bytes, str]:
 
 def _render_files() -> tuple[bytes, str]:
     from prometheus_client import (
-        CONTENT_TYPE_LATEST,
         CollectorRegistry,
         generate_latest,
         multiprocess,
@@ -370,4 +371,4 @@ def _render_files() -> tuple[bytes, str]:
 
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=os.environ[MULTIPROC_ENV])  # type: ignore[no-untyped-call]
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(registry), CONTENT_TYPE
