@@ -259,3 +259,24 @@ async def test_recovers_after_a_real_server_restart(db: Database) -> None:
 
     assert await _until(serving, limit=30.0)
     print(f"first successful query {time.monotonic() - back:.3f}s after the server was back")
+
+
+async def test_stats_feed_the_runtime_metrics(fresh_pg_url: str) -> None:
+    from prometheus_client import REGISTRY
+
+    from revenge.infra.database import export_pool_metrics
+    from revenge.runtime.metrics import get_metrics
+
+    metrics = get_metrics()
+    async with Database(fresh_pg_url, FAST, name="metrics_test") as db:
+        unregister = export_pool_metrics(db, metrics)
+        try:
+            async with db.connection():
+                metrics.sample()
+                labels = {"pool": "metrics_test"}
+                active = REGISTRY.get_sample_value("revenge_pool_active_connections", labels)
+                idle = REGISTRY.get_sample_value("revenge_pool_idle_connections", labels)
+                assert (active, idle) == (1.0, 1.0)
+                assert REGISTRY.get_sample_value("revenge_pool_max_connections", labels) == 10.0
+        finally:
+            unregister()

@@ -21,6 +21,7 @@ from revenge.infra.db.errors import (
     MigrationError,
     redact_url,
 )
+from revenge.infra.db.metrics import export_pool_metrics
 from revenge.infra.db.migrate import Migration, applied_migrations, load_migrations, migrate
 from revenge.infra.db.pool import Connection, Database, DatabaseHealth, PoolConfig, PoolStats
 
@@ -36,6 +37,7 @@ __all__ = [
     "PoolConfig",
     "PoolStats",
     "applied_migrations",
+    "export_pool_metrics",
     "load_migrations",
     "migrate",
     "redact_url",

@@ -119,13 +119,14 @@ def _is_stale(conn: Connection) -> bool:
 
 
 class Database:
-    """The warm PostgreSQL pool.
+    """The warm PostgreSQL pool. Usage::
 
-    >>> async def example(url: str) -> None:  # doctest: +SKIP
-    ...     async with Database(url) as db:
-    ...         async with db.connection() as conn:
-    ...             await conn.execute("SELECT 1")
-    ...         row = await db.fetch_one("SELECT %s::int", (41,))
+    async with Database(url, PoolConfig.from_settings(settings.database)) as db:
+        async with db.connection() as conn:  # autocommit; ServiceUnavailable on outage
+            await conn.execute("UPDATE ...", params)
+        async with db.transaction() as conn:  # one transaction
+            ...
+        row = await db.fetch_one("SELECT %s::int", (41,))
     """
 
     def __init__(
