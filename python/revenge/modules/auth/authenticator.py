@@ -20,7 +20,7 @@ from hashlib import sha256
 
 from revenge._core import SessionCache
 from revenge.http import Principal, Problem, Request
-from revenge.modules.auth.directory import UserDirectory
+from revenge.modules.auth.directory import UserDirectory, UserView
 from revenge.modules.auth.repository import Credential
 from revenge.modules.auth.tokens import MAX_CREDENTIAL_LENGTH, api_key_id
 
@@ -113,23 +113,28 @@ class Authenticator:
             credential = await self._resolve_session(digest)
         if credential is None:
             raise unauthenticated("the credential is unknown, expired or revoked")
-        view = self._directory.put(
-            credential.user_id, credential.username, credential.role, credential.created_at
-        )
         if generation == self.generation:
-            self.remember(digest, credential, flags)
+            view = self.remember(digest, credential, flags)
+        else:
+            # Revoked meanwhile: answer this request (it began before), cache nothing.
+            view = UserDirectory.view_of(
+                credential.user_id, credential.username, credential.role, credential.created_at
+            )
         if key_id is not None:
             return Principal(view.id, view.username, view.role, "api_key", key_id)
         return Principal(view.id, view.username, view.role, "session", digest)
 
-    def remember(self, digest: str, credential: Credential, flags: int = 0) -> None:
-        """Cache a resolved credential (also used right after login)."""
+    def remember(self, digest: str, credential: Credential, flags: int = 0) -> UserView:
+        """Cache a resolved credential and its user's profile (also used right after login)."""
         self._cache.insert(
             digest,
             user_id=credential.user_id,
             role=credential.role,
             flags=flags,
             expires_at=min(credential.expires_at, time.time() + 366 * 86400.0),
+        )
+        return self._directory.put(
+            credential.user_id, credential.username, credential.role, credential.created_at
         )
 
     # -- revocation ----------------------------------------------------------------

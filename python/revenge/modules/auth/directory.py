@@ -51,12 +51,16 @@ class UserDirectory:
         if len(self._views) >= self._max_entries:
             # Rare by construction (one entry per active user); the next miss refills.
             self._views.clear()
+        view = self.view_of(user_id, username, role, created_at)
+        self._views[user_id] = view
+        return view
+
+    @staticmethod
+    def view_of(user_id: int, username: str, role: Role, created_at: datetime) -> UserView:
         body = orjson.dumps(
             {"id": user_id, "username": username, "role": role, "created_at": created_at}
         )
-        view = UserView(user_id, username, role, body)
-        self._views[user_id] = view
-        return view
+        return UserView(user_id, username, role, body)
 
     def drop(self, user_id: int) -> bool:
         return self._views.pop(user_id, None) is not None

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "revenge_auth_revoke"
 """PostgreSQL NOTIFY channel and Redis pub/sub channel (one name for both)."""
 
+LISTENER_APPLICATION_NAME = "revenge-auth-listener"
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 
 Message = tuple[Literal["s"], str] | tuple[Literal["u"], int]
@@ -154,7 +155,10 @@ class RevocationListener:
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True, connect_timeout=5
+                    self._url,
+                    autocommit=True,
+                    connect_timeout=5,
+                    application_name=LISTENER_APPLICATION_NAME,
                 )
             except psycopg.Error as exc:
                 log.warning("revocations: cannot connect (%s); retry in %.1fs", _why(exc), delay)

@@ -1,0 +1,356 @@
+"""Auth building blocks without a database: tokens, throttle, client address, messages,
+directory, password hasher and the middleware's hit/miss/revocation logic."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from revenge.config import load_settings
+from revenge.http import Problem, Request
+from revenge.modules.auth import build_session_cache
+from revenge.modules.auth.authenticator import Authenticator
+from revenge.modules.auth.directory import UserDirectory
+from revenge.modules.auth.passwords import PasswordHasher
+from revenge.modules.auth.repository import Credential
+from revenge.modules.auth.revocation import encode_token, encode_user, parse
+from revenge.modules.auth.service import check_new_credentials
+from revenge.modules.auth.throttle import ClientAddress, LoginThrottle, Policy
+from revenge.modules.auth.tokens import api_key_id, new_api_key, new_session_token, token_hash
+from revenge.runtime.errors import ServiceUnavailable
+
+FAST_ARGON2 = {
+    "REVENGE_AUTH__ARGON2_TIME_COST": "1",
+    "REVENGE_AUTH__ARGON2_MEMORY_KIB": "1024",
+    "REVENGE_AUTH__ARGON2_PARALLELISM": "1",
+}
+
+
+# -- tokens ------------------------------------------------------------------------------
+
+
+def test_session_tokens_are_long_url_safe_and_unique() -> None:
+    tokens = {new_session_token() for _ in range(200)}
+    assert len(tokens) == 200
+    for token in tokens:
+        assert len(token) >= 43  # 32 bytes, base64url without padding
+        assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_token_hash_is_sha256_hex() -> None:
+    assert token_hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_api_key_embeds_its_public_id_only() -> None:
+    key, key_id = new_api_key()
+    assert api_key_id(key) == key_id and len(key_id) == 16
+    assert api_key_id(new_session_token()) is None
+    assert api_key_id("rvk_0123456789abcdef") is None  # no secret part
+    assert api_key_id("rvk_0123456789abcdefX" + "a" * 40) is None
+
+
+# -- throttle ----------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_policy_delays_grow_and_cap() -> None:
+    policy = Policy(free=2, base=1.0, cap=5.0)
+    assert [policy.delay(n) for n in range(1, 7)] == [0.0, 0.0, 1.0, 2.0, 4.0, 5.0]
+
+
+def test_pair_throttle_slows_the_failing_address_only() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(pair=Policy(free=3, base=2.0, cap=60.0), clock=clock)
+    for _ in range(3):
+        throttle.check("198.51.100.7", "alice")
+        throttle.record_failure("198.51.100.7", "alice")
+    throttle.check("198.51.100.7", "alice")  # three free failures: no wait yet
+    throttle.record_failure("198.51.100.7", "alice")
+    with pytest.raises(Problem) as caught:
+        throttle.check("198.51.100.7", "ALICE")  # accounts compare case-insensitively
+    assert caught.value.status == 429 and caught.value.code == "too_many_attempts"
+    assert ("retry-after", "2") in caught.value.headers
+    throttle.check("203.0.113.5", "alice")  # the owner elsewhere is not held back
+    clock.now += 2.1
+    throttle.check("198.51.100.7", "alice")
+
+
+def test_account_throttle_never_blocks_an_address_without_failures() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(
+        ip=Policy(free=1000, base=1.0, cap=1.0),
+        pair=Policy(free=1000, base=1.0, cap=1.0),
+        account=Policy(free=5, base=10.0, cap=60.0),
+        clock=clock,
+    )
+    for n in range(20):  # a distributed guess: many addresses, one account
+        throttle.record_failure(f"10.0.{n}.1", "alice")
+    assert throttle.retry_after("10.0.3.1", "alice") > 0  # a guessing address waits
+    assert throttle.retry_after("192.0.2.44", "alice") == 0.0  # a clean address never does
+
+
+def test_ip_throttle_covers_many_accounts_and_forgets_after_window() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(ip=Policy(free=2, base=5.0, cap=5.0), window=60.0, clock=clock)
+    for name in ("a", "b", "c"):
+        throttle.record_failure("198.51.100.9", name)
+    assert throttle.retry_after("198.51.100.9", "zed") == pytest.approx(5.0)
+    clock.now += 61
+    assert throttle.retry_after("198.51.100.9", "zed") == 0.0
+
+
+def test_success_clears_the_pair_counter() -> None:
+    throttle = LoginThrottle(pair=Policy(free=1, base=30.0, cap=30.0), clock=Clock())
+    throttle.record_failure("198.51.100.1", "bob")
+    throttle.record_failure("198.51.100.1", "bob")
+    assert throttle.retry_after("198.51.100.1", "bob") > 0
+    throttle.record_success("198.51.100.1", "bob")
+    assert throttle.retry_after("198.51.100.1", "bob") == 0.0
+
+
+def test_throttle_state_is_bounded() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(max_entries=50, clock=clock)
+    for n in range(500):
+        clock.now += 0.001
+        throttle.record_failure(f"10.1.{n // 250}.{n % 250}", f"user{n}")
+    assert len(throttle._ip) <= 50 and len(throttle._pair) <= 50 and len(throttle._account) <= 50
+
+
+def test_forwarded_for_only_from_trusted_proxies() -> None:
+    addresses = ClientAddress(["127.0.0.1", "10.0.0.0/8"])
+    assert addresses.resolve("127.0.0.1", "203.0.113.9") == "203.0.113.9"
+    assert addresses.resolve("10.2.3.4", "198.51.100.1, 203.0.113.9, 10.9.9.9") == "203.0.113.9"
+    assert addresses.resolve("192.0.2.1", "203.0.113.9") == "192.0.2.1"  # untrusted peer
+    assert addresses.resolve("127.0.0.1", "not-an-ip") == "127.0.0.1"
+    assert ClientAddress([]).resolve("127.0.0.1", "203.0.113.9") == "127.0.0.1"
+
+
+# -- revocation messages -----------------------------------------------------------------
+
+
+def test_revocation_messages_round_trip_and_reject_garbage() -> None:
+    digest = token_hash("x")
+    assert parse(encode_token(digest)) == ("s", digest)
+    assert parse(encode_user(42)) == ("u", 42)
+    for junk in ("", "s:", "s:" + "G" * 64, "s:abc", "u:", "u:-1", "u:1.5", "z:1", "s" * 80):
+        assert parse(junk) is None
+
+
+# -- directory ---------------------------------------------------------------------------
+
+
+def test_directory_serialises_me_once_and_follows_changes() -> None:
+    directory = UserDirectory(max_entries=3)
+    created = datetime(2026, 1, 2, tzinfo=UTC)
+    first = directory.put(1, "ann", "user", created)
+    assert directory.put(1, "ann", "user", created) is first
+    renamed = directory.put(1, "anne", "admin", created)
+    assert renamed is not first and b'"anne"' in renamed.me_body and b'"admin"' in renamed.me_body
+    for n in range(2, 6):
+        directory.put(n, f"u{n}", "user", created)
+    assert len(directory) <= 3
+
+
+# -- passwords ---------------------------------------------------------------------------
+
+
+async def test_password_hash_round_trip_uses_argon2id() -> None:
+    hasher = PasswordHasher(load_settings(env=FAST_ARGON2).auth)
+    try:
+        stored = await hasher.hash("correct horse battery")
+        assert stored.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+        assert await hasher.verify(stored, "correct horse battery")
+        assert not await hasher.verify(stored, "wrong horse battery")
+        assert not await hasher.verify("not-a-hash", "x")
+        assert not hasher.needs_rehash(stored)
+        stronger = PasswordHasher(
+            load_settings(env={**FAST_ARGON2, "REVENGE_AUTH__ARGON2_TIME_COST": "2"}).auth
+        )
+        assert stronger.needs_rehash(stored)
+        stronger.close()
+    finally:
+        hasher.close()
+
+
+async def test_hash_concurrency_cap_answers_service_unavailable() -> None:
+    settings = load_settings(
+        env={
+            **FAST_ARGON2,
+            "REVENGE_AUTH__ARGON2_TIME_COST": "40",
+            "REVENGE_AUTH__MAX_CONCURRENT_HASHES": "1",
+        }
+    )
+    hasher = PasswordHasher(settings.auth, waiting=1)
+    try:
+        results = await asyncio.gather(
+            *(hasher.hash(f"password-{n}") for n in range(4)), return_exceptions=True
+        )
+        refused = [r for r in results if isinstance(r, ServiceUnavailable)]
+        hashed = [r for r in results if isinstance(r, str)]
+        assert len(hashed) == 2 and len(refused) == 2
+        assert refused[0].code == "auth_unavailable" and refused[0].retry_after >= 1
+        assert hasher.in_flight == 0 and hasher.rejected == 2
+    finally:
+        hasher.close()
+
+
+def test_new_credentials_are_checked() -> None:
+    check_new_credentials("alice", "long enough")
+    for name, password in (
+        ("", "long enough"),
+        ("a b", "long enough"),
+        ("x" * 65, "long enough"),
+        ("alice", "short"),
+        ("alice", "x" * 1025),
+        ("bell\x07", "long enough"),
+    ):
+        with pytest.raises(ValueError):
+            check_new_credentials(name, password)
+
+
+# -- the middleware ----------------------------------------------------------------------
+
+
+def make_request(headers: dict[str, str]) -> Request:
+    async def no_body():  # type: ignore[no-untyped-def]
+        if False:
+            yield b""
+
+    return Request("GET", "/api/v1/me", "", headers, "127.0.0.1", "http", no_body, 1024)
+
+
+class FakeStore:
+    """Resolvers over dicts: stands in for PostgreSQL so the unit tests see every lookup."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, Credential] = {}
+        self.keys: dict[str, Credential] = {}
+        self.lookups = 0
+        self.gate: asyncio.Event | None = None
+
+    async def session(self, digest: str) -> Credential | None:
+        self.lookups += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        return self.sessions.get(digest)
+
+    async def key(self, digest: str) -> Credential | None:
+        self.lookups += 1
+        return self.keys.get(digest)
+
+
+def credential(user_id: int = 7, name: str = "alice") -> Credential:
+    return Credential(user_id, name, "user", datetime(2026, 1, 1, tzinfo=UTC), time.time() + 3600)
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def authenticator(store: FakeStore) -> Authenticator:
+    return Authenticator(
+        build_session_cache(load_settings(env={})),
+        UserDirectory(),
+        resolve_session=store.session,
+        resolve_api_key=store.key,
+        cookie_name="revenge_session",
+        api_key_header="X-Api-Key",
+    )
+
+
+async def test_miss_then_hit_without_lookup(authenticator: Authenticator, store: FakeStore) -> None:
+    token = new_session_token()
+    store.sessions[token_hash(token)] = credential()
+    for _ in range(5):
+        principal = await authenticator(make_request({"authorization": f"Bearer {token}"}))
+        assert (principal.user_id, principal.username, principal.via) == (7, "alice", "session")
+        assert principal.credential_id == token_hash(token)
+    assert store.lookups == 1 and authenticator.misses == 1
+    cookie = await authenticator(make_request({"cookie": f"revenge_session={token}"}))
+    assert cookie.user_id == 7 and store.lookups == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"authorization": "Basic YWxpY2U6c2VjcmV0"},
+        {"authorization": "Bearer "},
+        {"authorization": "Bearer " + "x" * 600},
+        {"cookie": "other=1"},
+        {"cookie": "revenge_session="},
+        {"authorization": "Bearer unknown-token-value"},
+    ],
+)
+async def test_missing_or_bad_credentials_are_401(
+    authenticator: Authenticator, headers: dict[str, str]
+) -> None:
+    with pytest.raises(Problem) as caught:
+        await authenticator(make_request(headers))
+    assert caught.value.status == 401 and caught.value.code == "unauthenticated"
+    assert ("www-authenticate", 'Bearer realm="revenge"') in caught.value.headers
+
+
+async def test_api_keys_and_sessions_do_not_cross(
+    authenticator: Authenticator, store: FakeStore
+) -> None:
+    key, key_id = new_api_key()
+    store.keys[token_hash(key)] = credential()
+    principal = await authenticator(make_request({"x-api-key": key}))
+    assert principal.via == "api_key" and principal.credential_id == key_id
+    again = await authenticator(make_request({"x-api-key": key}))  # from the cache
+    assert again.credential_id == key_id and store.lookups == 1
+    with pytest.raises(Problem):  # the key sent as a session token
+        await authenticator(make_request({"authorization": f"Bearer {key}"}))
+    token = new_session_token()
+    store.sessions[token_hash(token)] = credential()
+    await authenticator(make_request({"authorization": f"Bearer {token}"}))
+    with pytest.raises(Problem):  # a session token sent as an API key
+        await authenticator(make_request({"x-api-key": token}))
+
+
+async def test_revocations_evict(authenticator: Authenticator, store: FakeStore) -> None:
+    token, other = new_session_token(), new_session_token()
+    store.sessions[token_hash(token)] = credential()
+    store.sessions[token_hash(other)] = credential()
+    await authenticator(make_request({"authorization": f"Bearer {token}"}))
+    await authenticator(make_request({"authorization": f"Bearer {other}"}))
+    del store.sessions[token_hash(token)]
+    authenticator.revoke_hash(token_hash(token))
+    with pytest.raises(Problem):
+        await authenticator(make_request({"authorization": f"Bearer {token}"}))
+    await authenticator(make_request({"authorization": f"Bearer {other}"}))
+    store.sessions.clear()
+    authenticator.revoke_user(7)
+    with pytest.raises(Problem):
+        await authenticator(make_request({"authorization": f"Bearer {other}"}))
+
+
+async def test_a_revocation_during_a_miss_keeps_the_result_out_of_the_cache(
+    authenticator: Authenticator, store: FakeStore
+) -> None:
+    token = new_session_token()
+    store.sessions[token_hash(token)] = credential()
+    store.gate = asyncio.Event()
+    pending = asyncio.create_task(authenticator(make_request({"authorization": f"Bearer {token}"})))
+    await asyncio.sleep(0.01)  # the lookup has read the row and waits
+    authenticator.revoke_hash(token_hash(token))
+    store.gate.set()
+    assert (await pending).user_id == 7  # that request began before the revocation
+    del store.sessions[token_hash(token)]
+    with pytest.raises(Problem):  # but nothing stale was cached
+        await authenticator(make_request({"authorization": f"Bearer {token}"}))
+    assert store.lookups == 2
