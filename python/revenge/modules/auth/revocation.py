@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
 import psycopg
@@ -67,9 +67,9 @@ class PubSub(Protocol):
     async def subscribe(
         self,
         channel: str,
-        callback: Callable[[bytes], Any],
+        callback: Callable[[bytes], Awaitable[None] | None],
         *,
-        on_resubscribe: Callable[[], Any] | None = None,
+        on_resubscribe: Callable[[], Awaitable[None] | None] | None = None,
     ) -> Any: ...
 
     async def unsubscribe(self, sub: Any) -> None: ...

@@ -1,0 +1,133 @@
+"""Revocation reaches other workers: PostgreSQL NOTIFY, Redis pub/sub, and a lost listener."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+
+from revenge.config import CacheSettings
+from revenge.infra.cache import Cache
+from revenge.infra.database import migrate
+from revenge.modules.auth.revocation import (
+    CHANNEL,
+    LISTENER_APPLICATION_NAME,
+    PubSub,
+    encode_user,
+)
+from tests.conftest import PG_ADMIN_URL
+from tests.integration.test_auth_api import Node, bearer, running_node
+
+pytestmark = pytest.mark.integration
+
+DEADLINE = 10.0  # generous: the test proves delivery, benches/ measure the delay
+
+
+async def until(predicate_async, deadline: float = DEADLINE) -> float:  # type: ignore[no-untyped-def]
+    """Poll until the predicate holds; the seconds it took (fails at the deadline)."""
+    started = time.monotonic()
+    while not await predicate_async():
+        if time.monotonic() - started > deadline:
+            pytest.fail(f"condition not met within {deadline}s")
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+async def status(node: Node, token: str) -> int:
+    return (await node.client.get("/api/v1/me", headers=bearer(token))).status_code
+
+
+@pytest.fixture
+async def migrated_fresh(fresh_pg_url: str) -> AsyncIterator[str]:
+    await migrate(fresh_pg_url)
+    yield fresh_pg_url
+
+
+async def test_logout_on_one_worker_reaches_the_other(migrated_fresh: str) -> None:
+    async with running_node(migrated_fresh) as a, running_node(migrated_fresh) as b:
+        token = await a.token(await a.user())
+        assert await status(a, token) == 200 and await status(b, token) == 200
+        assert b.auth.authenticator.misses == 1
+        assert len(b.auth.cache) == 1
+        received = b.auth.listener.received
+        assert (
+            await a.client.post("/api/v1/auth/logout", headers=bearer(token))
+        ).status_code == 204
+
+        async def evicted() -> bool:
+            return len(b.auth.cache) == 0
+
+        await until(evicted)
+        assert b.auth.listener.received > received
+        assert await status(b, token) == 401 and await status(a, token) == 401
+
+
+async def test_disable_reaches_the_other_worker(migrated_fresh: str) -> None:
+    async with running_node(migrated_fresh) as a, running_node(migrated_fresh) as b:
+        name = await a.user()
+        token = await a.token(name)
+        assert await status(b, token) == 200
+        user_id = (await b.client.get("/api/v1/me", headers=bearer(token))).json()["id"]
+        await a.auth.service.set_disabled(user_id, True)
+
+        async def rejected() -> bool:
+            return await status(b, token) == 401
+
+        await until(rejected)
+
+
+async def test_a_lost_listener_reconnects_and_forgets_everything(migrated_fresh: str) -> None:
+    async with running_node(migrated_fresh) as node:
+        token = await node.token(await node.user())
+        assert await status(node, token) == 200 and len(node.auth.cache) == 1
+        dbname = migrated_fresh.rsplit("/", 1)[1]
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND application_name = %s",
+                (dbname, LISTENER_APPLICATION_NAME),
+            ).fetchone()
+        assert killed == (1,)
+
+        async def reconnected() -> bool:
+            return node.auth.listener.reconnects >= 1 and node.auth.listener.listening
+
+        await until(reconnected)
+        assert len(node.auth.cache) == 0  # messages may have been missed: nothing trusted
+        assert await status(node, token) == 200  # refilled from the table
+
+        # And it hears again after the reconnect.
+        async with node.db.transaction() as conn:
+            await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "s:" + "0" * 64))
+
+        async def heard() -> bool:
+            return node.auth.listener.received >= 1
+
+        await until(heard)
+
+
+async def test_redis_pubsub_carries_revocations(migrated_fresh: str, redis_url: str) -> None:
+    cache = Cache.from_settings(CacheSettings(url=redis_url))
+    sender = Cache.from_settings(CacheSettings(url=redis_url))
+    await cache.start()
+    await sender.start()
+    pubsub: PubSub = cache  # the infra cache satisfies the protocol the listener needs
+    try:
+        async with running_node(migrated_fresh, pubsub=pubsub) as node:
+            token = await node.token(await node.user())
+            user_id = (await node.client.get("/api/v1/me", headers=bearer(token))).json()["id"]
+            assert len(node.auth.cache) == 1
+            # Published on Redis only (no NOTIFY): the worker must still evict.
+            assert await sender.publish(CHANNEL, encode_user(user_id)) >= 1
+
+            async def evicted() -> bool:
+                return len(node.auth.cache) == 0
+
+            await until(evicted)
+            assert node.auth.authenticator.directory.get(user_id) is None
+    finally:
+        await sender.close()
+        await cache.close()
