@@ -1,0 +1,339 @@
+"""``Jobs``: enqueue by kind, read status and progress, measure the queue, clean up.
+
+Built on pgqueuer's tables and its enqueue; every option of a job comes from its
+:class:`~revenge.infra.jobs.kinds.JobKind`, never from the call site (except an
+explicit ``priority``/``delay`` override).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import orjson
+from pgqueuer import Queries
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from revenge.infra.jobs.driver import PsycopgPoolDriver, conninfo_of
+from revenge.infra.jobs.kinds import REGISTRY, JobKind, KindRegistry, Payload
+from revenge.infra.jobs.schema import install_schema
+
+JobState = Literal["queued", "scheduled", "running", "stalled", "succeeded", "failed", "canceled"]
+
+# pgqueuer's final log statuses -> ours. "failed" is a job held after its last attempt.
+_FINAL: dict[str, JobState] = {
+    "successful": "succeeded",
+    "exception": "failed",
+    "failed": "failed",
+    "canceled": "canceled",
+    "deleted": "canceled",
+}
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """How far a job got; ``total`` is ``None`` while unknown.
+
+    >>> JobProgress(1, "library_scan", 30, 120, "", datetime(2026, 1, 1)).fraction
+    0.25
+    """
+
+    job_id: int
+    kind: str
+    done: int
+    total: int | None
+    message: str
+    updated: datetime
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total:
+            return None
+        return min(self.done / self.total, 1.0)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job as the API shows it. ``error`` is the last failure's message, if any."""
+
+    job_id: int
+    kind: str
+    state: JobState
+    attempts: int
+    updated: datetime
+    progress: JobProgress | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    """Rows removed by one cleanup run."""
+
+    log_rows: int
+    statistics_rows: int
+    failed_jobs: int
+    progress_rows: int
+
+    @property
+    def total(self) -> int:
+        return self.log_rows + self.statistics_rows + self.failed_jobs + self.progress_rows
+
+
+class Jobs:
+    """The job queue as the rest of the app sees it. Borrow a pool, or use :meth:`open`."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        *,
+        registry: KindRegistry = REGISTRY,
+        stalled_after: float = 300.0,
+    ) -> None:
+        self.pool = pool
+        self.registry = registry
+        self.stalled_after = stalled_after
+        self.queries = Queries(PsycopgPoolDriver(pool))
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        conninfo: str,
+        *,
+        registry: KindRegistry = REGISTRY,
+        install: bool = True,
+        max_size: int = 4,
+        stalled_after: float = 300.0,
+    ) -> AsyncIterator[Jobs]:
+        """A ``Jobs`` with its own small pool (for the worker and for tools)."""
+        if install:
+            await install_schema(conninfo)
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            open=False,
+            name="revenge-jobs",
+        )
+        async with pool:
+            yield cls(pool, registry=registry, stalled_after=stalled_after)
+
+    async def install(self) -> None:
+        """Create or upgrade the job tables (idempotent, advisory-locked)."""
+        await install_schema(conninfo_of(self.pool))
+
+    # -- enqueue ---------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        kind: str,
+        payload: Payload | None = None,
+        *,
+        key: str | None = None,
+        priority: int | None = None,
+        delay: float = 0.0,
+    ) -> int:
+        """Queue one job of ``kind``; returns its id.
+
+        For a ``unique`` kind, when a job with the same ``key`` is already queued or
+        running, nothing is added and that job's id is returned.
+        """
+        return (
+            await self.enqueue_many(kind, [payload], keys=[key], priority=priority, delay=delay)
+        )[0]
+
+    async def enqueue_many(
+        self,
+        kind: str,
+        payloads: Sequence[Payload | None],
+        *,
+        keys: Sequence[str | None] | None = None,
+        priority: int | None = None,
+        delay: float = 0.0,
+    ) -> list[int]:
+        """Queue many jobs of one kind in one statement; ids in input order."""
+        spec = self.registry.kind(kind)
+        n = len(payloads)
+        if keys is not None and len(keys) != n:
+            raise ValueError("keys and payloads differ in length")
+        if n == 0:
+            return []
+        dedupe = [spec.dedupe_key(k) for k in (keys or [None] * n)]
+        ids = await self.queries.enqueue(
+            [kind] * n,
+            [None if p is None else orjson.dumps(p) for p in payloads],
+            [spec.priority if priority is None else priority] * n,
+            [timedelta(seconds=delay) if delay > 0 else None] * n,
+            dedupe if spec.unique else None,
+            on_conflict="skip",
+        )
+        if all(i is not None for i in ids):
+            return [int(i) for i in ids if i is not None]
+        return await self._fill_duplicates(spec, ids, dedupe)
+
+    async def _fill_duplicates(
+        self, spec: JobKind, ids: Sequence[int | None], dedupe: list[str | None]
+    ) -> list[int]:
+        missing = sorted({d for i, d in zip(ids, dedupe, strict=True) if i is None and d})
+        existing = await self._fetch(
+            "SELECT dedupe_key, id FROM pgqueuer WHERE dedupe_key = ANY(%s) "
+            "AND status IN ('queued', 'picked')",
+            (missing,),
+        )
+        by_key = {row["dedupe_key"]: int(row["id"]) for row in existing}
+        out: list[int] = []
+        for i, d in zip(ids, dedupe, strict=True):
+            if i is not None:
+                out.append(int(i))
+            elif d in by_key:
+                out.append(by_key[d])
+            else:
+                # The holder finished between our insert and our read: queue it afresh.
+                out.append(
+                    await self.enqueue(spec.name, None, key=d.split(":", 1)[1] if d else None)
+                )
+        return out
+
+    # -- status and progress ---------------------------------------------------------
+
+    async def set_progress(
+        self, job_id: int, kind: str, done: int, total: int | None = None, message: str = ""
+    ) -> None:
+        if done < 0 or (total is not None and total < 0):
+            raise ValueError("progress counts cannot be negative")
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO revenge_job_progress (job_id, kind, done, total, message) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (job_id) DO UPDATE SET "
+                "done = EXCLUDED.done, total = EXCLUDED.total, message = EXCLUDED.message, "
+                "updated = now()",
+                (job_id, kind, done, total, message),
+            )
+
+    async def progress(self, job_id: int) -> JobProgress | None:
+        rows = await self._fetch(
+            "SELECT job_id, kind, done, total, message, updated FROM revenge_job_progress "
+            "WHERE job_id = %s",
+            (job_id,),
+        )
+        return JobProgress(**rows[0]) if rows else None
+
+    async def status(self, job_id: int) -> JobStatus | None:
+        """Where a job is: in the queue, running, or finished (while its log is kept).
+
+        ``attempts`` counts the runs started so far, a re-run after a stall included.
+        """
+        progress = await self.progress(job_id)
+        runs = await self._fetch(
+            "SELECT count(*) AS n FROM pgqueuer_log WHERE job_id = %s AND status = 'picked'",
+            (job_id,),
+        )
+        attempts = int(runs[0]["n"])
+        live = await self._fetch(
+            "SELECT entrypoint, status::text AS status, updated, "
+            "execute_after > now() AS deferred, "
+            "heartbeat < now() - make_interval(secs => %s) AS stale "
+            "FROM pgqueuer WHERE id = %s",
+            (self.stalled_after, job_id),
+        )
+        if live:
+            row = live[0]
+            state: JobState
+            if row["status"] == "queued":
+                state = "scheduled" if row["deferred"] else "queued"
+            elif row["status"] == "picked":
+                state = "stalled" if row["stale"] else "running"
+            else:
+                state = "failed"
+            error = None if state == "running" else await self._last_error(job_id)
+            return JobStatus(
+                job_id, row["entrypoint"], state, attempts, row["updated"], progress, error
+            )
+        done = await self._fetch(
+            "SELECT entrypoint, status::text AS status, created, "
+            "traceback->>'exception_message' AS error "
+            "FROM pgqueuer_log WHERE job_id = %s AND status NOT IN ('queued', 'picked') "
+            "ORDER BY id DESC LIMIT 1",
+            (job_id,),
+        )
+        if not done:
+            return None
+        row = done[0]
+        return JobStatus(
+            job_id,
+            row["entrypoint"],
+            _FINAL.get(row["status"], "failed"),
+            attempts,
+            row["created"],
+            progress,
+            row["error"],
+        )
+
+    async def _last_error(self, job_id: int) -> str | None:
+        rows = await self._fetch(
+            "SELECT traceback->>'exception_message' AS error FROM pgqueuer_log "
+            "WHERE job_id = %s AND traceback IS NOT NULL ORDER BY id DESC LIMIT 1",
+            (job_id,),
+        )
+        return rows[0]["error"] if rows else None
+
+    async def queue_depth(self) -> dict[tuple[str, JobState], int]:
+        """Jobs in the queue table by (kind, state): queued, scheduled, running, stalled, failed."""
+        rows = await self._fetch(
+            "SELECT entrypoint, CASE "
+            " WHEN status = 'queued' AND execute_after > now() THEN 'scheduled' "
+            " WHEN status = 'queued' THEN 'queued' "
+            " WHEN status = 'picked' AND heartbeat < now() - make_interval(secs => %s) "
+            "  THEN 'stalled' "
+            " WHEN status = 'picked' THEN 'running' "
+            " ELSE 'failed' END AS state, count(*) AS n "
+            "FROM pgqueuer GROUP BY 1, 2",
+            (self.stalled_after,),
+        )
+        return {(row["entrypoint"], row["state"]): int(row["n"]) for row in rows}
+
+    # -- maintenance -----------------------------------------------------------------
+
+    async def cleanup(self, keep_finished: float) -> CleanupReport:
+        """Delete the history of jobs that finished more than ``keep_finished`` seconds ago.
+
+        Removes old log and statistics rows, failed jobs held after their last attempt,
+        and progress rows of jobs no longer in the queue. Queued and running jobs are
+        never touched, whatever their age.
+        """
+        await self.queries.aggregate_logs()  # fold the log into statistics before trimming it
+        cutoff = (keep_finished,)
+        async with self.pool.connection() as conn, conn.transaction():
+            log = await conn.execute(
+                "DELETE FROM pgqueuer_log WHERE created < now() - make_interval(secs => %s) "
+                "AND job_id NOT IN (SELECT id FROM pgqueuer WHERE status IN ('queued', 'picked'))",
+                cutoff,
+            )
+            stats = await conn.execute(
+                "DELETE FROM pgqueuer_statistics WHERE created < now() - make_interval(secs => %s)",
+                cutoff,
+            )
+            failed = await conn.execute(
+                "DELETE FROM pgqueuer WHERE status = 'failed' "
+                "AND updated < now() - make_interval(secs => %s)",
+                cutoff,
+            )
+            progress = await conn.execute(
+                "DELETE FROM revenge_job_progress p "
+                "WHERE updated < now() - make_interval(secs => %s) "
+                "AND NOT EXISTS (SELECT 1 FROM pgqueuer q WHERE q.id = p.job_id)",
+                cutoff,
+            )
+        return CleanupReport(log.rowcount, stats.rowcount, failed.rowcount, progress.rowcount)
+
+    async def _fetch(self, query: str, params: Sequence[object]) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(query, params)
+            rows: list[dict[str, Any]] = await cur.fetchall()
+            return rows

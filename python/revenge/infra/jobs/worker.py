@@ -1,0 +1,303 @@
+"""Run job bodies: ``run_worker`` (for ``revenge worker`` and the in-process worker of ``serve``).
+
+pgqueuer's ``QueueManager`` claims jobs (``FOR UPDATE SKIP LOCKED``), heartbeats
+them, re-picks jobs whose heartbeat is older than ``stalled_after`` (a dead worker's
+jobs), and its ``SchedulerManager`` fires cron schedules once per tick cluster-wide.
+This module adds what it lacks: the kind registry's options (back-off policy,
+timeout), a local concurrency bound, progress, metrics, a supervised restart when
+PostgreSQL goes away, and a shutdown that finishes or releases in-flight jobs.
+
+Concurrency: the queue claims up to ``concurrency`` jobs per round trip and holds at
+most ``2 * concurrency`` (one batch prefetched), while a semaphore lets at most
+``concurrency`` bodies run. Claiming a whole batch per round trip is what makes a
+burn-down of short jobs fast (benches/bench_jobs.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from pgqueuer import PgQueuer
+from pgqueuer.errors import RetryRequested
+from pgqueuer.executors import AbstractEntrypointExecutor, EntrypointExecutorParameters
+from pgqueuer.models import Context, Job
+
+from revenge.infra.jobs.context import JobContext
+from revenge.infra.jobs.driver import PsycopgPoolDriver
+from revenge.infra.jobs.kinds import REGISTRY, Handler, JobKind, KindRegistry
+from revenge.infra.jobs.metrics import JobMetrics, get_job_metrics
+from revenge.infra.jobs.queue import Jobs
+from revenge.infra.jobs.schema import install_schema
+
+if TYPE_CHECKING:
+    from revenge.config import Settings
+
+log = logging.getLogger(__name__)
+
+_RESTART_MIN, _RESTART_MAX = 0.5, 10.0
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How one worker runs. :meth:`from_settings` reads the ``jobs`` section.
+
+    - ``queues``: serve only kinds in these queues (``None``: all kinds with a body).
+    - ``schedules``: cron expression per kind, overriding the kind's own ``schedule``
+      (``""`` switches a kind's schedule off on this worker).
+    - ``shutdown_grace``: seconds in-flight jobs get to finish on stop before they are
+      released back to the queue.
+    - ``poll_interval``: longest wait between polls when no NOTIFY arrives.
+    """
+
+    url: str
+    concurrency: int = 10
+    stalled_after: float = 300.0
+    keep_finished: float = 7 * 86400.0
+    schedules: Mapping[str, str] = field(default_factory=dict)
+    queues: frozenset[str] | None = None
+    shutdown_grace: float = 30.0
+    poll_interval: float = 5.0
+    metrics_interval: float = 15.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.stalled_after <= 0:
+            raise ValueError("stalled_after must be positive")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> WorkerConfig:
+        jobs = settings.jobs
+        config = cls(
+            url=settings.database.url.get_secret_value(),
+            concurrency=jobs.concurrency,
+            stalled_after=jobs.stalled_after,
+            keep_finished=jobs.keep_finished,
+            schedules={"cleanup": jobs.cleanup_schedule},
+        )
+        return replace(config, **overrides)
+
+    def schedule_for(self, kind: JobKind) -> str | None:
+        return self.schedules.get(kind.name, kind.schedule) or None
+
+
+class _Runtime:
+    """State shared by the executors of one worker."""
+
+    def __init__(
+        self, jobs: Jobs, config: WorkerConfig, resources: Mapping[str, Any], metrics: JobMetrics
+    ) -> None:
+        self.jobs = jobs
+        self.config = config
+        self.resources = resources
+        self.metrics = metrics
+        self.slots = asyncio.Semaphore(config.concurrency)
+        self.bodies: set[asyncio.Task[None]] = set()
+        self.stopping = False  # no new body starts; claimed jobs not yet started go back
+        self.releasing = False  # grace is over: running bodies are cancelled and go back
+        self.released: set[int] = set()
+
+    def release_all(self) -> None:
+        """Give every claimed job back to the queue: running bodies are cancelled."""
+        self.releasing = True
+        for task in list(self.bodies):
+            task.cancel()
+
+
+class _KindExecutor(AbstractEntrypointExecutor):
+    """Runs one kind's body under the kind's timeout and retry policy."""
+
+    def __init__(
+        self,
+        parameters: EntrypointExecutorParameters,
+        kind: JobKind,
+        body: Handler,
+        runtime: _Runtime,
+    ) -> None:
+        super().__init__(parameters)
+        self.kind = kind
+        self.body = body
+        self.runtime = runtime
+
+    async def execute(self, job: Job, context: Context) -> None:
+        rt = self.runtime
+        async with rt.slots:
+            if rt.stopping:
+                raise self._release(job)
+            ctx = JobContext(
+                int(job.id), self.kind.name, job.attempts, rt.jobs, rt.config, rt.resources
+            )
+            payload = orjson.loads(job.payload) if job.payload else {}
+            started = time.perf_counter()
+            task = asyncio.create_task(self._run(ctx, payload))
+            rt.bodies.add(task)
+            task.add_done_callback(rt.bodies.discard)
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if rt.releasing and task.cancelled() and not (current and current.cancelling()):
+                    rt.metrics.observe(self.kind.name, "released", time.perf_counter() - started)
+                    raise self._release(job) from None
+                raise
+            except Exception as exc:
+                elapsed = time.perf_counter() - started
+                if self.kind.retry.gives_up_after(job.attempts):
+                    rt.metrics.observe(self.kind.name, "failed", elapsed)
+                    raise
+                rt.metrics.observe(self.kind.name, "retried", elapsed)
+                delay = timedelta(seconds=self.kind.retry.delay(job.attempts))
+                raise RetryRequested(delay=delay, reason=f"{type(exc).__name__}: {exc}") from exc
+            rt.metrics.observe(self.kind.name, "succeeded", time.perf_counter() - started)
+
+    async def _run(self, ctx: JobContext, payload: dict[str, Any]) -> None:
+        async with asyncio.timeout(self.kind.timeout):
+            await self.body(ctx, payload)
+
+    def _release(self, job: Job) -> RetryRequested:
+        self.runtime.released.add(int(job.id))
+        return RetryRequested(delay=timedelta(0), reason="released at worker shutdown")
+
+
+async def run_worker(
+    config: WorkerConfig,
+    stop_event: asyncio.Event,
+    *,
+    registry: KindRegistry = REGISTRY,
+    resources: Mapping[str, Any] | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run jobs until ``stop_event`` is set; then finish or release in-flight jobs and return.
+
+    Installs the job tables first (idempotent). If PostgreSQL goes away the worker
+    restarts itself with back-off; only ``stop_event`` ends it. ``ready`` is set once
+    the worker is listening (tests and ``serve`` start-up logs use it).
+    """
+    await install_schema(config.url)
+    runnable = registry.runnable(config.queues)
+    if not runnable:
+        log.warning("job worker has no kinds to run (queues=%s)", config.queues)
+    missing = sorted(set(registry.kinds()) - set(registry.runnable()))
+    if missing:
+        log.info("job kinds without a body yet (left queued): %s", ", ".join(missing))
+    delay = _RESTART_MIN
+    while not stop_event.is_set():
+        try:
+            await _run_once(config, stop_event, registry, resources or {}, ready)
+            delay = _RESTART_MIN
+        except Exception:
+            log.exception("job worker stopped unexpectedly; restarting in %.1fs", delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop_event.wait(), timeout=delay)
+            delay = min(delay * 2, _RESTART_MAX)
+
+
+async def _run_once(
+    config: WorkerConfig,
+    stop_event: asyncio.Event,
+    registry: KindRegistry,
+    resources: Mapping[str, Any],
+    ready: asyncio.Event | None,
+) -> None:
+    pool_size = max(4, config.concurrency // 2 + 3)
+    async with Jobs.open(
+        config.url,
+        registry=registry,
+        install=False,
+        max_size=pool_size,
+        stalled_after=config.stalled_after,
+    ) as jobs:
+        runtime = _Runtime(jobs, config, resources, get_job_metrics())
+        pgq = PgQueuer(PsycopgPoolDriver(jobs.pool))
+        _register(pgq, registry, runtime)
+        run = asyncio.create_task(
+            pgq.run(
+                dequeue_timeout=timedelta(seconds=config.poll_interval),
+                batch_size=config.concurrency,
+                max_concurrent_tasks=2 * config.concurrency,
+                heartbeat_timeout=timedelta(seconds=config.stalled_after),
+            ),
+            name="revenge-jobs-worker",
+        )
+        sampler = asyncio.create_task(_sample_depth(runtime, stop_event))
+        stop = asyncio.create_task(stop_event.wait())
+        try:
+            if ready is not None:
+                ready.set()
+            await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if run.done():
+                run.result()  # a crash: let the supervisor restart us
+                return
+            await _stop(pgq, run, runtime)
+        finally:
+            for task in (sampler, stop, run):
+                task.cancel()
+            await asyncio.gather(sampler, stop, run, return_exceptions=True)
+
+
+def _register(pgq: PgQueuer, registry: KindRegistry, runtime: _Runtime) -> None:
+    for name, (kind, body) in registry.runnable(runtime.config.queues).items():
+        pgq.entrypoint(
+            name,
+            concurrency_limit=kind.max_running,
+            on_failure="hold",  # keep the failed job readable by id until cleanup
+            executor_factory=_executor_factory(kind, body, runtime),
+        )(body)
+        expression = runtime.config.schedule_for(kind)
+        if expression:
+            pgq.schedule(name, expression, clean_old=True)(_enqueuer(runtime.jobs, name))
+
+
+def _executor_factory(
+    kind: JobKind, body: Handler, runtime: _Runtime
+) -> Callable[[EntrypointExecutorParameters], AbstractEntrypointExecutor]:
+    def build(params: EntrypointExecutorParameters) -> AbstractEntrypointExecutor:
+        return _KindExecutor(params, kind, body, runtime)
+
+    return build
+
+
+def _enqueuer(jobs: Jobs, kind: str) -> Any:
+    async def fire(schedule: object) -> None:
+        job_id = await jobs.enqueue(kind)
+        log.info("scheduled job %s enqueued as #%d", kind, job_id)
+
+    return fire
+
+
+async def _stop(pgq: PgQueuer, run: asyncio.Task[None], runtime: _Runtime) -> None:
+    """Stop claiming; let in-flight jobs finish within the grace period, then release them."""
+    runtime.stopping = True
+    pgq.shutdown.set()
+    done, _ = await asyncio.wait({run}, timeout=runtime.config.shutdown_grace)
+    if not done:
+        log.info("releasing %d in-flight jobs at shutdown", len(runtime.bodies))
+        runtime.release_all()
+        await asyncio.wait({run})
+    if runtime.released:
+        # A release is not a failed attempt: undo the retry's attempt count.
+        async with runtime.jobs.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE pgqueuer SET attempts = greatest(attempts - 1, 0) "
+                "WHERE id = ANY(%s) AND status = 'queued'",
+                (sorted(runtime.released),),
+            )
+
+
+async def _sample_depth(runtime: _Runtime, stop_event: asyncio.Event) -> None:
+    kinds = list(runtime.jobs.registry.kinds())
+    while not stop_event.is_set():
+        try:
+            runtime.metrics.set_depth(kinds, await runtime.jobs.queue_depth())
+        except Exception as exc:
+            log.debug("queue depth sample failed: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop_event.wait(), timeout=runtime.config.metrics_interval)
