@@ -161,6 +161,9 @@ class HealthChecker:
             self.add(check)
         self.interval = interval
         self._report: HealthReport | None = None
+        # Built once per report, so a probe only returns them (treat as read-only).
+        self._full: tuple[int, dict[str, Any]] = (503, {"status": "starting", "services": {}})
+        self._ready: tuple[int, dict[str, Any]] = (503, {"status": "starting"})
         self._task: asyncio.Task[None] | None = None
         self._on_report: list[Callable[[HealthReport], None]] = []
 
@@ -188,6 +191,9 @@ class HealthChecker:
         results = await asyncio.gather(*(run_check(check) for check in checks))
         services = {check.name: result for check, result in zip(checks, results, strict=True)}
         report = HealthReport(overall_status(services.values()), services, time.time())
+        code = 503 if report.status == "unhealthy" else 200
+        self._full = (code, report.to_dict())
+        self._ready = (code, {"status": report.status})
         self._report = report
         for callback in self._on_report:
             try:
@@ -226,14 +232,11 @@ class HealthChecker:
 
     def ready(self) -> tuple[int, dict[str, Any]]:
         """``/health/ready``: 503 while unhealthy or before the first report."""
-        report = self._report
-        if report is None:
-            return 503, {"status": "starting"}
-        return (503 if report.status == "unhealthy" else 200), {"status": report.status}
+        return self._ready
 
     def full(self) -> tuple[int, dict[str, Any]]:
-        """``/health``: the whole cached report; 503 when unhealthy or not yet checked."""
-        report = self._report
-        if report is None:
-            return 503, {"status": "starting", "services": {}}
-        return (503 if report.status == "unhealthy" else 200), report.to_dict()
+        """``/health``: the whole cached report; 503 when unhealthy or not yet checked.
+
+        The body is shared by every probe until the next refresh: do not mutate it.
+        """
+        return self._full
