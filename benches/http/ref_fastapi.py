@@ -1,0 +1,44 @@
+"""Reference (a): what a Python developer would build the obvious way.
+
+FastAPI on uvicorn; the session check is a dependency that hashes the bearer
+token and looks it up in a ``cachetools.TTLCache`` (60 s), as a hot-path cache
+in front of a sessions table would. The bench seeds the cache with the same
+token the Revenge app issued (``BENCH_TOKEN``), so every request is a hit.
+
+Run: ``uvicorn benches.http.ref_fastapi:app --loop uvloop --http httptools``
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Annotated, Any
+
+from cachetools import TTLCache
+from fastapi import Depends, FastAPI, Header, HTTPException
+
+SESSIONS: TTLCache[str, dict[str, Any]] = TTLCache(maxsize=100_000, ttl=60)
+_token = os.environ.get("BENCH_TOKEN", "")
+if _token:
+    SESSIONS[hashlib.sha256(_token.encode()).hexdigest()] = {
+        "id": 1,
+        "username": "admin",
+        "role": "admin",
+        "created_at": "2026-01-01T00:00:00+00:00",
+    }
+
+app = FastAPI()
+
+
+async def current_user(authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise HTTPException(401, "Authentication required")
+    user = SESSIONS.get(hashlib.sha256(authorization[7:].strip().encode()).hexdigest())
+    if user is None:
+        raise HTTPException(401, "Authentication required")
+    return user
+
+
+@app.get("/api/v1/me")
+async def me(user: Annotated[dict[str, Any], Depends(current_user)]) -> dict[str, Any]:
+    return user
