@@ -147,3 +147,25 @@ def test_setup_process_keeps_an_exported_dir_and_stays_single_process_elsewhere(
     assert setup_process(tmp_path) is None  # pytest is not a Granian master
     assert MULTIPROC_ENV not in os.environ
     assert runtime_metrics.multiprocess_dir() is None
+
+
+def test_setup_process_drops_live_gauges_of_crashed_workers_but_keeps_their_counters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    files = {
+        "dead_gauge": tmp_path / f"gauge_livesum_{dead.pid}.db",
+        "dead_counter": tmp_path / f"counter_{dead.pid}.db",
+        "dead_max": tmp_path / f"gauge_max_{dead.pid}.db",  # not a live mode: kept
+        "alive_gauge": tmp_path / f"gauge_liveall_{os.getpid()}.db",
+    }
+    for file in files.values():
+        file.write_bytes(b"")
+    monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
+    assert setup_process() == tmp_path
+    assert {name for name, file in files.items() if file.exists()} == {
+        "dead_counter",
+        "dead_max",
+        "alive_gauge",
+    }

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -115,13 +116,27 @@ def setup_process(base: Path | None = None) -> Path | None:
     """
     existing = os.environ.get(MULTIPROC_ENV)
     if existing:
-        Path(existing).mkdir(parents=True, exist_ok=True)
-        return Path(existing)
-    if not _parent_is_granian():
+        path = Path(existing)
+        path.mkdir(parents=True, exist_ok=True)
+    elif _parent_is_granian():
+        # Siblings share the master's directory; none may wipe it (a respawned
+        # worker would erase the counters of the living ones).
+        path = _export(_owned_dir(base or DEFAULT_BASE, os.getppid(), wipe=False))
+    else:
         return None
-    # Siblings share the master's directory; none may wipe it (a respawned
-    # worker would erase the counters of the living ones).
-    return _export(_owned_dir(base or DEFAULT_BASE, os.getppid(), wipe=False))
+    _drop_dead_live_gauges(path)
+    return path
+
+
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live(?:all|sum|max|min|mostrecent)_(\d+)\.db$")
+
+
+def _drop_dead_live_gauges(path: Path) -> None:
+    """A worker that crashed never said goodbye: drop its live gauges (its counters stay)."""
+    for entry in path.glob("gauge_live*_*.db"):
+        match = _LIVE_GAUGE_FILE.match(entry.name)
+        if match and not psutil.pid_exists(int(match[1])):
+            entry.unlink(missing_ok=True)
 
 
 def multiprocess_dir() -> Path | None:

@@ -25,7 +25,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import psutil
 
@@ -35,7 +35,7 @@ from revenge.runtime.metrics import PRESSURE_LEVELS, DeltaCounter
 if TYPE_CHECKING:
     from prometheus_client import Counter
 
-    from revenge._core import PressureLevel, PressureReading, SessionCache, TranscodeCache
+    from revenge._core import PressureLevel, SessionCache, TranscodeCache
     from revenge.config import MemorySettings, Settings
     from revenge.runtime.metrics import RuntimeMetrics
 
@@ -55,6 +55,25 @@ def memory_budget(memory: MemorySettings, limit_bytes: int) -> dict[str, int]:
         "workers": memory.workers_mb * MB,
         "misc": memory.misc_mb * MB,
     }
+
+
+class Reading(Protocol):
+    """What the monitor uses of a :class:`revenge._core.PressureReading`."""
+
+    @property
+    def level(self) -> PressureLevel: ...
+    @property
+    def ratio(self) -> float: ...
+    @property
+    def limit_bytes(self) -> int: ...
+    @property
+    def source(self) -> str: ...
+
+
+class Sensor(Protocol):
+    """A memory-pressure source; :class:`revenge._core.MemoryPressure` is the real one."""
+
+    def read(self) -> Reading: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +111,7 @@ class PressureMonitor:
         self,
         *,
         budget: Mapping[str, int],
-        sensor: MemoryPressure | None = None,
+        sensor: Sensor | None = None,
         interval: float = 5.0,
         metrics: RuntimeMetrics | None = None,
     ) -> None:
@@ -106,7 +125,7 @@ class PressureMonitor:
         self._deltas: dict[str, DeltaCounter] = {}
         self._listeners: list[LevelListener] = []
         self._level: PressureLevel = "normal"
-        self._reading: PressureReading | None = None
+        self._reading: Reading | None = None
         self._process = psutil.Process()
         self._task: asyncio.Task[None] | None = None
         if metrics is not None:
@@ -151,12 +170,12 @@ class PressureMonitor:
         return self._level
 
     @property
-    def last_reading(self) -> PressureReading | None:
+    def last_reading(self) -> Reading | None:
         return self._reading
 
     # -- one tick ------------------------------------------------------------------
 
-    async def check(self) -> PressureReading:
+    async def check(self) -> Reading:
         """Read the pressure, evict accordingly, sample metrics; tell listeners on a change."""
         reading = await asyncio.to_thread(self._sensor.read)  # reads cgroup and /proc files
         self._reading = reading
