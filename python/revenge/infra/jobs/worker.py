@@ -250,10 +250,15 @@ def _register(pgq: PgQueuer, registry: KindRegistry, runtime: _Runtime) -> None:
             concurrency_limit=kind.max_running,
             on_failure="hold",  # keep the failed job readable by id until cleanup
             executor_factory=_executor_factory(kind, body, runtime),
-        )(body)
+        )(_run_by_executor)
         expression = runtime.config.schedule_for(kind)
         if expression:
             pgq.schedule(name, expression, clean_old=True)(_enqueuer(runtime.jobs, name))
+
+
+async def _run_by_executor(job: Job) -> None:
+    """pgqueuer wants a function per entrypoint; ours run through :class:`_KindExecutor`."""
+    raise RuntimeError(f"job {job.id} reached pgqueuer's default executor")
 
 
 def _executor_factory(

@@ -1,0 +1,95 @@
+"""The job-kind registry and its policies (no database needed)."""
+
+from __future__ import annotations
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from revenge.infra.jobs import (
+    DEFAULT_KINDS,
+    REGISTRY,
+    JobContext,
+    JobKind,
+    Jobs,
+    KindRegistry,
+    Payload,
+    RetryPolicy,
+    UnknownJobKind,
+)
+
+
+def test_the_design_kinds_are_defined_and_cleanup_has_a_body() -> None:
+    names = {kind.name for kind in DEFAULT_KINDS}
+    assert names == {
+        "library_scan",
+        "metadata_fetch",
+        "image_processing",
+        "search_reindex",
+        "cleanup",
+        "analytics",
+    }
+    assert set(REGISTRY.kinds()) >= names
+    assert "cleanup" in REGISTRY.runnable()
+    assert REGISTRY.kind("cleanup").schedule is not None
+    assert REGISTRY.kind("analytics").priority < REGISTRY.kind("library_scan").priority
+
+
+def test_backoff_grows_geometrically_and_is_capped() -> None:
+    policy = RetryPolicy(max_attempts=10, initial_delay=1.0, max_delay=5.0, multiplier=2.0)
+    assert [policy.delay(n) for n in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert not policy.gives_up_after(8) and policy.gives_up_after(9)
+    assert RetryPolicy(max_attempts=1).gives_up_after(0)
+    with pytest.raises(ValueError):
+        RetryPolicy(max_attempts=0)
+    with pytest.raises(ValueError):
+        RetryPolicy(multiplier=0.5)
+
+
+def test_kind_names_and_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="lower_snake_case"):
+        JobKind("Library Scan")
+    with pytest.raises(ValueError):
+        JobKind("x", timeout=0)
+    with pytest.raises(ValueError):
+        JobKind("x", max_running=-1)
+    assert JobKind("scan", unique=True).dedupe_key(None) == "scan:"
+
+
+def test_registry_rejects_duplicates_and_unknown_kinds() -> None:
+    registry = KindRegistry((JobKind("a", queue="q1"), JobKind("b", queue="q2")))
+    with pytest.raises(ValueError, match="already defined"):
+        registry.define(JobKind("a"))
+    with pytest.raises(UnknownJobKind, match="known kinds: a, b"):
+        registry.kind("nope")
+    with pytest.raises(UnknownJobKind):
+        registry.handler("nope")
+
+    async def body(ctx: JobContext, payload: Payload) -> None:
+        return None
+
+    async def other(ctx: JobContext, payload: Payload) -> None:
+        return None
+
+    registry.handler("a")(body)
+    registry.handler("a")(body)  # the same body again (a module re-imported) is fine
+    with pytest.raises(ValueError, match="already has a body"):
+        registry.handler("a")(other)
+    registry.handler("b")(other)
+    assert set(registry.runnable()) == {"a", "b"}
+    assert set(registry.runnable(frozenset({"q2"}))) == {"b"}
+
+
+def test_copy_keeps_kinds_and_bodies_apart_from_the_original() -> None:
+    clone = REGISTRY.copy()
+    clone.define(JobKind("only_in_the_copy"))
+    assert "only_in_the_copy" not in REGISTRY.kinds()
+    assert clone.body("cleanup") is REGISTRY.body("cleanup")
+
+
+async def test_enqueue_of_an_unknown_kind_fails_before_touching_the_database() -> None:
+    pool: AsyncConnectionPool = AsyncConnectionPool("postgresql://nowhere.invalid/x", open=False)
+    jobs = Jobs(pool, registry=KindRegistry((JobKind("known"),)))
+    with pytest.raises(UnknownJobKind):
+        await jobs.enqueue("unknown")
+    with pytest.raises(ValueError, match="differ in length"):
+        await jobs.enqueue_many("known", [{}, {}], keys=["1"])
