@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 from collections.abc import AsyncIterator, Sequence
@@ -79,7 +80,7 @@ async def test_exact_title_ranks_first(pg: PostgresSearch) -> None:
     assert ids(hits)[0] == "m1"
     assert set(ids(hits)[1:3]) == {"m2", "e1"}  # both contain the phrase in their title
     assert hits[0].title == "The Matrix" and hits[0].year == 1999 and hits[0].kind == "movie"
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
 
 
 async def test_title_match_outranks_overview_match(pg: PostgresSearch) -> None:
