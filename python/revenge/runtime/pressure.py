@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import psutil
 
-from revenge._core import MemoryPressure
+from revenge import _core
 from revenge.runtime.metrics import PRESSURE_LEVELS, DeltaCounter
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("revenge.runtime.pressure")
 
 MB = 1 << 20
-LevelListener = Callable[[PressureLevel, PressureLevel], "Awaitable[object] | object"]
+LevelListener = Callable[["PressureLevel", "PressureLevel"], "Awaitable[object] | object"]
 
 
 def memory_budget(memory: MemorySettings, limit_bytes: int) -> dict[str, int]:
@@ -117,7 +117,7 @@ class PressureMonitor:
     ) -> None:
         self.budget = dict(budget)
         self.interval = interval
-        self._sensor = sensor or MemoryPressure()
+        self._sensor: Sensor = sensor or _core.MemoryPressure()
         self._metrics = metrics
         self._transcode: dict[str, TranscodeCache] = {}
         self._sessions: dict[str, SessionCache] = {}
@@ -136,14 +136,12 @@ class PressureMonitor:
     def from_settings(
         cls, settings: Settings, *, metrics: RuntimeMetrics | None = None, root: str = "/"
     ) -> PressureMonitor:
-        from revenge._core import memory_limit_bytes
-
         memory = settings.memory
-        sensor = MemoryPressure(
+        sensor = _core.MemoryPressure(
             root=root, moderate=memory.pressure_moderate, critical=memory.pressure_critical
         )
         return cls(
-            budget=memory_budget(memory, memory_limit_bytes(root)),
+            budget=memory_budget(memory, _core.memory_limit_bytes(root)),
             sensor=sensor,
             interval=memory.pressure_interval,
             metrics=metrics,
