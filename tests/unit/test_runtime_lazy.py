@@ -188,15 +188,15 @@ async def test_offload_leaves_a_pending_initialisation_alone_unless_forced() -> 
 
 
 async def test_idle_clock_runs_from_last_get_and_peek_does_not_reset_it() -> None:
-    lazy: Lazy[Service] = Lazy("svc", lambda: Service(1), idle_ttl=0.03)
+    lazy: Lazy[Service] = Lazy("svc", lambda: Service(1), idle_ttl=0.3)
     await lazy.get()
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.35)
     lazy.peek()
     async with lazy.peek_leased():
         pass
-    assert lazy.idle_seconds() >= 0.03 and lazy.offloadable()
+    assert lazy.idle_seconds() >= 0.3 and lazy.offloadable()
     await lazy.get()
-    assert lazy.idle_seconds() < 0.03 and not lazy.offloadable()
+    assert lazy.idle_seconds() < 0.3 and not lazy.offloadable()
 
 
 async def test_a_failed_shared_attempt_leaves_no_unretrieved_exception(
