@@ -182,6 +182,13 @@ class Cache:
             **options,
         )
 
+    @classmethod
+    async def open(cls, settings: CacheSettings, **options: Any) -> Cache:
+        """Build from settings and :meth:`start` (a factory for ``Runtime.register``)."""
+        cache = cls.from_settings(settings, **options)
+        await cache.start()
+        return cache
+
     @property
     def configured(self) -> bool:
         return self._redis is not None

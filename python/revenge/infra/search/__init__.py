@@ -9,7 +9,7 @@ Wiring::
 """
 
 from .postgres import PostgresSearch
-from .service import SearchHealth, SearchService
+from .service import SearchHealth, SearchService, typesense_factory
 from .types import SearchBackend, SearchDocument, SearchHit, SearchResult
 
 __all__ = [
@@ -20,4 +20,5 @@ __all__ = [
     "SearchHit",
     "SearchResult",
     "SearchService",
+    "typesense_factory",
 ]

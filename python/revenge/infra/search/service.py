@@ -27,6 +27,7 @@ from typing import Any, Literal
 from revenge.config import Settings
 from revenge.infra.database import Database
 from revenge.runtime.degrade import Degradable, DegradeObserver
+from revenge.runtime.errors import ServiceUnavailable
 from revenge.runtime.health import Category, Check
 from revenge.runtime.lazy import Lazy, LazyObserver
 
@@ -83,7 +84,7 @@ class SearchService:
     def __init__(
         self,
         postgres: PostgresSearch,
-        typesense: TypesenseFactory | None = None,
+        typesense: Lazy[SearchBackend] | TypesenseFactory | None = None,
         *,
         is_outage: Callable[[BaseException], bool] | None = None,
         idle_ttl: float | None = None,
@@ -98,7 +99,10 @@ class SearchService:
         self._sync_task: asyncio.Task[None] | None = None
         self.lazy: Lazy[SearchBackend] | None = None
         self._link: Degradable[SearchBackend] | None = None
-        if typesense is not None:
+        self._owns_lazy = not isinstance(typesense, Lazy)
+        if isinstance(typesense, Lazy):
+            self.lazy = typesense  # owned (and offloaded when idle) by the runtime
+        elif typesense is not None:
             self.lazy = Lazy(
                 "search.typesense",
                 typesense,
@@ -106,6 +110,7 @@ class SearchService:
                 idle_ttl=idle_ttl,
                 observer=lazy_observer,
             )
+        if self.lazy is not None:
             self._link = Degradable(
                 "search",
                 _LazyTypesense(self.lazy),
@@ -118,29 +123,28 @@ class SearchService:
             )
 
     @classmethod
-    def from_settings(cls, db: Database, settings: Settings, **options: Any) -> SearchService:
-        """PostgreSQL search, plus Typesense when ``search.typesense_url`` is set."""
+    def from_settings(
+        cls,
+        db: Database,
+        settings: Settings,
+        *,
+        typesense: Lazy[SearchBackend] | None = None,
+        **options: Any,
+    ) -> SearchService:
+        """PostgreSQL search, plus Typesense when ``search.typesense_url`` is set.
+
+        Pass ``typesense=runtime.lazy(key)`` when the runtime owns the cold
+        service (registered with :func:`typesense_factory`); otherwise the
+        service keeps its own ``Lazy`` with ``offload.idle_ttl``.
+        """
         postgres = PostgresSearch(db)
-        url = settings.search.typesense_url
-        if not url:
+        factory = typesense_factory(settings)
+        if factory is None:
             return cls(postgres, **options)
-        api_key = settings.search.typesense_api_key.get_secret_value()
-
-        async def build() -> SearchBackend:
-            from .typesense import TypesenseSearch
-
-            backend = TypesenseSearch(url, api_key)
-            try:
-                await backend.start()
-            except BaseException:
-                await backend.close()
-                raise
-            return backend
-
         from .typesense import is_outage
 
         options.setdefault("idle_ttl", settings.offload.idle_ttl)
-        return cls(postgres, build, is_outage=is_outage, **options)
+        return cls(postgres, typesense or factory, is_outage=is_outage, **options)
 
     @property
     def configured(self) -> bool:
@@ -150,6 +154,11 @@ class SearchService:
     @property
     def degraded(self) -> bool:
         return self._link is not None and self._link.degraded
+
+    @property
+    def typesense_ready(self) -> bool:
+        """Typesense answers searches: built, in sync with PostgreSQL, not degraded."""
+        return self._link is not None and self._synced and not self._link.degraded
 
     async def start(self, *, eager: bool = False) -> None:
         """With ``eager`` (``lazy_init.search: false``), build Typesense now; else on first use."""
@@ -165,7 +174,7 @@ class SearchService:
                 await self._sync_task
         if self._link is not None:
             await self._link.close()
-        if self.lazy is not None:
+        if self.lazy is not None and self._owns_lazy:
             await self.lazy.offload("close", force=True)
 
     # -- writes ------------------------------------------------------------------------
@@ -320,6 +329,27 @@ class SearchService:
         return Check("search", Category.COLD, self.health_probe, timeout=timeout)
 
 
+def typesense_factory(settings: Settings) -> TypesenseFactory | None:
+    """The cold Typesense backend's factory, or ``None`` when ``search.typesense_url`` is empty."""
+    url = settings.search.typesense_url
+    if not url:
+        return None
+    api_key = settings.search.typesense_api_key.get_secret_value()
+
+    async def build() -> SearchBackend:
+        from .typesense import TypesenseSearch
+
+        backend = TypesenseSearch(url, api_key)
+        try:
+            await backend.start()
+        except BaseException:
+            await backend.close()
+            raise
+        return backend
+
+    return build
+
+
 async def _ping(backend: SearchBackend) -> None:
     await backend.ping()
 
@@ -337,7 +367,7 @@ def _fail_on_primary(exc: BaseException) -> Callable[[SearchBackend], Awaitable[
 
 
 def _default_outage(exc: BaseException) -> bool:
-    return isinstance(exc, OSError | TimeoutError | ConnectionError)
+    return isinstance(exc, OSError | TimeoutError | ServiceUnavailable)
 
 
 def _describe(exc: BaseException | None) -> str | None:

@@ -9,6 +9,7 @@ The client package is imported here only, so it is needed only when
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -96,7 +97,10 @@ class TypesenseSearch:
             "num_retries": 1,
             "retry_interval_seconds": 0.1,
         }
-        self._client: Any = typesense.AsyncClient(config)
+        with warnings.catch_warnings():
+            # The client warns about its own deprecated analytics attribute on construction.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._client: Any = typesense.AsyncClient(config)
 
     async def start(self) -> None:
         """Check the server and create the collection when it is missing."""
