@@ -124,7 +124,7 @@ async def test_usage_per_category_and_sampled_metrics() -> None:
     assert lines["transcode_cache"].used_bytes == 1000
     assert lines["session_cache"].used_bytes == sessions.stats()["bytes"] > 0
     assert lines["database_pool"].used_bytes is None
-    assert lines["database_pool"].connections == 5
+    assert lines["database_pool"].connections == 6
     assert lines["process"].used_bytes is not None and lines["process"].used_bytes > 0
     assert lines["process"].budget_bytes == 100 * MB + 1000 + 50 * MB
 
@@ -139,6 +139,8 @@ async def test_usage_per_category_and_sampled_metrics() -> None:
     assert REGISTRY.get_sample_value("revenge_pool_idle_connections", pool) == 2
     assert REGISTRY.get_sample_value("revenge_pool_max_connections", pool) == 50
     assert REGISTRY.get_sample_value("revenge_pool_wait_total", waits_labels) == 4
+    other = {"pool": "t_usage_other"}
+    assert REGISTRY.get_sample_value("revenge_pool_active_connections", other) is None
     assert REGISTRY.get_sample_value("revenge_session_cache_hits_total") == hits_before + 1
     assert (REGISTRY.get_sample_value("revenge_heap_in_use_bytes") or 0) > 0
     assert REGISTRY.get_sample_value("revenge_transcode_cache_bytes") == 1000

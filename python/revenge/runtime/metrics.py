@@ -226,6 +226,17 @@ class RuntimeMetrics:
             "Requests that had to wait for a pooled connection",
             ["pool"],
         )
+        self.pool_waiting: Gauge = Gauge(
+            "revenge_pool_waiting_clients",
+            "Clients queued for a pooled connection right now",
+            ["pool"],
+            multiprocess_mode="livesum",
+        )
+        self.pool_scale_events: Counter = Counter(
+            "revenge_pool_scale_events",
+            "Adaptive pool resizes, by direction (up, down)",
+            ["pool", "direction"],
+        )
         self.heap_in_use: Gauge = Gauge(
             "revenge_heap_in_use_bytes",
             "Resident memory of the worker processes (the Python heap is not measured apart)",

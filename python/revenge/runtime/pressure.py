@@ -122,6 +122,7 @@ class PressureMonitor:
         self._transcode: dict[str, TranscodeCache] = {}
         self._sessions: dict[str, SessionCache] = {}
         self._pools: dict[str, Callable[[], PoolStats]] = {}
+        self._exported_pools: set[str] = set()
         self._deltas: dict[str, DeltaCounter] = {}
         self._listeners: list[LevelListener] = []
         self._level: PressureLevel = "normal"
@@ -155,9 +156,18 @@ class PressureMonitor:
     def attach_session_cache(self, name: str, cache: SessionCache) -> None:
         self._sessions[name] = cache
 
-    def register_pool(self, name: str, stats: Callable[[], PoolStats]) -> None:
-        """The infrastructure layer reports a pool's connections through ``stats``."""
+    def register_pool(
+        self, name: str, stats: Callable[[], PoolStats], *, export_metrics: bool = False
+    ) -> None:
+        """The infrastructure layer reports a pool's connections through ``stats``.
+
+        They count in the budget report; with ``export_metrics`` the monitor also
+        sets the ``revenge_pool_*`` metrics (leave it off when the pool's owner
+        already exports them, or waits would be counted twice).
+        """
         self._pools[name] = stats
+        if export_metrics:
+            self._exported_pools.add(name)
 
     def on_level_change(self, listener: LevelListener) -> None:
         """``listener(old, new)`` (sync or async) runs when the pressure level changes."""
@@ -263,6 +273,8 @@ class PressureMonitor:
             self._delta("session_hits", metrics.session_cache_hits).update(hits)
             self._delta("session_misses", metrics.session_cache_misses).update(misses)
         for name, pool in self._pool_stats().items():
+            if name not in self._exported_pools:
+                continue
             metrics.pool_active.labels(name).set(pool.active)
             metrics.pool_idle.labels(name).set(pool.idle)
             metrics.pool_max.labels(name).set(pool.max)
