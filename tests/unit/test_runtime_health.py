@@ -122,6 +122,7 @@ async def test_cold_service_is_reported_uninitialised_and_not_spun_up_by_probes(
             "initialized": True,
             "latency_ms": body["services"]["config"]["latency_ms"],
             "category": "critical",
+            "tier": "hot",
         }
         await rt.lazy(key).get()
         await rt.health.refresh()

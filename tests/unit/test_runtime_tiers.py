@@ -161,6 +161,7 @@ async def test_idle_cold_service_is_offloaded_then_spun_up_again() -> None:
             "initialized": False,
             "latency_ms": 0.0,
             "category": "cold",
+            "tier": "cold",
         }
         second = await lazy.get()
         assert second is not first and len(builds) == 2

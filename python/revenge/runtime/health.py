@@ -59,17 +59,19 @@ class Check:
     timeout: float = 5.0
     initialized: Callable[[], bool] | None = None
     last_error: Callable[[], BaseException | None] | None = None
+    tier: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceStatus:
-    """The design's per-service ``Status``."""
+    """The design's per-service ``Status`` (plus its category and, for services, tier)."""
 
     healthy: bool
     initialized: bool
     latency_ms: float
     category: Category
     error: str | None = None
+    tier: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -78,6 +80,8 @@ class ServiceStatus:
             "latency_ms": round(self.latency_ms, 3),
             "category": self.category.value,
         }
+        if self.tier is not None:
+            body["tier"] = self.tier
         if self.error is not None:
             body["error"] = self.error
         return body
@@ -127,6 +131,7 @@ async def run_check(check: Check) -> ServiceStatus:
             latency_ms=0.0,
             category=check.category,
             error=_describe(error) if error is not None else None,
+            tier=check.tier,
         )
     started = time.perf_counter()
     try:
@@ -144,6 +149,7 @@ async def run_check(check: Check) -> ServiceStatus:
         latency_ms=(time.perf_counter() - started) * 1000.0,
         category=check.category,
         error=error_text,
+        tier=check.tier,
     )
 
 

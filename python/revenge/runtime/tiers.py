@@ -469,6 +469,7 @@ class Runtime:
                 timeout=self.health_timeout,
                 initialized=lambda: lazy.peek() is not None,
                 last_error=lambda: lazy.last_error if lazy.state == "failed" else None,
+                tier=spec.tier.value,
             )
         return Check(
             spec.name,
@@ -480,6 +481,7 @@ class Runtime:
                 self._start_errors.get(spec.name)
                 or (None if self._running else ServiceUnavailable(spec.name, "not started"))
             ),
+            tier=spec.tier.value,
         )
 
     def _probe(self, spec: ServiceSpec) -> Callable[[], Awaitable[object]]:
