@@ -331,6 +331,7 @@ class Runtime:
         if self._running:
             raise RuntimeError("runtime already started")
         self._running = True
+        self._start_errors.clear()
         try:
             for spec in self._specs.values():
                 if spec.tier is Tier.COLD and not spec.eager:
@@ -376,12 +377,11 @@ class Runtime:
         """Close everything that was started, in reverse; a failing close is logged."""
         if not self._running:
             return
-        for task in (self._sweeper,):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._sweeper = None
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         await self.health.stop()
         if self.pressure is not None:
             await self.pressure.stop()
