@@ -65,7 +65,7 @@ async def test_redis_down_at_start_then_up() -> None:
         srv.start()
         await eventually(lambda: not cache.degraded)
         await cache.set("k2", b"v2", ttl=10)
-        assert redis.Redis(port=port).get("revenge:k2") == b"v2"
+        assert redis.Redis(port=port).get("revenge:k2").endswith(b"v2")
         assert (await cache.health()).status == "healthy"
     finally:
         await cache.close()
@@ -97,7 +97,7 @@ async def test_redis_killed_mid_test_degrades_then_recovers(server: RedisServer)
         # new writes reach the server again.
         assert cache.l1.get("during") is None
         await cache.set("after", b"3", ttl=60)
-        assert redis.Redis(port=server.port).get("revenge:after") == b"3"
+        assert redis.Redis(port=server.port).get("revenge:after").endswith(b"3")
         stats = cache.stats()
         assert stats.degradations >= 1 and stats.reconnects >= 1 and stats.fallback_calls >= 1
     finally:
