@@ -130,12 +130,14 @@ def wrk(url: str, args: argparse.Namespace, *extra: str, connections: int | None
         duration: float | None = None, env: dict[str, str] | None = None) -> WrkResult:  # fmt: skip
     argv = [
         "wrk", f"-t{args.threads}", f"-c{connections or args.connections}",
-        f"-d{duration or args.duration}s", "--latency", *extra, url,
+        f"-d{round(duration or args.duration)}s", "--latency", *extra, url,
     ]  # fmt: skip
     out = subprocess.run(
         argv, capture_output=True, text=True, check=True, env={**os.environ, **(env or {})}
     ).stdout
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
+    if len(percentiles) != 2:
+        sys.exit(f"cannot read wrk output:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
     total = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -285,6 +287,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-revocation", action="store_true")
+    parser.add_argument(
+        "--target", default="revenge.app:app", help="the Revenge app to serve (module:attr)"
+    )
     args = parser.parse_args()
 
     logs = Path(tempfile.mkdtemp(prefix="revenge-bench-"))
@@ -296,15 +301,13 @@ def main() -> None:
         env = {
             "REVENGE_DATABASE__URL": db_url,
             "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         port = free_port()
         url = f"http://127.0.0.1:{port}{ME}"
 
         def revenge(workers: int = 1):  # type: ignore[no-untyped-def]
-            return server(
-                granian("revenge.app:app", port, workers), port, env, logs / "revenge.log"
-            )
+            return server(granian(args.target, port, workers), port, env, logs / "revenge.log")
 
         rows: dict[str, WrkResult] = {}
         with revenge():

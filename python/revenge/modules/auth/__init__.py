@@ -87,7 +87,9 @@ def install(
         else:
             authenticator.revoke_user(message[1])
 
-    listener = RevocationListener(db.url, apply, authenticator.forget_everything, pubsub=pubsub)
+    listener = RevocationListener(
+        lambda: db.url, apply, authenticator.forget_everything, pubsub=pubsub
+    )
     hasher = PasswordHasher(auth)
     service = AuthService(
         db, auth, hasher, LoginThrottle(), authenticator, RevocationPublisher(pubsub)

@@ -78,13 +78,16 @@ class PubSub(Protocol):
 class RevocationListener:
     """One worker's ears: a dedicated ``LISTEN`` connection, reconnecting with back-off.
 
+    ``url()`` is read at each connection attempt (an embedded PostgreSQL has one
+    only once started).
+
     ``apply(message)`` runs for each valid message; ``on_gap()`` runs after a lost
     connection is re-established (messages may have been missed meanwhile).
     """
 
     def __init__(
         self,
-        url: str,
+        url: Callable[[], str],
         apply: Callable[[Message], None],
         on_gap: Callable[[], None],
         *,
@@ -155,7 +158,7 @@ class RevocationListener:
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
-                    self._url,
+                    self._url(),
                     autocommit=True,
                     connect_timeout=5,
                     application_name=LISTENER_APPLICATION_NAME,

@@ -1,0 +1,92 @@
+"""Revocation across two Granian workers: every worker rejects a revoked token.
+
+``granian --workers 2 revenge.app`` on a free port against a fresh database:
+log in, call ``/me`` over many fresh connections so both workers cache the token,
+log out, then poll over fresh connections until a long run of answers are all
+401, and check that every later answer stays 401. The measured delay is printed
+(``-s`` shows it); speed itself is judged in benches/http, not here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from revenge.infra.database import migrate
+from tests.e2e.conftest import free_port, granian_argv, run_server
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "e2e admin password"
+DEADLINE = 15.0
+
+
+def fresh_get(base_url: str, token: str) -> int:
+    """One request on its own connection, so the kernel may hand it to either worker."""
+    with httpx.Client(base_url=base_url, timeout=5) as client:
+        return client.get("/api/v1/me", headers={"authorization": f"Bearer {token}"}).status_code
+
+
+@pytest.mark.parametrize("revoke", ["logout", "delete"])
+def test_revoked_token_is_rejected_by_every_worker(
+    revoke: str, fresh_pg_url: str, tmp_path: Path
+) -> None:
+    asyncio.run(migrate(fresh_pg_url))
+    port = free_port()
+    env = {
+        "REVENGE_DATABASE__URL": fresh_pg_url,
+        "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": PASSWORD,
+        "REVENGE_AUTH__ARGON2_MEMORY_KIB": "8192",
+        "REVENGE_AUTH__ARGON2_TIME_COST": "1",
+    }
+    with run_server(granian_argv(port, "--workers", "2"), port, tmp_path, env) as server:
+        login = httpx.post(
+            server.base_url + "/api/v1/auth/login",
+            json={"username": "admin", "password": PASSWORD},
+            timeout=30,
+        )
+        assert login.status_code == 200, login.text
+        token, session_id = login.json()["token"], login.json()["session_id"]
+        keeper = httpx.post(
+            server.base_url + "/api/v1/auth/login",
+            json={"username": "admin", "password": PASSWORD},
+            timeout=30,
+        ).json()["token"]
+        for _ in range(60):
+            assert fresh_get(server.base_url, token) == 200
+
+        with httpx.Client(base_url=server.base_url, timeout=5) as client:
+            sent = time.monotonic()
+            if revoke == "logout":
+                reply = client.post(
+                    "/api/v1/auth/logout", headers={"authorization": f"Bearer {token}"}
+                )
+            else:  # revoked from another session of the same user
+                reply = client.delete(
+                    f"/api/v1/auth/sessions/{session_id}",
+                    headers={"authorization": f"Bearer {keeper}"},
+                )
+        assert reply.status_code == 204, reply.text
+
+        last_accepted = None
+        refused_in_a_row = 0
+        while refused_in_a_row < 50:
+            assert time.monotonic() - sent < DEADLINE, "a worker kept accepting the token"
+            if fresh_get(server.base_url, token) == 200:
+                last_accepted = time.monotonic() - sent
+                refused_in_a_row = 0
+            else:
+                refused_in_a_row += 1
+        statuses = {fresh_get(server.base_url, token) for _ in range(50)}
+        assert statuses == {401}
+        assert fresh_get(server.base_url, keeper) == 200  # only the revoked session died
+        shown = (
+            "none after the revocation"
+            if last_accepted is None
+            else f"{last_accepted * 1000:.1f} ms"
+        )
+        print(f"\nrevocation ({revoke}) across 2 workers: last acceptance {shown}")
