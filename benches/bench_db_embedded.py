@@ -2,7 +2,8 @@
 
 Each round of the first-start benchmark initialises a new cluster (initdb +
 start + ``CREATE DATABASE revenge``); each restart round starts the cluster the
-previous round stopped. The stop is outside the timed part.
+previous round stopped. The stop is outside the timed part. Both backends:
+the machine's PostgreSQL binaries ("system") and pgserver's bundled server.
 
     python -m pytest benches/bench_db_embedded.py --benchmark-only
 """
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 
 from revenge.infra.database import start_embedded
+from revenge.infra.db.embedded import Backend
 
 ROUNDS = 3
 
@@ -30,10 +32,10 @@ def stops() -> Iterator[list[Callable[[], None]]]:
         stop()
 
 
-def _first_query(data_dir: Path, stops: list[Callable[[], None]]) -> None:
-    url, stop = start_embedded(data_dir)
-    stops.append(stop)
-    with psycopg.connect(url) as conn:
+def _first_query(data_dir: Path, stops: list[Callable[[], None]], backend: Backend) -> None:
+    server = start_embedded(data_dir, backend)
+    stops.append(server.stop)
+    with psycopg.connect(server.url) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
@@ -42,25 +44,30 @@ def _stop_all(stops: list[Callable[[], None]]) -> None:
         stops.pop()()
 
 
+BACKENDS = ["system", "pgserver"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.benchmark(group="embedded-postgres")
 def test_first_start_on_a_fresh_folder(
-    benchmark: Any, tmp_path: Path, stops: list[Callable[[], None]]
+    benchmark: Any, tmp_path: Path, stops: list[Callable[[], None]], backend: Backend
 ) -> None:
-    def setup() -> tuple[tuple[Path, list[Callable[[], None]]], dict[str, Any]]:
+    def setup() -> tuple[tuple[Path, list[Callable[[], None]], Backend], dict[str, Any]]:
         _stop_all(stops)
-        return (Path(tempfile.mkdtemp(dir=tmp_path)), stops), {}
+        return (Path(tempfile.mkdtemp(dir=tmp_path)), stops, backend), {}
 
     benchmark.pedantic(_first_query, setup=setup, rounds=ROUNDS, iterations=1)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.benchmark(group="embedded-postgres")
 def test_restart_on_an_existing_folder(
-    benchmark: Any, tmp_path: Path, stops: list[Callable[[], None]]
+    benchmark: Any, tmp_path: Path, stops: list[Callable[[], None]], backend: Backend
 ) -> None:
-    _first_query(tmp_path, stops)  # initialise once, outside the measurement
+    _first_query(tmp_path, stops, backend)  # initialise once, outside the measurement
 
-    def setup() -> tuple[tuple[Path, list[Callable[[], None]]], dict[str, Any]]:
+    def setup() -> tuple[tuple[Path, list[Callable[[], None]], Backend], dict[str, Any]]:
         _stop_all(stops)
-        return (tmp_path, stops), {}
+        return (tmp_path, stops, backend), {}
 
     benchmark.pedantic(_first_query, setup=setup, rounds=ROUNDS, iterations=1)

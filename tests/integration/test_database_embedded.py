@@ -1,4 +1,8 @@
-"""The embedded default: no ``database.url`` -> pgserver's PostgreSQL in the data folder."""
+"""The embedded default: no ``database.url`` -> a private PostgreSQL in the data folder.
+
+Both backends run for real: the machine's PostgreSQL 15 binaries and pgserver's
+bundled PostgreSQL 16.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,24 @@ import psycopg
 import pytest
 
 from revenge.config import load_settings
-from revenge.infra.database import Database, migrate, resolve_url, resolve_url_sync
+from revenge.infra.database import (
+    Database,
+    MigrationError,
+    load_migrations,
+    migrate,
+    resolve_url,
+    resolve_url_sync,
+    start_embedded,
+)
+from revenge.infra.db import system_pg
 from revenge.infra.db.embedded import cluster_path
 
 pytestmark = pytest.mark.integration
+
+needs_system_pg = pytest.mark.skipif(
+    not system_pg.find_binaries(), reason="no PostgreSQL binaries installed on this machine"
+)
+BACKENDS = [pytest.param("system", marks=needs_system_pg), "pgserver"]
 
 
 def _postmaster_pid(data_dir: Path) -> int | None:
@@ -33,34 +51,67 @@ def _alive(pid: int) -> bool:
         return False
 
 
-async def test_starts_serves_and_restarts_on_the_same_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_starts_serves_and_restarts_on_the_same_folder(tmp_path: Path, backend: str) -> None:
+    first = start_embedded(tmp_path, backend)  # type: ignore[arg-type]
+    assert (first.backend, first.stops_server) == (backend, True)
+    assert first.url.startswith("postgresql://") and "/revenge?" in first.url
+    try:
+        async with Database(first.url) as db:
+            assert await db.fetch_one("SELECT current_database()") == ("revenge",)
+            await db.execute("CREATE TABLE kept (n int)")
+            await db.execute("INSERT INTO kept VALUES (7)")
+        pid = _postmaster_pid(tmp_path)
+        assert pid is not None and _alive(pid)
+    finally:
+        first.stop()
+        first.stop()  # idempotent
+    assert not _alive(pid)
+
+    # Second start reuses the folder: the data is still there, nothing is re-initialised.
+    again = start_embedded(tmp_path, "auto")
+    try:
+        assert (again.backend, again.stops_server, again.url) == (backend, True, first.url)
+        async with Database(again.url) as db:
+            assert await db.fetch_one("SELECT n FROM kept") == (7,)
+    finally:
+        again.stop()
+
+
+@needs_system_pg
+async def test_default_resolution_runs_the_packaged_migrations(tmp_path: Path) -> None:
     settings = load_settings(env={"REVENGE_SERVER__DATA_DIR": str(tmp_path)})
     url, stop = await resolve_url(settings)
     assert stop is not None
-    assert url.startswith("postgresql://") and "/revenge?" in url
-    assert (cluster_path(tmp_path) / "PG_VERSION").read_text().strip() == "16"
     try:
-        async with Database(url) as db:
-            assert await db.fetch_one("SELECT 1") == (1,)
-            assert await db.fetch_one("SELECT current_database()") == ("revenge",)
-        assert await migrate(url)  # the packaged migrations apply to the embedded server
-        first_pid = _postmaster_pid(tmp_path)
-        assert first_pid is not None and _alive(first_pid)
+        applied = await migrate(url)
+        assert applied and applied[0] == "0001_init.sql"
     finally:
         stop()
-        stop()  # idempotent
-    assert not _alive(first_pid)
-
-    # Second start reuses the folder: the data is still there, nothing is re-initialised.
     url2, stop2 = await resolve_url(settings)
     assert stop2 is not None
     try:
         assert url2 == url
-        async with Database(url2) as db:
-            assert await db.fetch_one("SELECT count(*) > 0 FROM schema_migrations") == (True,)
         assert await migrate(url2) == []
     finally:
         stop2()
+
+
+async def test_pgserver_lacks_contrib_extensions(tmp_path: Path) -> None:
+    """Why pgserver is only the fallback: no pg_trgm in its bundle, so search's migration fails."""
+    server = start_embedded(tmp_path, "pgserver")
+    try:
+        with psycopg.connect(server.url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_available_extensions WHERE name = 'pg_trgm'"
+            ).fetchone()
+        assert row == (0,)
+        packaged = [m.name for m in load_migrations()]
+        if any("search" in name for name in packaged):
+            with pytest.raises(MigrationError, match="pg_trgm"):
+                await migrate(server.url)
+    finally:
+        server.stop()
 
 
 def test_configured_url_wins(pg_url: str, tmp_path: Path) -> None:
@@ -72,22 +123,23 @@ def test_configured_url_wins(pg_url: str, tmp_path: Path) -> None:
 
 
 _CHILD = """
-import json, sys, time
-from revenge.infra.db.embedded import start_embedded
+import json, sys
 from pathlib import Path
-url, stop = start_embedded(Path(sys.argv[1]))
+from revenge.infra.database import start_embedded
+server = start_embedded(Path(sys.argv[1]), sys.argv[2])
 pid = int((Path(sys.argv[1]) / "postgres" / "postmaster.pid").read_text().split()[0])
-print(json.dumps({"url": url, "pid": pid}), flush=True)
+print(json.dumps({"url": server.url, "pid": pid, "stops": server.stops_server}), flush=True)
 sys.stdin.readline()
-stop()
+server.stop()
 """
 
 
-def test_several_processes_share_one_server(tmp_path: Path) -> None:
-    """Workers that each resolve the embedded URL get one server, stopped by the last one."""
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_several_processes_share_one_server(tmp_path: Path, backend: str) -> None:
+    """Workers that each resolve the embedded URL start one server between them."""
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(tmp_path)],
+            [sys.executable, "-c", _CHILD, str(tmp_path), backend],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -101,10 +153,21 @@ def test_several_processes_share_one_server(tmp_path: Path) -> None:
         with psycopg.connect(seen[0]["url"]) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
         server = seen[0]["pid"]
-        for child in children[:-1]:
-            child.communicate("\n", timeout=30)
-            assert _alive(server)  # others still use it
-        children[-1].communicate("\n", timeout=30)
+        if backend == "system":
+            # One started it and stops it; the ones that joined never stop it.
+            assert [s["stops"] for s in seen].count(True) == 1
+            starter = next(c for c, s in zip(children, seen, strict=True) if s["stops"])
+            for child in children:
+                if child is not starter:
+                    child.communicate("\n", timeout=30)
+                    assert _alive(server)
+            starter.communicate("\n", timeout=30)
+        else:
+            # pgserver counts its users: the last one out stops it, whoever started it.
+            for child in children[:-1]:
+                child.communicate("\n", timeout=30)
+                assert _alive(server)
+            children[-1].communicate("\n", timeout=30)
         assert not _alive(server)
     finally:
         for child in children:

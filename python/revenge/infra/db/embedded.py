@@ -1,18 +1,24 @@
 """The embedded default: with no ``database.url``, run PostgreSQL in the data folder.
 
-It is `pgserver` (PostgreSQL 16 binaries inside a pip wheel), so a fresh
-machine needs nothing from its package manager. The cluster lives in
-``<server.data_dir>/postgres`` and listens only on a Unix socket there (no TCP
-port to collide with); Revenge uses a database named ``revenge`` in it. Run as
-root, pgserver creates an OS user ``pgserver`` that owns the cluster and runs
-the server (PostgreSQL refuses to run as root), and makes the folders above the
-data folder traversable for it.
+Two ways to get a server, chosen in this order (``backend="auto"``):
 
-Sharing: pgserver serialises start-up with an inter-process file lock and keeps
-a list of the processes using the cluster; the server stops when the last of
-them lets go. Still, resolve once in the serving parent and hand the URL to the
-workers through ``REVENGE_DATABASE__URL`` (see :func:`resolve_url_sync`): then
-one process owns the server and its shutdown.
+1. ``system`` — the machine's own PostgreSQL binaries (e.g. Debian's
+   postgresql-15 package), when they include the contrib extensions Revenge's
+   migrations use (``pg_trgm`` for typo-tolerant search). See
+   :mod:`revenge.infra.db.system_pg`.
+2. ``pgserver`` — PostgreSQL 16 inside a pip wheel, so a machine without any
+   PostgreSQL package still comes up. Its bundle has no contrib extensions
+   (only plpgsql and pgvector), so migrations that need ``pg_trgm`` fail there.
+
+A data folder initialised by one keeps using it (its ``PG_VERSION`` decides).
+The cluster lives in ``<server.data_dir>/postgres`` and listens on a Unix
+socket only; Revenge uses a database named ``revenge`` in it.
+
+Processes: resolve once in the serving parent (:func:`resolve_url_sync`, before
+Granian starts its workers), export the URL as ``REVENGE_DATABASE__URL`` and
+call the stop function at exit. Workers that resolve on their own still share
+one server (start-up is serialised by a file lock; pgserver also refcounts),
+but then the starter's exit stops it for everyone.
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ import logging
 import threading
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 from psycopg import sql
 
+from revenge.infra.db import system_pg
 from revenge.infra.db.errors import EmbeddedDatabaseError
 
 if TYPE_CHECKING:
@@ -37,47 +45,116 @@ log = logging.getLogger(__name__)
 
 DATABASE_NAME = "revenge"
 CLUSTER_DIR = "postgres"
+REQUIRED_EXTENSIONS = ("pg_trgm",)
+PGSERVER_MAJOR = 16
 _CREATE_LOCK = 0x5245_5645_4E47_4501  # "REVENGE" + 1: creating the embedded database
 
+Backend = Literal["auto", "system", "pgserver"]
 Stop = Callable[[], None]
 
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedServer:
+    url: str  # reaches the ``revenge`` database
+    stop: Stop  # idempotent; stops the server if this process is its last user
+    backend: Literal["system", "pgserver"]
+    # Whether stop() can stop the server: with system binaries only the process that
+    # started it; with pgserver any user, and the last one to stop does.
+    stops_server: bool
+
+
 _lock = threading.Lock()
-_handles: dict[Path, tuple[Any, int]] = {}  # cluster -> (pgserver handle, users in this process)
+_handles: dict[Path, tuple[Any, int]] = {}  # pgserver: cluster -> (handle, users in this process)
 
 
 def cluster_path(data_dir: Path) -> Path:
     return data_dir.expanduser().resolve() / CLUSTER_DIR
 
 
-def start_embedded(data_dir: Path) -> tuple[str, Stop]:
-    """Start (or join) the cluster in ``data_dir``; its URL and a stop callable. Blocking.
+def _existing_major(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "PG_VERSION").read_text().strip())
+    except (OSError, ValueError):
+        return None
 
-    The stop callable is idempotent; the server stops when the last user in any
-    process has stopped.
-    """
+
+def choose_backend(pgdata: Path) -> tuple[Literal["system", "pgserver"], system_pg.Binaries | None]:
+    """System binaries with the needed extensions, else pgserver; an existing cluster's version wins."""
+    existing = _existing_major(pgdata)
+    for binaries in system_pg.find_binaries():
+        if existing is not None:
+            if binaries.major == existing:
+                return "system", binaries
+        elif all(binaries.has_extension(ext) for ext in REQUIRED_EXTENSIONS):
+            return "system", binaries
+    if existing not in (None, PGSERVER_MAJOR):
+        raise EmbeddedDatabaseError(
+            f"{pgdata} holds a PostgreSQL {existing} cluster but no PostgreSQL {existing} "
+            "binaries are installed"
+        )
+    return "pgserver", None
+
+
+def start_embedded(data_dir: Path, backend: Backend = "auto") -> EmbeddedServer:
+    """Start (or join) the cluster in ``data_dir``. Blocking; see :func:`resolve_url`."""
     pgdata = cluster_path(data_dir)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    if backend == "auto":
+        chosen, binaries = choose_backend(pgdata)
+    elif backend == "system":
+        found = system_pg.find_binaries()
+        if not found:
+            raise EmbeddedDatabaseError("no PostgreSQL binaries installed on this machine")
+        chosen, binaries = "system", found[0]
+    else:
+        chosen, binaries = "pgserver", None
+    if chosen == "system":
+        assert binaries is not None
+        return _start_system(binaries, pgdata)
+    return _start_pgserver(pgdata)
+
+
+def _start_system(binaries: system_pg.Binaries, pgdata: Path) -> EmbeddedServer:
+    try:
+        admin_url, started = system_pg.start(binaries, pgdata)
+        url = _ensure_database(admin_url)
+    except (OSError, RuntimeError, psycopg.Error) as exc:
+        raise EmbeddedDatabaseError(
+            f"could not start PostgreSQL {binaries.major} ({binaries.bindir}) in {pgdata}: "
+            f"{exc}{_log_tail(pgdata)}"
+        ) from exc
+    done = threading.Event()
+
+    def stop() -> None:
+        if started and not done.is_set():
+            done.set()
+            system_pg.stop(binaries, pgdata)
+
+    return EmbeddedServer(url, stop, "system", started)
+
+
+def _start_pgserver(pgdata: Path) -> EmbeddedServer:
     with _lock:
         server, users = _handles.get(pgdata, (None, 0))
         if server is None:
-            server = _get_server(pgdata)
+            server = _get_pgserver(pgdata)
         _handles[pgdata] = (server, users + 1)
     try:
         url = _ensure_database(server.get_uri())
-    except Exception:
+    except psycopg.Error as exc:
         _release(pgdata)
-        raise
-    stopped = threading.Event()
+        raise EmbeddedDatabaseError(f"embedded PostgreSQL in {pgdata}: {exc}") from exc
+    done = threading.Event()
 
     def stop() -> None:
-        if not stopped.is_set():
-            stopped.set()
+        if not done.is_set():
+            done.set()
             _release(pgdata)
 
-    return url, stop
+    return EmbeddedServer(url, stop, "pgserver", True)
 
 
-def _get_server(pgdata: Path) -> Any:
+def _get_pgserver(pgdata: Path) -> Any:
     try:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, containers)
@@ -85,16 +162,11 @@ def _get_server(pgdata: Path) -> Any:
             warnings.simplefilter("ignore")
             import pgserver
 
-            return pgserver.get_server(  # type: ignore[attr-defined]
-                pgdata, cleanup_mode="stop"
-            )
+            return pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     except Exception as exc:
-        log_file = pgdata / "log"
-        tail = ""
-        if log_file.exists():
-            tail = "\n" + "\n".join(log_file.read_text(errors="replace").splitlines()[-15:])
         raise EmbeddedDatabaseError(
-            f"could not start the embedded PostgreSQL in {pgdata}: {exc}{tail}"
+            f"could not start the embedded PostgreSQL (pgserver) in {pgdata}: "
+            f"{exc}{_log_tail(pgdata)}"
         ) from exc
 
 
@@ -108,6 +180,15 @@ def _release(pgdata: Path) -> None:
             return
         del _handles[pgdata]
     server.cleanup()
+
+
+def _log_tail(pgdata: Path) -> str:
+    log_file = pgdata / "log"
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()[-10:]
+    except OSError:
+        return ""
+    return "\n" + "\n".join(lines)
 
 
 def _ensure_database(admin_url: str) -> str:
@@ -135,9 +216,14 @@ def resolve_url_sync(settings: Settings) -> tuple[str, Stop | None]:
     configured = settings.database.url.get_secret_value()
     if configured:
         return configured, None
-    url, stop = start_embedded(settings.server.data_path)
-    log.info("embedded PostgreSQL ready in %s", cluster_path(settings.server.data_path))
-    return url, stop
+    server = start_embedded(settings.server.data_path)
+    log.info(
+        "embedded PostgreSQL (%s) %s in %s",  # "joined": another process owns it
+        server.backend,
+        "started" if server.stops_server else "joined",
+        cluster_path(settings.server.data_path),
+    )
+    return server.url, server.stop
 
 
 async def resolve_url(settings: Settings) -> tuple[str, Stop | None]:
