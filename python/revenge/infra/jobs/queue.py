@@ -174,11 +174,17 @@ class Jobs:
         )
         if all(i is not None for i in ids):
             return [int(i) for i in ids if i is not None]
-        return await self._fill_duplicates(spec, ids, dedupe)
+        return await self._fill_duplicates(spec, ids, dedupe, payloads, keys or [None] * n)
 
     async def _fill_duplicates(
-        self, spec: JobKind, ids: Sequence[int | None], dedupe: list[str | None]
+        self,
+        spec: JobKind,
+        ids: Sequence[int | None],
+        dedupe: list[str | None],
+        payloads: Sequence[Payload | None],
+        keys: Sequence[str | None],
     ) -> list[int]:
+        """Ids for the inputs a unique kind skipped: the jobs already holding their keys."""
         missing = sorted({d for i, d in zip(ids, dedupe, strict=True) if i is None and d})
         existing = await self._fetch(
             "SELECT dedupe_key, id FROM pgqueuer WHERE dedupe_key = ANY(%s) "
@@ -187,16 +193,14 @@ class Jobs:
         )
         by_key = {row["dedupe_key"]: int(row["id"]) for row in existing}
         out: list[int] = []
-        for i, d in zip(ids, dedupe, strict=True):
+        for i, d, payload, key in zip(ids, dedupe, payloads, keys, strict=True):
             if i is not None:
                 out.append(int(i))
             elif d in by_key:
                 out.append(by_key[d])
             else:
                 # The holder finished between our insert and our read: queue it afresh.
-                out.append(
-                    await self.enqueue(spec.name, None, key=d.split(":", 1)[1] if d else None)
-                )
+                out.append(await self.enqueue(spec.name, payload, key=key))
         return out
 
     # -- status and progress ---------------------------------------------------------

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _RESTART_MIN, _RESTART_MAX = 0.5, 10.0
+_CLAIM_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ async def _run_once(
             pgq.run(
                 dequeue_timeout=timedelta(seconds=config.poll_interval),
                 batch_size=config.concurrency,
-                max_concurrent_tasks=2 * config.concurrency,
+                max_concurrent_tasks=_CLAIM_FACTOR * config.concurrency,
                 heartbeat_timeout=timedelta(seconds=config.stalled_after),
             ),
             name="revenge-jobs-worker",
