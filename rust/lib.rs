@@ -2,7 +2,9 @@
 use pyo3::prelude::*;
 
 pub mod clock;
+pub mod counters;
 pub mod lazy;
+pub mod session_cache;
 
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -13,5 +15,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "LazyInitBackoff",
         py.get_type::<lazy::py::LazyInitBackoff>(),
     )?;
+    m.add_class::<session_cache::py::Session>()?;
+    m.add_class::<session_cache::py::SessionCache>()?;
     Ok(())
 }

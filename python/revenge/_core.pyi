@@ -114,7 +114,11 @@ class LazyCell(Generic[_T]):
 
 @final
 class Session:
-    """An immutable session record owned by Rust (no Python objects inside)."""
+    """An immutable session record owned by Rust (no Python objects inside).
+
+    Each ``SessionCache.get`` hit returns a new ``Session`` (a copy of the
+    record); two are equal when their fields are.
+    """
 
     @property
     def user_id(self) -> int: ...
@@ -130,6 +134,22 @@ class Session:
 class SessionCache:
     """Bounded (entries and bytes) token -> Session cache with TTL, idle timeout and revocation.
 
+    Built on the ``quick_cache`` crate (CLOCK-Pro-like hot/cold queues with
+    ghost entries: scan resistant). Both bounds hold at every moment:
+    ``len(cache) <= max_entries`` and ``stats()["bytes"] <= max_bytes``, where
+    bytes are the estimated footprint of the entries (slot, key, index).
+
+    Expiry: an entry lives at most ``min(ttl, expires_at - now)``; one not read
+    for between 7/8 and 8/8 of ``idle_timeout`` is dropped (early, never late:
+    the last-access stamp is refreshed at most every ``idle_timeout / 8``).
+    Dead entries are removed when read, or all at once by ``purge_expired()``.
+
+    Errors: a non-``str`` token, non-int ids/flags, non-number times raise
+    ``TypeError``; out-of-range values (``max_entries < 1``, ``max_bytes`` below
+    one largest entry or above 1 TiB, ``ttl``/``idle_timeout`` not in
+    ``(0, 10 years]``, a token of 0 or > 512 bytes, a role > 256 bytes, a
+    negative ``flags``, a non-finite ``expires_at``) raise ``ValueError``.
+
     >>> cache = SessionCache(max_entries=1000, max_bytes=1 << 20, ttl=60.0, idle_timeout=30.0)
     >>> import time
     >>> cache.insert("tok", user_id=7, role="admin", flags=0, expires_at=time.time() + 3600)
@@ -144,15 +164,33 @@ class SessionCache:
     def __init__(
         self, *, max_entries: int, max_bytes: int, ttl: float, idle_timeout: float
     ) -> None: ...
+    @property
+    def max_entries(self) -> int: ...
+    @property
+    def max_bytes(self) -> int: ...
     def get(self, token: str) -> Session | None:
         """The live session for ``token``; ``None`` if absent, expired or idle too long."""
     def insert(self, token: str, *, user_id: int, role: str, flags: int, expires_at: float) -> None:
-        """Cache a session; kept at most ``min(ttl, expires_at - now)`` seconds."""
-    def revoke(self, token: str) -> bool: ...
+        """Cache a session; kept at most ``min(ttl, expires_at - now)`` seconds.
+
+        Replaces any entry for ``token``. An ``expires_at`` already in the past
+        caches nothing and drops the token's entry.
+        """
+    def revoke(self, token: str) -> bool:
+        """Drop the entry for ``token``; ``True`` if there was one."""
     def revoke_user(self, user_id: int) -> int:
         """Drop every cached session of ``user_id``; returns how many were dropped."""
+    def purge_expired(self) -> int:
+        """Drop every expired or idle entry now (O(entries)); returns how many.
+
+        Call it periodically (e.g. every ``idle_timeout / 2``) so dead entries
+        give their memory back without waiting to be read or evicted.
+        """
+    def advance_clock(self, seconds: float) -> None:
+        """Tests only: move this cache's clock forward by ``seconds``."""
     def clear(self) -> None: ...
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """Entries held, including dead ones not yet read or purged."""
     def stats(self) -> dict[str, int]:
         """``hits``, ``misses``, ``inserts``, ``entries``, ``bytes``,
         ``evicted_size``, ``evicted_expired``, ``evicted_idle``, ``revoked``."""
