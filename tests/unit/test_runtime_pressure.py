@@ -57,6 +57,9 @@ def test_budget_table_comes_from_config() -> None:
         env={"REVENGE_MEMORY__TRANSCODE_CACHE_PERCENT": "10", "REVENGE_MEMORY__MISC_MB": "64"}
     )
     budget = memory_budget(settings.memory, limit_bytes=4 << 30)
+    assert memory_budget(settings.memory, 4 << 30, workers=4)["transcode_cache"] == int(
+        (4 << 30) * 0.10 / 4
+    )
     assert budget == {
         "http_api": 50 * MB,
         "session_cache": 100 * MB,
@@ -174,10 +177,12 @@ async def test_real_sensor_reading_of_this_machine() -> None:
 
 
 def test_from_settings_uses_the_memory_section() -> None:
-    settings = load_settings(env={"REVENGE_MEMORY__PRESSURE_INTERVAL": "2s"})
+    settings = load_settings(
+        env={"REVENGE_MEMORY__PRESSURE_INTERVAL": "2s", "REVENGE_SERVER__WORKERS": "2"}
+    )
     monitor = PressureMonitor.from_settings(settings, metrics=None)
     assert monitor.interval == 2.0
-    assert monitor.budget["transcode_cache"] == int(memory_limit_bytes() * 0.25)
+    assert monitor.transcode_budget_bytes == int(memory_limit_bytes() * 0.25 / 2)
 
 
 @pytest.mark.parametrize("level", ["normal", "moderate", "critical"])

@@ -45,12 +45,17 @@ MB = 1 << 20
 LevelListener = Callable[["PressureLevel", "PressureLevel"], "Awaitable[object] | object"]
 
 
-def memory_budget(memory: MemorySettings, limit_bytes: int) -> dict[str, int]:
-    """The design's budget table in bytes; the transcode cache is a share of ``limit_bytes``."""
+def memory_budget(memory: MemorySettings, limit_bytes: int, *, workers: int = 1) -> dict[str, int]:
+    """One worker's budget table in bytes.
+
+    The transcode cache is a share of ``limit_bytes`` (the cgroup or host
+    memory, which all workers share), split between the ``workers`` processes
+    so that N workers together stay within the configured percentage.
+    """
     return {
         "http_api": memory.http_api_mb * MB,
         "session_cache": memory.session_cache_max_mb * MB,
-        "transcode_cache": int(limit_bytes * memory.transcode_cache_percent / 100),
+        "transcode_cache": int(limit_bytes * memory.transcode_cache_percent / 100 / workers),
         "database_pool": memory.database_pool_mb * MB,
         "workers": memory.workers_mb * MB,
         "misc": memory.misc_mb * MB,
@@ -142,7 +147,9 @@ class PressureMonitor:
             root=root, moderate=memory.pressure_moderate, critical=memory.pressure_critical
         )
         return cls(
-            budget=memory_budget(memory, _core.memory_limit_bytes(root)),
+            budget=memory_budget(
+                memory, _core.memory_limit_bytes(root), workers=settings.server.workers
+            ),
             sensor=sensor,
             interval=memory.pressure_interval,
             metrics=metrics,
@@ -176,6 +183,11 @@ class PressureMonitor:
     @property
     def level(self) -> PressureLevel:
         return self._level
+
+    @property
+    def transcode_budget_bytes(self) -> int:
+        """The byte budget to give this worker's ``TranscodeCache``."""
+        return self.budget.get("transcode_cache", 0)
 
     @property
     def last_reading(self) -> Reading | None:
