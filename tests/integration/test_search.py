@@ -235,3 +235,23 @@ async def test_typesense_backend_against_a_real_server(db: Database, pg) -> None
         assert "m1" not in ids((await service.search("matrix")).hits)
     finally:
         await service.close()
+
+
+async def test_typo_threshold_does_not_leak_to_the_pooled_connection(migrated_url: str) -> None:
+    from revenge.infra.database import PoolConfig
+
+    single = Database(migrated_url, PoolConfig(min_conns=1, max_conns=1))
+    await single.start()
+    try:
+        search = PostgresSearch(single, typo_threshold=0.25)
+        await search.index(CATALOGUE[:1])
+        assert ids(await search.search("matirx")) == ["m1"]
+        row = await single.fetch_one(
+            "SELECT current_setting('pg_trgm.word_similarity_threshold'),"
+            " current_setting('plan_cache_mode')"
+        )
+        assert row is not None and float(row[0]) == 0.6  # the server defaults, untouched
+        assert row[1] == "auto"
+    finally:
+        await single.execute("DELETE FROM search_documents")
+        await single.close()

@@ -82,10 +82,10 @@ COMMENT ON TABLE search_documents IS
     'Built-in search index (revenge 0003_search); rebuilt from content tables by the reindex job';
 
 CREATE INDEX search_documents_document_idx ON search_documents USING gin (document);
--- GiST (not GIN) so nearest-by-word-similarity (<<->) is an index scan: typo
--- candidates come without a global similarity threshold.
+-- GIN, for the thresholded typo match (query <% search_title): about 50x
+-- faster than GiST here on 20k titles (GiST only pays off for KNN ordering).
 CREATE INDEX search_documents_title_trgm_idx
-    ON search_documents USING gist (search_title gist_trgm_ops);
+    ON search_documents USING gin (search_title gin_trgm_ops);
 CREATE INDEX search_documents_kind_idx ON search_documents (kind);
 
 CREATE TRIGGER search_documents_updated_at BEFORE UPDATE ON search_documents
