@@ -285,5 +285,32 @@ async def test_stats_feed_the_runtime_metrics(fresh_pg_url: str) -> None:
                 idle = REGISTRY.get_sample_value("revenge_pool_idle_connections", labels)
                 assert (active, idle) == (1.0, 1.0)
                 assert REGISTRY.get_sample_value("revenge_pool_max_connections", labels) == 10.0
+                assert REGISTRY.get_sample_value("revenge_pool_waiting_clients", labels) == 0.0
+            # Force one scale-up decision and see it counted.
+            await _scale_up_once(db)
+            metrics.sample()
+            up = REGISTRY.get_sample_value(
+                "revenge_pool_scale_events_total", {"pool": "metrics_test", "direction": "up"}
+            )
+            assert up == db.stats().scale_up_events >= 1
         finally:
             unregister()
+
+
+async def _scale_up_once(db: Database) -> None:
+    """Hold every connection with clients queued, then run one scaler step."""
+    hold = asyncio.Event()
+
+    async def holder() -> None:
+        async with db.connection(wait=5.0):
+            await hold.wait()
+
+    tasks = [asyncio.create_task(holder()) for _ in range(db.config.max_conns + 2)]
+
+    async def queued() -> bool:
+        return db.stats().waiting > 0
+
+    assert await _until(queued)
+    await db.sample()
+    hold.set()
+    await asyncio.gather(*tasks)
