@@ -61,6 +61,33 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(f"{url} did not answer with JSON")
 
 
+def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
+    """Create a user (an administrator with ``--admin``); the password never appears in argv."""
+    import asyncio
+    import getpass
+
+    from revenge.modules.auth.admin import create_user
+    from revenge.modules.auth.repository import UsernameTaken
+
+    url = settings.database.url.get_secret_value()
+    if not url:
+        return _fail("set REVENGE_DATABASE__URL (database.url) to create users")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            return _fail("the passwords differ")
+    try:
+        user = asyncio.run(create_user(url, settings, args.username, password, admin=args.admin))
+    except ValueError as exc:
+        return _fail(str(exc))
+    except UsernameTaken:
+        return _fail(f"a user named {args.username!r} already exists")
+    print(f"created {user.role} {user.username!r} (id {user.id})")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="revenge", description=__doc__)
     parser.add_argument("--version", action="version", version=f"revenge {__version__}")
@@ -80,6 +107,16 @@ def _parser() -> argparse.ArgumentParser:
     health = commands.add_parser("health", help="query a running server's /health")
     health.add_argument("--url", help="full URL of /health (default: from server.host/port)")
     health.set_defaults(run=cmd_health)
+
+    user = commands.add_parser("user", help="user accounts")
+    user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    create = user_commands.add_parser("create", help="create a user (prompts for the password)")
+    create.add_argument("username")
+    create.add_argument("--admin", action="store_true", help="an administrator")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    create.set_defaults(run=cmd_user_create)
     return parser
 
 

@@ -31,9 +31,9 @@ def fresh_get(base_url: str, token: str) -> int:
         return client.get("/api/v1/me", headers={"authorization": f"Bearer {token}"}).status_code
 
 
-@pytest.mark.parametrize("revoke", ["logout", "delete"])
+@pytest.mark.parametrize(("revoke", "interface"), [("logout", "rsgi"), ("delete", "asgi")])
 def test_revoked_token_is_rejected_by_every_worker(
-    revoke: str, fresh_pg_url: str, tmp_path: Path
+    revoke: str, interface: str, fresh_pg_url: str, tmp_path: Path
 ) -> None:
     asyncio.run(migrate(fresh_pg_url))
     port = free_port()
@@ -43,7 +43,9 @@ def test_revoked_token_is_rejected_by_every_worker(
         "REVENGE_AUTH__ARGON2_MEMORY_KIB": "8192",
         "REVENGE_AUTH__ARGON2_TIME_COST": "1",
     }
-    with run_server(granian_argv(port, "--workers", "2"), port, tmp_path, env) as server:
+    with run_server(
+        granian_argv(port, "--workers", "2", "--interface", interface), port, tmp_path, env
+    ) as server:
         login = httpx.post(
             server.base_url + "/api/v1/auth/login",
             json={"username": "admin", "password": PASSWORD},
@@ -89,4 +91,4 @@ def test_revoked_token_is_rejected_by_every_worker(
             if last_accepted is None
             else f"{last_accepted * 1000:.1f} ms"
         )
-        print(f"\nrevocation ({revoke}) across 2 workers: last acceptance {shown}")
+        print(f"\nrevocation ({revoke}, {interface}) across 2 workers: last acceptance {shown}")

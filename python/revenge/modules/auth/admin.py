@@ -1,0 +1,32 @@
+"""Administration outside a running server: ``revenge user create [--admin]``.
+
+Runs the migrations first (idempotent, advisory-locked), so the very first
+command on a new installation can create the first administrator.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from revenge.config import Settings
+from revenge.infra.database import migrate
+from revenge.modules.auth import repository as repo
+from revenge.modules.auth.passwords import PasswordHasher
+from revenge.modules.auth.service import check_new_credentials
+
+
+async def create_user(
+    url: str, settings: Settings, username: str, password: str, *, admin: bool = False
+) -> repo.UserRecord:
+    """Create a user; ``ValueError`` for a bad name or password, ``UsernameTaken`` if it exists."""
+    check_new_credentials(username, password)
+    await migrate(url)
+    hasher = PasswordHasher(settings.auth)
+    try:
+        password_hash = await hasher.hash(password)
+    finally:
+        hasher.close()
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        return await repo.insert_user(
+            conn, username.strip(), password_hash, "admin" if admin else "user"
+        )
