@@ -4,7 +4,9 @@ use pyo3::prelude::*;
 pub mod clock;
 pub mod counters;
 pub mod lazy;
+pub mod pressure;
 pub mod session_cache;
+pub mod transcode_cache;
 
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -17,5 +19,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_class::<session_cache::py::Session>()?;
     m.add_class::<session_cache::py::SessionCache>()?;
+    m.add_class::<transcode_cache::py::TranscodeCache>()?;
+    m.add_class::<pressure::py::PressureReading>()?;
+    m.add_class::<pressure::py::MemoryPressure>()?;
+    m.add_function(wrap_pyfunction!(pressure::py::memory_limit_bytes, m)?)?;
     Ok(())
 }

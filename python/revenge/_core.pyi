@@ -199,53 +199,123 @@ class SessionCache:
 class TranscodeCache:
     """Byte-budgeted segment cache; pinned entries are never evicted.
 
-    The budget is never exceeded: an insert that cannot fit after evicting
-    unpinned entries is refused (returns ``False``).
+    The budget is never exceeded: admission and the evictions that make room
+    happen under one lock, and an insert that cannot fit after evicting
+    unpinned entries is refused (returns ``False``) without evicting anything.
+    Eviction is least-recently-used among unpinned entries. Pins are counted:
+    ``pin`` twice, ``unpin`` twice.
+
+    Zero copy: the cache keeps the very ``bytes`` object given to ``insert``
+    and ``get`` returns that object (a new reference), so a segment can be
+    handed to the HTTP layer as is, any number of times.
+
+    Pressure (``set_pressure``): ``moderate`` halves the effective budget and
+    admits only pinned entries; ``critical`` evicts every unpinned entry and
+    admits only pinned ones (within half the budget). Back on ``normal`` the
+    effective budget grows by ``grow_step`` of the budget after each
+    ``quiet_seconds`` without pressure. Pinned bytes are never evicted, so
+    the effective budget may be exceeded by pinned bytes until they are
+    unpinned (the full budget never is); ``unpin`` enforces it at once.
+
+    Errors: a non-``bytes`` ``data`` raises ``TypeError``; a segment larger than
+    the whole budget, ``budget_bytes`` < 1 or > 1 PiB, ``quiet_seconds`` outside
+    ``[0, 86400]``, ``grow_step`` outside ``(0, 1]``, or an unknown level raise
+    ``ValueError``.
+
+    >>> cache = TranscodeCache(budget_bytes=4 << 20)
+    >>> seg = bytes(1 << 20)
+    >>> cache.insert("movie/seg1", seg, pinned=True)
+    True
+    >>> cache.get("movie/seg1") is seg
+    True
+    >>> cache.set_pressure("critical")
+    0
+    >>> cache.insert("movie/seg2", seg)
+    False
     """
 
-    def __init__(self, *, budget_bytes: int) -> None: ...
+    def __init__(
+        self, *, budget_bytes: int, quiet_seconds: float = 30.0, grow_step: float = 0.25
+    ) -> None: ...
     @property
     def budget_bytes(self) -> int: ...
     @property
     def effective_budget_bytes(self) -> int:
         """The budget after pressure: full, half on moderate, pinned-only on critical."""
-    def insert(self, key: str, data: bytes, *, pinned: bool = False) -> bool: ...
+    @property
+    def level(self) -> PressureLevel:
+        """The last level given to ``set_pressure`` (``normal`` at first)."""
+    def insert(self, key: str, data: bytes, *, pinned: bool = False) -> bool:
+        """Cache ``data`` (replacing ``key``'s entry, keeping its pins); ``False`` if refused."""
     def get(self, key: str) -> bytes | None:
-        """The cached segment as an immutable buffer, without copying it per call."""
-    def pin(self, key: str) -> bool: ...
-    def unpin(self, key: str) -> bool: ...
+        """The cached segment: the same ``bytes`` object that was inserted, not a copy."""
+    def pin(self, key: str) -> bool:
+        """Add a pin (``False`` if absent); pinned entries are never evicted."""
+    def unpin(self, key: str) -> bool:
+        """Release a pin (``False`` if absent or not pinned); enforces the budget."""
     def remove(self, key: str) -> bool: ...
     def set_pressure(self, level: PressureLevel) -> int:
         """React to a pressure level; returns bytes evicted to meet the new budget."""
+    def advance_clock(self, seconds: float) -> None:
+        """Tests only: move this cache's clock forward (for the quiet period)."""
     def clear(self) -> None: ...
     def __len__(self) -> int: ...
     def stats(self) -> dict[str, int]:
-        """``hits``, ``misses``, ``entries``, ``bytes``, ``pinned_bytes``, ``evictions``,
-        ``rejected``, ``budget_bytes``, ``effective_budget_bytes``."""
+        """``hits``, ``misses``, ``entries``, ``bytes``, ``pinned_bytes``,
+        ``pinned_entries``, ``evictions``, ``evicted_bytes``, ``rejected``,
+        ``budget_bytes``, ``effective_budget_bytes``."""
 
 @final
 class PressureReading:
+    """One reading of the memory files, with the level it led to."""
+
     @property
     def level(self) -> PressureLevel: ...
     @property
-    def used_bytes(self) -> int: ...
+    def used_bytes(self) -> int:
+        """cgroup: ``memory.current - inactive_file`` (working set); else ``MemTotal - MemAvailable``."""
     @property
-    def limit_bytes(self) -> int: ...
+    def limit_bytes(self) -> int:
+        """cgroup ``memory.max`` (tightest up the tree, at most MemTotal), else MemTotal."""
     @property
     def available_bytes(self) -> int: ...
     @property
     def ratio(self) -> float:
         """``used / limit``, 0.0..1.0+."""
     @property
-    def psi_some_avg10(self) -> float | None: ...
+    def psi_some_avg10(self) -> float | None:
+        """PSI ``some avg10`` (percent) from the cgroup's ``memory.pressure`` or
+        ``/proc/pressure/memory``; ``None`` where PSI is unavailable."""
     @property
     def psi_full_avg10(self) -> float | None: ...
     @property
     def source(self) -> Literal["cgroup", "meminfo"]: ...
+    @property
+    def high_events(self) -> int:
+        """``memory.events`` ``high`` count since the previous reading (0 on the first)."""
+    @property
+    def max_events(self) -> int:
+        """``memory.events`` ``max`` count since the previous reading."""
+    @property
+    def oom_kill_events(self) -> int:
+        """``memory.events`` ``oom_kill`` count since the previous reading."""
 
 @final
 class MemoryPressure:
-    """Reads cgroup v2, PSI and /proc/meminfo below ``root``; levels with hysteresis."""
+    """Reads cgroup v2, PSI and /proc/meminfo below ``root``; levels with hysteresis.
+
+    ``critical`` when ``ratio >= critical``, PSI some avg10 ``>= psi_critical``,
+    or new ``memory.events`` ``max``/``oom_kill``; ``moderate`` when
+    ``ratio >= moderate``, PSI ``>= psi_moderate`` or new ``high`` events.
+    Leaving a level needs the ratio below ``threshold - hysteresis`` (PSI below
+    ``psi_threshold - 100 * hysteresis``). cgroup v1's memory controller is
+    used on hybrid hosts without a v2 memory controller.
+
+    ``root`` must be a directory (``ValueError``); thresholds need
+    ``0 < moderate < critical <= 1``, ``0 <= hysteresis < moderate`` and
+    ``0 <= psi_moderate < psi_critical <= 100`` (``ValueError``). ``read()``
+    raises ``OSError`` when ``/proc/meminfo`` is missing or unreadable.
+    """
 
     def __init__(
         self,
@@ -257,10 +327,14 @@ class MemoryPressure:
         psi_moderate: float = 10.0,
         psi_critical: float = 40.0,
     ) -> None: ...
-    def read(self) -> PressureReading: ...
+    def read(self) -> PressureReading:
+        """Read the files (GIL released) and update the level."""
     @property
     def level(self) -> PressureLevel:
         """The level of the last reading (``normal`` before the first)."""
 
 def memory_limit_bytes(root: str = "/") -> int:
-    """Memory this process may use: cgroup v2 ``memory.max`` when set, else MemTotal."""
+    """Memory this process may use: cgroup v2 ``memory.max`` when set, else MemTotal.
+
+    Raises ``OSError`` when ``root``'s ``proc/meminfo`` cannot be read.
+    """
