@@ -199,3 +199,20 @@ async def test_rejects_non_positive_ttl(make_cache) -> None:
     cache = await make_cache()
     with pytest.raises(ValueError, match="ttl"):
         await cache.set("k", b"v", ttl=0)
+
+
+async def test_exhausted_pool_serves_in_process_without_degrading(make_cache) -> None:
+    cache = await make_cache(pool_size=1, min_idle=1, pool_timeout=0.05, l1_ttl=60)
+    await cache.set("k", b"v", ttl=60)
+    cache.clear_l1()
+    assert cache._redis is not None
+    held = await cache._redis.pool.get_connection()  # the only connection
+    try:
+        assert await cache.get("k") is None  # would wait forever; answers as a miss
+        await cache.set("k2", b"v2", ttl=60)  # kept in the L1
+        assert await cache.get("k2") == b"v2"
+        stats = cache.stats()
+        assert stats.busy == 2 and not stats.degraded
+    finally:
+        await cache._redis.pool.release(held)
+    assert await cache.get("k") == b"v"

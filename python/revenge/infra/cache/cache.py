@@ -21,19 +21,22 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from revenge.config import CacheSettings
 from revenge.runtime.degrade import Degradable, DegradeObserver
 from revenge.runtime.health import Category, Check
 
 from .l1 import LocalCache
-from .pubsub import MessageCallback, ResubscribeHook, Subscriber, Subscription
+from .pubsub import Channels, MessageCallback, ResubscribeHook, Subscriber, Subscription
 from .redis_l2 import PoolStats, RedisL2, is_outage
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 INVALIDATION_CHANNEL = "cache:invalidate"
 
@@ -65,6 +68,7 @@ class CacheStats:
     degradations: int
     reconnects: int
     fallback_calls: int
+    busy: int  # calls served in-process because the pool stayed exhausted
     published: int
     received: int
     resubscribes: int
@@ -74,9 +78,8 @@ class CacheStats:
 class _LocalOnly:
     """The L2 stand-in while Redis is absent: stores nothing, publishes in-process."""
 
-    def __init__(self, subscriber: Subscriber | None, local: dict[str, list[Subscription]]) -> None:
-        self._subscriber = subscriber
-        self._local = local
+    def __init__(self, channels: Channels) -> None:
+        self._channels = channels
 
     async def get(self, key: str) -> tuple[bytes, float] | None:
         return None
@@ -88,10 +91,7 @@ class _LocalOnly:
         return None
 
     async def publish(self, channel: str, message: bytes) -> int:
-        if self._subscriber is not None:
-            self._subscriber.deliver_locally(channel, message)
-        else:
-            _deliver(self._local.get(channel, ()), message)
+        self._channels.deliver(channel, message)
         return 0
 
     async def ping(self) -> None:
@@ -124,6 +124,7 @@ class Cache:
         backoff_max: float = 5.0,
         connect_timeout: float = 1.0,
         command_timeout: float = 1.0,
+        pool_timeout: float = 0.5,
         observer: DegradeObserver | None = None,
     ) -> None:
         self.l1 = LocalCache(max_entries=l1_max_entries, max_bytes=l1_max_bytes)
@@ -132,7 +133,8 @@ class Cache:
         self._keepalive_interval = keepalive_interval
         self._health_timeout = 2 * command_timeout
         self._keepalive: asyncio.Task[None] | None = None
-        self._local_subs: dict[str, list[Subscription]] = {}
+        self._channels = Channels()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._redis: RedisL2 | None = None
         self._subscriber: Subscriber | None = None
         if url:
@@ -143,12 +145,13 @@ class Cache:
                 min_idle=min_idle,
                 connect_timeout=connect_timeout,
                 command_timeout=command_timeout,
+                pool_timeout=pool_timeout,
             )
         self._up = asyncio.Event()
         self._observer = observer
         self._reconnects = 0
         self._fallback_calls = 0
-        local = _LocalOnly(None, self._local_subs)
+        local = _LocalOnly(self._channels)
         self._link: Degradable[RedisL2 | _LocalOnly] = Degradable(
             "cache",
             self._redis or local,
@@ -163,13 +166,14 @@ class Cache:
             self._up.set()
             self._subscriber = Subscriber(
                 self._redis.pubsub_client,
+                self._channels,
                 prefix=prefix,
                 wait_up=self._up.wait,
                 report_down=self._report_down,
             )
-            self._link.fallback = _LocalOnly(self._subscriber, self._local_subs)
         self._hits_l1 = self._hits_l2 = self._misses = self._sets = self._deletes = 0
         self._published = 0
+        self._busy = 0
         self._degradations = 0
         self._started = False
 
@@ -237,7 +241,7 @@ class Cache:
         if value is not None:
             self._hits_l1 += 1
             return value
-        found = await self._link.call(lambda l2: l2.get(key))
+        found = await self._call(lambda l2: l2.get(key))
         if found is None:
             self._misses += 1
             return None
@@ -253,7 +257,7 @@ class Cache:
         self._sets += 1
         self.l1.put(key, value, min(self.l1_ttl, ttl))
         notice = (INVALIDATION_CHANNEL, self._notice(key))
-        await self._link.call(lambda l2: l2.set(key, value, ttl, notice))
+        await self._call(lambda l2: l2.set(key, value, ttl, notice))
 
     async def delete(self, *keys: str) -> None:
         if not keys:
@@ -262,7 +266,7 @@ class Cache:
         for key in keys:
             self.l1.pop(key)
         notice = (INVALIDATION_CHANNEL, self._notice(*keys))
-        await self._link.call(lambda l2: l2.delete(keys, notice))
+        await self._call(lambda l2: l2.delete(keys, notice))
 
     async def get_json(self, key: str) -> Any:
         """The decoded value, or ``None`` when absent (so do not cache a bare ``null``)."""
@@ -286,7 +290,7 @@ class Cache:
         """
         data = message.encode() if isinstance(message, str) else message
         self._published += 1
-        return await self._link.call(lambda l2: l2.publish(channel, data))
+        return await self._call(lambda l2: l2.publish(channel, data))
 
     async def subscribe(
         self,
@@ -303,16 +307,14 @@ class Cache:
         """
         sub = Subscription(channel, callback, on_resubscribe)
         if self._subscriber is None:
-            self._local_subs.setdefault(channel, []).append(sub)
+            self._channels.add(sub)
         else:
             await self._subscriber.subscribe(sub)
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
         if self._subscriber is None:
-            subs = self._local_subs.get(sub.channel, [])
-            if sub in subs:
-                subs.remove(sub)
+            self._channels.remove(sub)
         else:
             await self._subscriber.unsubscribe(sub)
 
@@ -360,6 +362,7 @@ class Cache:
             degradations=self._degradations,
             reconnects=self._reconnects,
             fallback_calls=self._fallback_calls,
+            busy=self._busy,
             published=self._published,
             received=sub.received if sub else 0,
             resubscribes=sub.resubscribes if sub else 0,
@@ -367,6 +370,16 @@ class Cache:
         )
 
     # -- internals --------------------------------------------------------------------
+
+    async def _call(self, op: Callable[[RedisL2 | _LocalOnly], Awaitable[R]]) -> R:
+        """Through the link; when every pooled connection stays busy past
+        ``pool_timeout``, this one call is served like a degraded one (Redis is
+        slow, not gone, so the link stays up)."""
+        try:
+            return await self._link.call(op)
+        except RedisConnectionError:
+            self._busy += 1
+            return await op(self._link.fallback)
 
     def _notice(self, *keys: str) -> bytes:
         return orjson.dumps([self._instance.decode(), keys])
@@ -404,8 +417,8 @@ class Cache:
         if not self._link.degraded:
             loop = asyncio.get_running_loop()
             task = loop.create_task(self._link.call(_fail_primary(exc)))
-            _tasks.add(task)
-            task.add_done_callback(_tasks.discard)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _keep_warm_loop(self) -> None:
         assert self._redis is not None
@@ -438,25 +451,3 @@ def _describe(exc: BaseException | None) -> str | None:
         return None
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _deliver(subs: Any, message: bytes) -> None:
-    for sub in list(subs):
-        task = asyncio.get_running_loop().create_task(_call_local(sub, message))
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
-
-
-async def _call_local(sub: Subscription, message: bytes) -> None:
-    import inspect
-
-    sub.received += 1
-    try:
-        result = sub.callback(message)
-        if inspect.isawaitable(result):
-            await result
-    except Exception:
-        log.exception("subscriber callback for %s failed", sub.channel)
-
-
-_tasks: set[asyncio.Task[None]] = set()

@@ -34,6 +34,65 @@ class Subscription:
     received: int = field(default=0)
 
 
+class Channels:
+    """This process's subscriptions by channel, and delivery to their callbacks."""
+
+    def __init__(self) -> None:
+        self._subs: dict[str, list[Subscription]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def names(self) -> list[str]:
+        return list(self._subs)
+
+    def hooks(self) -> list[ResubscribeHook]:
+        """Each distinct ``on_resubscribe`` hook once."""
+        seen: dict[int, ResubscribeHook] = {}
+        for subs in self._subs.values():
+            for sub in subs:
+                if sub.on_resubscribe is not None:
+                    seen.setdefault(id(sub.on_resubscribe), sub.on_resubscribe)
+        return list(seen.values())
+
+    def add(self, sub: Subscription) -> bool:
+        """Register ``sub``; true when it is the channel's first subscriber."""
+        subs = self._subs.setdefault(sub.channel, [])
+        subs.append(sub)
+        return len(subs) == 1
+
+    def remove(self, sub: Subscription) -> bool:
+        """Unregister ``sub``; true when the channel has no subscriber left."""
+        subs = self._subs.get(sub.channel, [])
+        if sub in subs:
+            subs.remove(sub)
+        if subs:
+            return False
+        return self._subs.pop(sub.channel, None) is not None
+
+    async def dispatch(self, channel: str, message: bytes) -> None:
+        """Run the callbacks one after another (the subscriber task's way)."""
+        for sub in list(self._subs.get(channel, ())):
+            await _call(sub, message)
+
+    def deliver(self, channel: str, message: bytes) -> int:
+        """Schedule the callbacks without waiting (publishing in-process, Redis absent)."""
+        subs = list(self._subs.get(channel, ()))
+        for sub in subs:
+            task = asyncio.get_running_loop().create_task(_call(sub, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(subs)
+
+
+async def _call(sub: Subscription, message: bytes) -> None:
+    sub.received += 1
+    try:
+        result = sub.callback(message)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception("subscriber callback for %s failed", sub.channel)
+
+
 class Subscriber:
     """Keeps a PUBLISH/SUBSCRIBE connection open while Redis is up.
 
@@ -45,6 +104,7 @@ class Subscriber:
     def __init__(
         self,
         client: aioredis.Redis,
+        channels: Channels,
         *,
         prefix: str,
         wait_up: Callable[[], Awaitable[object]],
@@ -56,7 +116,7 @@ class Subscriber:
         self._wait_up = wait_up
         self._report_down = report_down
         self._poll = poll_interval
-        self._subs: dict[str, list[Subscription]] = {}
+        self._channels = channels
         self._pubsub: PubSub | None = None
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -84,8 +144,7 @@ class Subscriber:
 
     async def subscribe(self, sub: Subscription, *, confirm_timeout: float = 2.0) -> None:
         """Register ``sub``; while connected, return once Redis confirmed the channel."""
-        first = sub.channel not in self._subs
-        self._subs.setdefault(sub.channel, []).append(sub)
+        first = self._channels.add(sub)
         if first and self._ready.is_set() and self._pubsub is not None:
             with contextlib.suppress(Exception):
                 # Failure here is the run loop's to notice and repair.
@@ -95,19 +154,9 @@ class Subscriber:
             await self.wait_ready(confirm_timeout)
 
     async def unsubscribe(self, sub: Subscription) -> None:
-        subs = self._subs.get(sub.channel, [])
-        if sub in subs:
-            subs.remove(sub)
-        if not subs and self._subs.pop(sub.channel, None) is not None and self._pubsub:
+        if self._channels.remove(sub) and self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.unsubscribe(self._prefix + sub.channel)
-
-    def deliver_locally(self, channel: str, message: bytes) -> int:
-        """Hand ``message`` to this process's callbacks (the fallback when Redis is down)."""
-        subs = list(self._subs.get(channel, ()))
-        for sub in subs:
-            self._spawn_callback(sub, message)
-        return len(subs)
 
     async def _send_subscribe(self, channels: list[str]) -> None:
         assert self._pubsub is not None
@@ -128,8 +177,8 @@ class Subscriber:
                 self._pubsub = pubsub
                 reader = asyncio.create_task(self._read(pubsub))
                 try:
-                    if self._subs:
-                        await asyncio.wait_for(self._send_subscribe(list(self._subs)), 5.0)
+                    if names := self._channels.names():
+                        await asyncio.wait_for(self._send_subscribe(names), 5.0)
                     self._ready.set()
                     if self._connected_once:
                         self.resubscribes += 1
@@ -167,39 +216,16 @@ class Subscriber:
                     fut.set_result(None)
             elif kind == "message":
                 self.received += 1
-                name = channel[len(self._prefix) :]
-                data = msg["data"]
-                for sub in list(self._subs.get(name, ())):
-                    await self._call(sub, bytes(data))
+                await self._channels.dispatch(channel[len(self._prefix) :], bytes(msg["data"]))
 
     async def _after_resubscribe(self) -> None:
-        seen: set[int] = set()
-        for subs in list(self._subs.values()):
-            for sub in subs:
-                hook = sub.on_resubscribe
-                if hook is None or id(hook) in seen:
-                    continue
-                seen.add(id(hook))
-                try:
-                    result = hook()
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception:
-                    log.exception("on_resubscribe hook for %s failed", sub.channel)
-
-    async def _call(self, sub: Subscription, message: bytes) -> None:
-        sub.received += 1
-        try:
-            result = sub.callback(message)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            log.exception("subscriber callback for %s failed", sub.channel)
-
-    def _spawn_callback(self, sub: Subscription, message: bytes) -> None:
-        task = asyncio.get_running_loop().create_task(self._call(sub, message))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        for hook in self._channels.hooks():
+            try:
+                result = hook()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("on_resubscribe hook failed")
 
     async def close(self) -> None:
         if self._task is not None:
@@ -207,9 +233,6 @@ class Subscriber:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-
-_background: set[asyncio.Task[None]] = set()
 
 
 def _text(value: bytes | str) -> str:
