@@ -8,7 +8,9 @@ same session (``benches/http_db.py``).
 
 Environment: ``REVENGE_BENCH_DB_URL`` (default: the local server's ``postgres``
 database), ``FLOOR_POOL_MIN`` / ``FLOOR_POOL_MAX`` (2 / 50, Revenge's defaults),
-``FLOOR_TRANSACTION=1`` for a transaction per request instead of autocommit.
+``FLOOR_TRANSACTION=1`` for a transaction per request instead of autocommit,
+``FLOOR_POOL=revenge`` to go through ``revenge.infra.database.Database`` instead
+of a bare psycopg_pool (the same app otherwise: the HTTP cost of that layer).
 """
 
 from __future__ import annotations
@@ -24,7 +26,29 @@ DB_URL = os.environ.get("REVENGE_BENCH_DB_URL", "postgresql://postgres@127.0.0.1
 POOL_MIN = int(os.environ.get("FLOOR_POOL_MIN", "2"))
 POOL_MAX = int(os.environ.get("FLOOR_POOL_MAX", "50"))
 AUTOCOMMIT = os.environ.get("FLOOR_TRANSACTION", "0") != "1"
+USE_REVENGE = os.environ.get("FLOOR_POOL", "bare") == "revenge"
 HEADERS = [("content-type", "application/json")]
+
+
+class RevengePoolApp:
+    """The same app through Revenge's ``Database`` (stale check, 503 translation, scaler)."""
+
+    def __init__(self) -> None:
+        from revenge.infra.database import Database, PoolConfig
+
+        self.db = Database(DB_URL, PoolConfig(min_conns=POOL_MIN, max_conns=POOL_MAX))
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.run_until_complete(self.db.start())
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.run_until_complete(self.db.close())
+
+    async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT 1")
+            row = await cur.fetchone()
+        proto.response_bytes(200, HEADERS, orjson.dumps({"value": row[0] if row else None}))
 
 
 class FloorApp:
@@ -56,4 +80,4 @@ class FloorApp:
         proto.response_bytes(200, HEADERS, orjson.dumps({"value": row[0] if row else None}))
 
 
-app = FloorApp()
+app: FloorApp | RevengePoolApp = RevengePoolApp() if USE_REVENGE else FloorApp()

@@ -1,6 +1,7 @@
 """HTTP load harness for DB-backed routes: wrk at 16 and 64 connections, rps / p50 / p99.
 
     python benches/http_db.py --floor                      # start the floor app, measure it
+    python benches/http_db.py --floor --revenge-pool       # + the same app through Database
     python benches/http_db.py --floor http://127.0.0.1:8096/some/db/route
     python benches/http_db.py URL_A URL_B                  # B compared with A
 
@@ -19,6 +20,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -86,14 +88,14 @@ def _wait_ready(url: str, limit: float = 20.0) -> None:
     raise SystemExit(f"{url} did not answer 200 within {limit:g}s")
 
 
-def start_floor(workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_floor(workers: int, pool: str = "bare") -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     cmd = [
         sys.executable, "-m", "granian", "--interface", "rsgi", "--loop", "uvloop",
         "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port),
         "--working-dir", str(BENCHES), "--log-level", "warning", "floor_db_rsgi:app",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    proc = subprocess.Popen(cmd, start_new_session=True, env={**os.environ, "FLOOR_POOL": pool})
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_ready(url)
@@ -114,14 +116,40 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def measure(
-    targets: list[tuple[str, str]], connections: list[int], seconds: float, threads: int
+    targets: list[tuple[str, str]],
+    connections: list[int],
+    seconds: float,
+    threads: int,
+    repeat: int = 1,
 ) -> list[Result]:
-    results = []
-    for label, url in targets:
+    """Each target at each connection count, ``repeat`` times interleaved; medians reported.
+
+    Interleaving (A B A B ...) spreads load from anything else on the machine over
+    all targets alike, so the ratios stay fair when the absolute numbers are not.
+    """
+    for _, url in targets:
         run_wrk(url, connections[0], 1, threads)  # warm-up: pool grown, caches hot
+    runs: dict[tuple[str, int], list[tuple[float, float, float, int]]] = {}
+    for _ in range(repeat):
         for conns in connections:
-            rps, p50, p99, errors = parse_wrk(run_wrk(url, conns, seconds, threads))
-            results.append(Result(label, conns, rps, p50, p99, errors))
+            for label, url in targets:
+                runs.setdefault((label, conns), []).append(
+                    parse_wrk(run_wrk(url, conns, seconds, threads))
+                )
+    results = []
+    for label, _ in targets:
+        for conns in connections:
+            got = runs[(label, conns)]
+            results.append(
+                Result(
+                    label,
+                    conns,
+                    statistics.median(r[0] for r in got),
+                    statistics.median(r[1] for r in got),
+                    statistics.median(r[2] for r in got),
+                    sum(r[3] for r in got),
+                )
+            )
     return results
 
 
@@ -149,24 +177,35 @@ def main(argv: list[str] | None = None) -> int:
         "--floor", action="store_true", help="start and measure the floor app first"
     )
     parser.add_argument("--floor-workers", type=int, default=1)
+    parser.add_argument(
+        "--revenge-pool",
+        action="store_true",
+        help="also measure the floor app going through revenge.infra.database.Database",
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", default="16,64")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds (medians)")
     args = parser.parse_args(argv)
     if not args.urls and not args.floor:
         parser.error("give URLs, --floor, or both")
     connections = [int(c) for c in args.connections.split(",")]
 
-    floor = None
+    servers: list[subprocess.Popen[bytes]] = []
     targets = [(url, url) for url in args.urls]
     try:
+        if args.revenge_pool:
+            proc, url = start_floor(args.floor_workers, "revenge")
+            servers.append(proc)
+            targets.insert(0, ("same app, revenge Database", url))
         if args.floor:
-            floor, floor_url = start_floor(args.floor_workers)
-            targets.insert(0, ("floor (granian+psycopg_pool)", floor_url))
-        results = measure(targets, connections, args.seconds, args.threads)
+            proc, url = start_floor(args.floor_workers)
+            servers.append(proc)
+            targets.insert(0, ("floor (granian+psycopg_pool)", url))
+        results = measure(targets, connections, args.seconds, args.threads, args.repeat)
     finally:
-        if floor is not None:
-            stop(floor)
+        for proc in servers:
+            stop(proc)
     print(table(results))
     return 0
 
