@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from revenge.config import load_settings
-from revenge.infra.database import Database, migrate
+from revenge.infra.database import Database, PoolConfig, migrate
 from revenge.infra.search import PostgresSearch, SearchDocument, SearchService
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,8 @@ def migrated_url(pg_url: str) -> str:
 
 @pytest.fixture
 async def db(migrated_url: str) -> AsyncIterator[Database]:
-    database = Database(migrated_url)
+    # A small pool: the machine's PostgreSQL (100 connections) is shared with other suites.
+    database = Database(migrated_url, PoolConfig(min_conns=1, max_conns=4))
     await database.start()
     yield database
     await database.close()
@@ -238,8 +239,6 @@ async def test_typesense_backend_against_a_real_server(db: Database, pg) -> None
 
 
 async def test_typo_threshold_does_not_leak_to_the_pooled_connection(migrated_url: str) -> None:
-    from revenge.infra.database import PoolConfig
-
     single = Database(migrated_url, PoolConfig(min_conns=1, max_conns=1))
     await single.start()
     try:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from revenge.infra.database import Database, migrate
+from revenge.infra.database import Database, PoolConfig, migrate
 from revenge.infra.search import PostgresSearch, SearchDocument, SearchHit, SearchService
 from revenge.runtime.lazy import Lazy
 
@@ -84,7 +84,8 @@ def migrated_url(pg_url: str) -> str:
 
 @pytest.fixture
 async def db(migrated_url: str) -> AsyncIterator[Database]:
-    database = Database(migrated_url)
+    # A small pool: the machine's PostgreSQL (100 connections) is shared with other suites.
+    database = Database(migrated_url, PoolConfig(min_conns=1, max_conns=4))
     await database.start()
     await database.execute("DELETE FROM search_documents")
     await PostgresSearch(database).index(CATALOGUE)
