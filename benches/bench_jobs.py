@@ -58,7 +58,7 @@ class Row:
     wall: float | None = None
 
 
-async def bench_revenge(url: str, jobs: int) -> Row:
+async def bench_revenge(url: str, jobs: int, prefetch: int = 0) -> Row:
     """Our stack: ``Jobs.enqueue``/``enqueue_many`` and ``run_worker`` with concurrency 10."""
     registry = KindRegistry((JobKind("noop"),))
     done = 0
@@ -87,7 +87,9 @@ async def bench_revenge(url: str, jobs: int) -> Row:
         await q.enqueue_many("noop", [None] * jobs)
         batch = jobs / (time.perf_counter() - start)
 
-    config = WorkerConfig(url=url, concurrency=CONCURRENCY, metrics_interval=60.0)
+    config = WorkerConfig(
+        url=url, concurrency=CONCURRENCY, prefetch=prefetch, metrics_interval=60.0
+    )
     stop, ready = asyncio.Event(), asyncio.Event()
     started = time.perf_counter()
     worker = asyncio.create_task(run_worker(config, stop, registry=registry, ready=ready))
@@ -96,9 +98,7 @@ async def bench_revenge(url: str, jobs: int) -> Row:
     stop.set()
     await worker
     assert first is not None
-    return Row(
-        "revenge.infra.jobs (pgqueuer + pool driver)", one, batch, jobs / (last - first), wall
-    )
+    return Row(f"revenge.infra.jobs, prefetch {prefetch}", one, batch, jobs / (last - first), wall)
 
 
 def _once(factory: Any) -> Any:

@@ -304,3 +304,37 @@ async def test_queue_depth_metric_is_sampled_by_the_worker(fresh_pg_url: str) ->
             await wait_for(probe, lambda v: v == 3, "queue depth gauge")
         # the worker served only the default queue, so the other kind is still queued
         assert (await jobs.queue_depth())[("unserved", "queued")] == 3
+
+
+async def test_a_busy_worker_leaves_unstarted_jobs_to_other_workers(fresh_pg_url: str) -> None:
+    registry = KindRegistry((JobKind("long_haul"),))
+    started: list[int] = []
+    release = asyncio.Event()
+
+    @registry.handler("long_haul")
+    async def long_haul(ctx: JobContext, payload: Payload) -> None:
+        started.append(ctx.job_id)
+        await asyncio.wait_for(release.wait(), timeout=60)
+
+    async def count() -> int:
+        return len(started)
+
+    cfg = config(fresh_pg_url, concurrency=2)  # prefetch 0: claim only free slots
+    async with Jobs.open(fresh_pg_url, registry=registry) as jobs:
+        ids = await jobs.enqueue_many("long_haul", [{}] * 5)
+        async with running_worker(cfg, registry):
+            await wait_for(count, lambda n: n == 2, "the first worker's two slots")
+            depth = await jobs.queue_depth()
+            assert (depth.get(("long_haul", "running")), depth.get(("long_haul", "queued"))) == (
+                2,
+                3,
+            )
+            async with running_worker(cfg, registry):
+                # a greedy first worker would hold the next jobs; here the second one runs them
+                await wait_for(count, lambda n: n == 4, "the second worker's two slots")
+                release.set()
+                for job_id in ids:
+                    await wait_for(
+                        lambda j=job_id: _state(jobs, j), _is("succeeded"), f"job {job_id}"
+                    )
+    assert sorted(started) == sorted(ids)

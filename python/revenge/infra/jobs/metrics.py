@@ -53,13 +53,21 @@ class JobMetrics:
             ["kind"],
         )
 
+        # labels() takes a lock and builds a key on every call; jobs finish thousands a second
+        self._children: dict[tuple[str, str], tuple[Any, ...]] = {}
+
     def observe(self, kind: str, outcome: str, seconds: float) -> None:
-        self.duration.labels(kind, outcome).observe(seconds)
-        self.finished.labels(kind, outcome).inc()
-        if outcome == "failed":
-            self.failures.labels(kind).inc()
-        elif outcome == "retried":
-            self.retries.labels(kind).inc()
+        children = self._children.get((kind, outcome))
+        if children is None:
+            children = (self.duration.labels(kind, outcome), self.finished.labels(kind, outcome))
+            if outcome == "failed":
+                children += (self.failures.labels(kind),)
+            elif outcome == "retried":
+                children += (self.retries.labels(kind),)
+            self._children[(kind, outcome)] = children
+        children[0].observe(seconds)
+        for counter in children[1:]:
+            counter.inc()
 
     def set_depth(self, kinds: list[str], depth: Mapping[tuple[str, Any], int]) -> None:
         for kind in sorted({*kinds, *(k for k, _ in depth)}):

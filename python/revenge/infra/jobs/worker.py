@@ -7,10 +7,10 @@ This module adds what it lacks: the kind registry's options (back-off policy,
 timeout), a local concurrency bound, progress, metrics, a supervised restart when
 PostgreSQL goes away, and a shutdown that finishes or releases in-flight jobs.
 
-Concurrency: the queue claims up to ``concurrency`` jobs per round trip and holds at
-most ``2 * concurrency`` (one batch prefetched), while a semaphore lets at most
-``concurrency`` bodies run. Claiming a whole batch per round trip is what makes a
-burn-down of short jobs fast (benches/bench_jobs.py).
+Concurrency: a worker claims up to ``concurrency`` jobs per round trip but never
+holds more than ``concurrency + prefetch`` (:mod:`~revenge.infra.jobs.manager`); a
+semaphore lets at most ``concurrency`` bodies run. Claiming a whole batch per round
+trip is what makes a burn-down of short jobs fast (benches/bench_jobs.py).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pgqueuer.models import Context, Job
 from revenge.infra.jobs.context import JobContext
 from revenge.infra.jobs.driver import PsycopgPoolDriver
 from revenge.infra.jobs.kinds import REGISTRY, Handler, JobKind, KindRegistry
+from revenge.infra.jobs.manager import SlotBoundQueueManager
 from revenge.infra.jobs.metrics import JobMetrics, get_job_metrics
 from revenge.infra.jobs.queue import Jobs
 from revenge.infra.jobs.schema import install_schema
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _RESTART_MIN, _RESTART_MAX = 0.5, 10.0
-_CLAIM_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,9 @@ class WorkerConfig:
       (``""`` switches a kind's schedule off on this worker).
     - ``shutdown_grace``: seconds in-flight jobs get to finish on stop before they are
       released back to the queue.
+    - ``prefetch``: jobs claimed beyond ``concurrency``, waiting for a free slot. 0 keeps
+      every claimed job running (fair to other workers when jobs are long); more hides
+      the claim round trip behind running jobs (short jobs).
     - ``poll_interval``: longest wait between polls when no NOTIFY arrives.
     """
 
@@ -65,6 +68,7 @@ class WorkerConfig:
     schedules: Mapping[str, str] = field(default_factory=dict)
     queues: frozenset[str] | None = None
     shutdown_grace: float = 30.0
+    prefetch: int = 0
     poll_interval: float = 5.0
     metrics_interval: float = 15.0
 
@@ -73,6 +77,13 @@ class WorkerConfig:
             raise ValueError("concurrency must be at least 1")
         if self.stalled_after <= 0:
             raise ValueError("stalled_after must be positive")
+        if self.prefetch < 0:
+            raise ValueError("prefetch must be >= 0")
+
+    @property
+    def claim_limit(self) -> int:
+        """Most jobs this worker holds claimed at once."""
+        return self.concurrency + self.prefetch
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> WorkerConfig:
@@ -217,13 +228,13 @@ async def _run_once(
         stalled_after=config.stalled_after,
     ) as jobs:
         runtime = _Runtime(jobs, config, resources, get_job_metrics())
-        pgq = PgQueuer(PsycopgPoolDriver(jobs.pool))
+        pgq = _queuer(jobs, config)
         _register(pgq, registry, runtime)
         run = asyncio.create_task(
             pgq.run(
                 dequeue_timeout=timedelta(seconds=config.poll_interval),
                 batch_size=config.concurrency,
-                max_concurrent_tasks=_CLAIM_FACTOR * config.concurrency,
+                max_concurrent_tasks=None,  # bounded by SlotBoundQueueManager.claim_limit
                 heartbeat_timeout=timedelta(seconds=config.stalled_after),
             ),
             name="revenge-jobs-worker",
@@ -242,6 +253,16 @@ async def _run_once(
             for task in (sampler, stop, run):
                 task.cancel()
             await asyncio.gather(sampler, stop, run, return_exceptions=True)
+
+
+def _queuer(jobs: Jobs, config: WorkerConfig) -> PgQueuer:
+    pgq = PgQueuer(PsycopgPoolDriver(jobs.pool))
+    qm = SlotBoundQueueManager(
+        pgq.qm.queries, pgq.channel, resources=pgq.resources, claim_limit=config.claim_limit
+    )
+    qm.shutdown = pgq.shutdown
+    pgq.qm = qm
+    return pgq
 
 
 def _register(pgq: PgQueuer, registry: KindRegistry, runtime: _Runtime) -> None:
