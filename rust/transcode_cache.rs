@@ -272,7 +272,21 @@ impl<V> TranscodeCore<V> {
             st.rejected += 1;
             return Err(Refused::Pressure);
         }
-        // Take the old entry out first: its bytes are not part of the new state.
+        let limit = match st.level {
+            Level::Normal => st.cap,
+            Level::Moderate | Level::Critical => st.cap.min(self.half()),
+        };
+        // Feasible only if the other pinned bytes plus the new entry fit:
+        // checked before touching anything, so a refused insert costs no one
+        // their entry (not even the one it would have replaced).
+        let old_pinned = st
+            .entries
+            .get(key)
+            .map_or(0, |s| if s.pins > 0 { s.size } else { 0 });
+        if st.pinned_bytes - old_pinned + size > limit {
+            st.rejected += 1;
+            return Err(Refused::NoRoom);
+        }
         if let Some(old) = st.entries.remove(key) {
             st.bytes -= old.size;
             if old.pins > 0 {
@@ -282,16 +296,6 @@ impl<V> TranscodeCore<V> {
                 st.lru.remove(&old.tick);
             }
             dropped.push(old.value);
-        }
-        let limit = match st.level {
-            Level::Normal => st.cap,
-            Level::Moderate | Level::Critical => st.cap.min(self.half()),
-        };
-        // Feasible only if pinned bytes plus the new entry fit: check before
-        // evicting anything, so a refused insert costs no one their entry.
-        if st.pinned_bytes + size > limit {
-            st.rejected += 1;
-            return Err(Refused::NoRoom);
         }
         self.evict_to(st, limit, size, dropped);
         debug_assert!(st.bytes + size <= limit);
@@ -775,6 +779,19 @@ mod tests {
             Err(Refused::NoRoom)
         );
         assert!(c.get("a").is_some());
+    }
+
+    #[test]
+    fn refused_replacement_keeps_the_old_entry() {
+        let c = cache(3 * MB);
+        c.insert("p", seg(2 * MB), 2 * MB, true).unwrap();
+        c.insert("k", seg(MB), MB, true).unwrap();
+        assert_eq!(
+            c.insert("k", seg(2 * MB), 2 * MB, false),
+            Err(Refused::NoRoom)
+        );
+        assert!(c.get("k").is_some());
+        assert_eq!(c.stats().pinned_entries, 2);
     }
 
     #[test]

@@ -1,0 +1,216 @@
+"""revenge._core.TranscodeCache: budget never exceeded, pins, zero copy, pressure."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from revenge._core import TranscodeCache
+
+KB = 1 << 10
+
+
+def _seg(n: int, fill: int = 1) -> bytes:
+    return bytes([fill]) * n
+
+
+def test_get_returns_the_inserted_object_itself() -> None:
+    cache = TranscodeCache(budget_bytes=64 * KB)
+    data = _seg(10 * KB)
+    assert cache.insert("a", data) is True
+    assert cache.get("a") is data
+    assert cache.get("a") is data
+    assert cache.get("missing") is None
+    stats = cache.stats()
+    assert (stats["hits"], stats["misses"], stats["bytes"]) == (2, 1, 10 * KB)
+
+
+def test_lru_eviction_makes_room() -> None:
+    cache = TranscodeCache(budget_bytes=40 * KB)
+    for i in range(4):
+        cache.insert(f"s{i}", _seg(10 * KB))
+    cache.get("s0")
+    cache.insert("s4", _seg(10 * KB))
+    assert cache.get("s1") is None
+    assert cache.get("s0") is not None
+    assert cache.stats()["evictions"] == 1
+
+
+def test_pinned_entries_survive_and_block_admission() -> None:
+    cache = TranscodeCache(budget_bytes=40 * KB)
+    cache.insert("p", _seg(30 * KB), pinned=True)
+    for i in range(10):
+        assert cache.insert(f"s{i}", _seg(10 * KB)) is True
+    assert cache.get("p") is not None
+    assert cache.insert("big", _seg(20 * KB)) is False
+    assert cache.stats()["rejected"] == 1
+    assert cache.unpin("p") is True
+    assert cache.unpin("p") is False
+    assert cache.insert("big", _seg(20 * KB)) is True
+
+
+def test_pins_are_counted() -> None:
+    cache = TranscodeCache(budget_bytes=40 * KB)
+    cache.insert("p", _seg(KB))
+    assert cache.pin("p") and cache.pin("p")
+    assert cache.unpin("p")
+    assert cache.stats()["pinned_entries"] == 1
+    assert cache.unpin("p")
+    assert cache.stats()["pinned_entries"] == 0
+    assert cache.pin("missing") is False
+
+
+def test_moderate_halves_the_budget_and_admits_only_pinned() -> None:
+    cache = TranscodeCache(budget_bytes=80 * KB)
+    for i in range(8):
+        cache.insert(f"s{i}", _seg(10 * KB))
+    assert cache.set_pressure("moderate") == 40 * KB
+    assert cache.stats()["bytes"] == 40 * KB
+    assert cache.effective_budget_bytes == 40 * KB
+    assert cache.level == "moderate"
+    assert cache.insert("u", _seg(KB)) is False
+    assert cache.insert("p", _seg(KB), pinned=True) is True
+
+
+def test_critical_keeps_only_pinned_and_unpin_evicts_at_once() -> None:
+    cache = TranscodeCache(budget_bytes=80 * KB)
+    cache.insert("p", _seg(10 * KB), pinned=True)
+    for i in range(5):
+        cache.insert(f"s{i}", _seg(10 * KB))
+    assert cache.set_pressure("critical") == 50 * KB
+    assert len(cache) == 1
+    cache.unpin("p")
+    assert len(cache) == 0
+
+
+def test_budget_grows_back_in_steps_after_quiet_periods() -> None:
+    cache = TranscodeCache(budget_bytes=80 * KB, quiet_seconds=30.0, grow_step=0.25)
+    cache.set_pressure("moderate")
+    cache.set_pressure("normal")
+    assert cache.effective_budget_bytes == 40 * KB
+    cache.advance_clock(31.0)
+    assert cache.effective_budget_bytes == 60 * KB
+    cache.advance_clock(30.0)
+    assert cache.effective_budget_bytes == 80 * KB
+
+
+def test_segment_larger_than_the_whole_budget_is_an_error() -> None:
+    cache = TranscodeCache(budget_bytes=10 * KB)
+    with pytest.raises(ValueError, match="larger than the whole budget"):
+        cache.insert("x", _seg(11 * KB))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"budget_bytes": 0}, ValueError),
+        ({"budget_bytes": -1}, ValueError),
+        ({"budget_bytes": 2**60}, ValueError),
+        ({"budget_bytes": 1.5}, TypeError),
+        ({"budget_bytes": 10, "quiet_seconds": -1.0}, ValueError),
+        ({"budget_bytes": 10, "quiet_seconds": float("nan")}, ValueError),
+        ({"budget_bytes": 10, "grow_step": 0.0}, ValueError),
+        ({"budget_bytes": 10, "grow_step": 2.0}, ValueError),
+        ({"budget_bytes": 10, "grow_step": "half"}, TypeError),
+    ],
+)
+def test_bad_constructor_arguments(kwargs: dict[str, object], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        TranscodeCache(**kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_method_arguments() -> None:
+    cache = TranscodeCache(budget_bytes=10 * KB)
+    with pytest.raises(TypeError, match="bytes"):
+        cache.insert("k", bytearray(3))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        cache.insert(3, b"x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        cache.set_pressure("panic")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        cache.set_pressure(2)  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    budget=st.integers(min_value=1, max_value=64 * KB),
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["insert", "pin", "unpin", "remove", "pressure", "get"]),
+            st.integers(min_value=0, max_value=15),
+            st.integers(min_value=0, max_value=16 * KB),
+            st.sampled_from(["normal", "moderate", "critical"]),
+            st.booleans(),
+        ),
+        max_size=120,
+    ),
+)
+def test_invariants_under_random_operations(
+    budget: int, ops: list[tuple[str, int, int, str, bool]]
+) -> None:
+    cache = TranscodeCache(budget_bytes=budget, quiet_seconds=0.0)
+    pins: dict[str, int] = {}
+    for op, k, size, level, pinned in ops:
+        key = f"k{k}"
+        if op == "insert":
+            if size > budget:
+                with pytest.raises(ValueError):
+                    cache.insert(key, _seg(size), pinned=pinned)
+            else:
+                was_present = cache.get(key) is not None
+                ok = cache.insert(key, _seg(size), pinned=pinned)
+                if ok:
+                    pins[key] = pins.get(key, 0) * was_present + int(pinned)
+        elif op == "pin":
+            if cache.pin(key):
+                pins[key] = pins.get(key, 0) + 1
+        elif op == "unpin":
+            if cache.unpin(key):
+                pins[key] -= 1
+        elif op == "remove":
+            cache.remove(key)
+            pins.pop(key, None)
+        elif op == "pressure":
+            cache.set_pressure(level)  # type: ignore[arg-type]
+        else:
+            cache.get(key)
+        stats = cache.stats()
+        assert stats["bytes"] <= budget
+        assert stats["pinned_bytes"] <= stats["bytes"]
+        for pinned_key, count in pins.items():
+            if count > 0:
+                assert cache.get(pinned_key) is not None, f"pinned {pinned_key} was evicted"
+
+
+def test_threads_never_push_it_over_budget() -> None:
+    budget = 256 * KB
+    cache = TranscodeCache(budget_bytes=budget)
+    errors: list[BaseException] = []
+    segs = [_seg((i % 7 + 1) * 8 * KB, i) for i in range(16)]
+
+    def worker(seed: int) -> None:
+        try:
+            for i in range(2000):
+                k = f"s{(i * 5 + seed) % 40}"
+                if i % 17 == 0:
+                    cache.set_pressure("moderate" if i % 34 else "normal")
+                elif i % 7 == 0:
+                    cache.pin(k)
+                elif i % 7 == 1:
+                    cache.unpin(k)
+                else:
+                    cache.insert(k, segs[i % 16], pinned=i % 29 == 0)
+                    cache.get(k)
+                assert cache.stats()["bytes"] <= budget
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
