@@ -9,11 +9,14 @@
   advisory lock.
 * :func:`resolve_url` / :func:`resolve_url_sync` — ``database.url``, or the
   embedded PostgreSQL in the data folder when it is empty.
+* :func:`prepare_database` — for the serving parent: resolve, migrate, export
+  ``REVENGE_DATABASE__URL`` for the workers.
 """
 
 from __future__ import annotations
 
-from revenge.infra.db.embedded import resolve_url, resolve_url_sync, start_embedded
+from revenge.infra.db.bootstrap import PreparedDatabase, prepare_database
+from revenge.infra.db.embedded import EmbeddedServer, resolve_url, resolve_url_sync, start_embedded
 from revenge.infra.db.errors import (
     DatabaseUnreachable,
     EmbeddedDatabaseError,
@@ -31,15 +34,18 @@ __all__ = [
     "DatabaseHealth",
     "DatabaseUnreachable",
     "EmbeddedDatabaseError",
+    "EmbeddedServer",
     "Migration",
     "MigrationChecksumMismatch",
     "MigrationError",
     "PoolConfig",
     "PoolStats",
+    "PreparedDatabase",
     "applied_migrations",
     "export_pool_metrics",
     "load_migrations",
     "migrate",
+    "prepare_database",
     "redact_url",
     "resolve_url",
     "resolve_url_sync",
