@@ -211,3 +211,23 @@ async def test_runtime_owned_lazy_is_used_and_left_open(db: Database) -> None:
     await service.close()
     assert lazy.initialized  # the runtime, not the service, offloads it
     await lazy.offload("test", force=True)
+
+
+async def test_reindex_all_replaces_postgres_then_rebuilds_the_primary(db: Database) -> None:
+    primary = InProcessIndex()
+    service, _ = make_service(db, primary)
+    try:
+        await service.start(eager=True)
+
+        async def from_content_tables() -> AsyncIterator[list[SearchDocument]]:
+            yield [SearchDocument("n1", "movie", "Nosferatu", year=1922)]
+            yield [SearchDocument("n2", "movie", "Metropolis", year=1927)]
+
+        assert await service.reindex_all(from_content_tables()) == 2
+        assert await service.postgres.count() == 2
+        assert set(primary.docs) == {"n1", "n2"}
+        assert [h.id for h in (await service.search("nosferatu")).hits] == ["n1"]
+        assert await service.reindex_all() == 2  # no source: rebuild the primary only
+        assert primary.rebuilds == 3
+    finally:
+        await service.close()

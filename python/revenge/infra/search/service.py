@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from revenge.config import Settings
+from revenge.config import ConfigError, Settings
 from revenge.infra.database import Database
 from revenge.runtime.degrade import Degradable, DegradeObserver
 from revenge.runtime.errors import ServiceUnavailable
@@ -141,7 +141,13 @@ class SearchService:
         factory = typesense_factory(settings)
         if factory is None:
             return cls(postgres, **options)
-        from .typesense import is_outage
+        try:
+            from .typesense import is_outage
+        except ImportError as exc:
+            raise ConfigError(
+                "search.typesense_url is set but the Typesense client is not installed "
+                f"({exc.name}); install the 'typesense' package or clear the setting"
+            ) from exc
 
         options.setdefault("idle_ttl", settings.offload.idle_ttl)
         return cls(postgres, typesense or factory, is_outage=is_outage, **options)

@@ -2,8 +2,8 @@
 
 Cold: built on first use by :class:`~revenge.infra.search.service.SearchService`
 through a ``Lazy``; the service puts PostgreSQL behind it as the fallback.
-The client package is imported here only, so it is needed only when
-``search.typesense_url`` is set.
+The client package is imported by this module only, and this module only when
+``search.typesense_url`` is set: a setup without Typesense needs no client.
 """
 
 from __future__ import annotations
@@ -13,6 +13,12 @@ import warnings
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
+import typesense
+from typesense.exceptions import ObjectNotFound, TypesenseClientError
+
+from revenge.runtime.errors import ServiceUnavailable
 
 from .types import SearchDocument, SearchHit
 
@@ -32,11 +38,6 @@ _SCHEMA: dict[str, Any] = {
 
 def is_outage(exc: BaseException) -> bool:
     """Anything that means "Typesense cannot answer": transport, server, auth, missing collection."""
-    import httpx
-    from typesense.exceptions import TypesenseClientError
-
-    from revenge.runtime.errors import ServiceUnavailable
-
     return isinstance(
         exc, TypesenseClientError | httpx.HTTPError | ServiceUnavailable | OSError | TimeoutError
     )
@@ -85,8 +86,6 @@ class TypesenseSearch:
         collection: str = COLLECTION,
         timeout: float = 2.0,
     ) -> None:
-        import typesense
-
         self.collection = collection
         # Typed loosely on purpose: the client's TypedDict signatures reject the
         # plain dictionaries this module builds, and nothing here is a hot path.
@@ -104,8 +103,6 @@ class TypesenseSearch:
 
     async def start(self) -> None:
         """Check the server and create the collection when it is missing."""
-        from typesense.exceptions import ObjectNotFound
-
         await self.ping()
         try:
             await self._client.collections[self.collection].retrieve()
@@ -171,8 +168,6 @@ class TypesenseSearch:
     async def replace_all(self, batches: AsyncIterator[Sequence[SearchDocument]]) -> int:
         """Recreate the collection and import every batch (searches miss rows meanwhile;
         the service answers from PostgreSQL until this returns)."""
-        from typesense.exceptions import ObjectNotFound
-
         with contextlib.suppress(ObjectNotFound):
             await self._client.collections[self.collection].delete()
         await self._client.collections.create({"name": self.collection, **_SCHEMA})
