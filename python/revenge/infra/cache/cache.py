@@ -121,7 +121,7 @@ class Cache:
         l1_max_bytes: int = 16 << 20,
         keepalive_interval: float = 30.0,
         backoff_initial: float = 0.25,
-        backoff_max: float = 5.0,
+        backoff_max: float = 2.0,
         connect_timeout: float = 1.0,
         command_timeout: float = 1.0,
         pool_timeout: float = 0.5,

@@ -78,7 +78,7 @@ class RedisL2:
         pool_timeout: float = 1.0,
         connect_timeout: float = 1.0,
         command_timeout: float = 1.0,
-        retries: int = 2,
+        retries: int = 1,
     ) -> None:
         self.prefix = prefix
         self.min_idle = min(min_idle, pool_size)
@@ -88,7 +88,7 @@ class RedisL2:
             "timeout": pool_timeout,
             "socket_connect_timeout": connect_timeout,
             "socket_keepalive": True,
-            "retry": Retry(ExponentialBackoff(cap=0.25, base=0.02), retries),
+            "retry": Retry(ExponentialBackoff(cap=0.1, base=0.01), retries),
             "retry_on_error": [RedisConnectionError, RedisTimeoutError],
             "health_check_interval": 30,
         }
