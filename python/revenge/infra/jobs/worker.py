@@ -112,7 +112,9 @@ class _Runtime:
         self.resources = resources
         self.metrics = metrics
         self.slots = asyncio.Semaphore(config.concurrency)
-        self.bodies: set[asyncio.Task[None]] = set()
+        # The timeout scope of each running body: expiring it early is how a body is
+        # cancelled at shutdown, without a task of its own per job.
+        self.scopes: dict[int, asyncio.Timeout] = {}
         self.stopping = False  # no new body starts; claimed jobs not yet started go back
         self.releasing = False  # grace is over: running bodies are cancelled and go back
         self.released: set[int] = set()
@@ -120,8 +122,9 @@ class _Runtime:
     def release_all(self) -> None:
         """Give every claimed job back to the queue: running bodies are cancelled."""
         self.releasing = True
-        for task in list(self.bodies):
-            task.cancel()
+        now = asyncio.get_running_loop().time()
+        for scope in list(self.scopes.values()):
+            scope.reschedule(now)
 
 
 class _KindExecutor(AbstractEntrypointExecutor):
@@ -141,41 +144,35 @@ class _KindExecutor(AbstractEntrypointExecutor):
 
     async def execute(self, job: Job, context: Context) -> None:
         rt = self.runtime
+        job_id = int(job.id)
         async with rt.slots:
             if rt.stopping:
-                raise self._release(job)
-            ctx = JobContext(
-                int(job.id), self.kind.name, job.attempts, rt.jobs, rt.config, rt.resources
-            )
+                raise self._release(job_id)
+            ctx = JobContext(job_id, self.kind.name, job.attempts, rt.jobs, rt.config, rt.resources)
             payload = orjson.loads(job.payload) if job.payload else {}
             started = time.perf_counter()
-            task = asyncio.create_task(self._run(ctx, payload))
-            rt.bodies.add(task)
-            task.add_done_callback(rt.bodies.discard)
+            scope = asyncio.timeout(self.kind.timeout)
             try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if rt.releasing and task.cancelled() and not (current and current.cancelling()):
-                    rt.metrics.observe(self.kind.name, "released", time.perf_counter() - started)
-                    raise self._release(job) from None
-                raise
+                async with scope:
+                    rt.scopes[job_id] = scope
+                    await self.body(ctx, payload)
             except Exception as exc:
                 elapsed = time.perf_counter() - started
+                if rt.releasing and scope.expired():
+                    rt.metrics.observe(self.kind.name, "released", elapsed)
+                    raise self._release(job_id) from None
                 if self.kind.retry.gives_up_after(job.attempts):
                     rt.metrics.observe(self.kind.name, "failed", elapsed)
                     raise
                 rt.metrics.observe(self.kind.name, "retried", elapsed)
                 delay = timedelta(seconds=self.kind.retry.delay(job.attempts))
                 raise RetryRequested(delay=delay, reason=f"{type(exc).__name__}: {exc}") from exc
+            finally:
+                rt.scopes.pop(job_id, None)
             rt.metrics.observe(self.kind.name, "succeeded", time.perf_counter() - started)
 
-    async def _run(self, ctx: JobContext, payload: dict[str, Any]) -> None:
-        async with asyncio.timeout(self.kind.timeout):
-            await self.body(ctx, payload)
-
-    def _release(self, job: Job) -> RetryRequested:
-        self.runtime.released.add(int(job.id))
+    def _release(self, job_id: int) -> RetryRequested:
+        self.runtime.released.add(job_id)
         return RetryRequested(delay=timedelta(0), reason="released at worker shutdown")
 
 
@@ -306,7 +303,7 @@ async def _stop(pgq: PgQueuer, run: asyncio.Task[None], runtime: _Runtime) -> No
     pgq.shutdown.set()
     done, _ = await asyncio.wait({run}, timeout=runtime.config.shutdown_grace)
     if not done:
-        log.info("releasing %d in-flight jobs at shutdown", len(runtime.bodies))
+        log.info("releasing %d in-flight jobs at shutdown", len(runtime.scopes))
         runtime.release_all()
         await asyncio.wait({run})
     if runtime.released:
