@@ -217,7 +217,9 @@ class Cache:
             Subscription(INVALIDATION_CHANNEL, self._on_invalidation, self._clear_l1)
         )
         self._subscriber.start()
-        await self._subscriber.wait_ready(self._health_timeout)
+        if not self._link.degraded:
+            # So a subscribe() right after start() is live before it returns.
+            await self._subscriber.wait_ready(self._health_timeout)
         self._keepalive = asyncio.get_running_loop().create_task(
             self._keep_warm_loop(), name="redis-keepalive"
         )
