@@ -216,3 +216,33 @@ async def test_exhausted_pool_serves_in_process_without_degrading(make_cache) ->
     finally:
         await cache._redis.pool.release(held)
     assert await cache.get("k") == b"v"
+
+
+async def test_get_or_load_runs_one_load_for_concurrent_misses(make_cache) -> None:
+    cache = await make_cache()
+    other = await make_cache()
+    calls: list[int] = []
+
+    async def load() -> bytes:
+        calls.append(1)
+        await asyncio.sleep(0.05)
+        return b"loaded"
+
+    values = await asyncio.gather(*(cache.get_or_load("lazy", load, ttl=30) for _ in range(20)))
+    assert values == [b"loaded"] * 20 and calls == [1]
+    assert await other.get("lazy") == b"loaded"  # stored in Redis for everyone
+    assert await cache.get_or_load("lazy", load, ttl=30) == b"loaded" and calls == [1]
+
+
+async def test_get_or_load_failure_reaches_every_waiter_and_is_not_cached(make_cache) -> None:
+    cache = await make_cache()
+
+    async def broken() -> bytes:
+        await asyncio.sleep(0.01)
+        raise LookupError("metadata provider said no")
+
+    results = await asyncio.gather(
+        *(cache.get_or_load("bad", broken, ttl=30) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, LookupError) for r in results)
+    assert await cache.get("bad") is None

@@ -135,6 +135,7 @@ class Cache:
         self._keepalive: asyncio.Task[None] | None = None
         self._channels = Channels()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._loading: dict[str, asyncio.Task[bytes]] = {}
         self._redis: RedisL2 | None = None
         self._subscriber: Subscriber | None = None
         if url:
@@ -269,6 +270,32 @@ class Cache:
             self.l1.pop(key)
         notice = (INVALIDATION_CHANNEL, self._notice(*keys))
         await self._call(lambda l2: l2.delete(keys, notice))
+
+    async def get_or_load(
+        self, key: str, load: Callable[[], Awaitable[bytes]], ttl: float
+    ) -> bytes:
+        """Cache-aside with single flight: on a miss, one ``load()`` per key in this
+        process, shared by every concurrent caller, and its result stored for ``ttl``."""
+        value = await self.get(key)
+        if value is not None:
+            return value
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_task(self._load(key, load, ttl))
+            self._loading[key] = pending
+            pending.add_done_callback(lambda task: self._forget_load(key, task))
+        # Shielded: a caller that gives up must not cancel the load the others wait for.
+        return await asyncio.shield(pending)
+
+    def _forget_load(self, key: str, task: asyncio.Task[bytes]) -> None:
+        self._loading.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here too, in case every waiter gave up
+
+    async def _load(self, key: str, load: Callable[[], Awaitable[bytes]], ttl: float) -> bytes:
+        value = await load()
+        await self.set(key, value, ttl)
+        return value
 
     async def get_json(self, key: str) -> Any:
         """The decoded value, or ``None`` when absent (so do not cache a bare ``null``)."""
