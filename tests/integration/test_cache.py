@@ -246,3 +246,17 @@ async def test_get_or_load_failure_reaches_every_waiter_and_is_not_cached(make_c
     )
     assert all(isinstance(r, LookupError) for r in results)
     assert await cache.get("bad") is None
+
+
+async def test_memory_pressure_shrinks_then_empties_the_l1(make_cache) -> None:
+    cache = await make_cache(l1_max_entries=100, l1_ttl=60)
+    for i in range(100):
+        await cache.set(f"k{i}", b"v", ttl=60)
+    assert len(cache.l1) == 100
+    cache.on_pressure("normal", "moderate")
+    assert len(cache.l1) == 50 and cache.l1.get("k99") == b"v"  # the most recent stay
+    cache.on_pressure("moderate", "critical")
+    assert len(cache.l1) == 0
+    assert await cache.get("k0") == b"v"  # Redis still has it
+    stats = cache.pool_stats()
+    assert stats.max == 10 and stats.idle >= 1

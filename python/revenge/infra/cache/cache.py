@@ -29,6 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from revenge.config import CacheSettings
 from revenge.runtime.degrade import Degradable, DegradeObserver
 from revenge.runtime.health import Category, Check
+from revenge.runtime.pressure import PoolStats as RuntimePoolStats
 
 from .l1 import LocalCache
 from .pubsub import Channels, MessageCallback, ResubscribeHook, Subscriber, Subscription
@@ -308,6 +309,22 @@ class Cache:
     def clear_l1(self) -> None:
         """Drop every in-process entry (memory pressure, or after missed invalidations)."""
         self.l1.clear()
+
+    def on_pressure(self, old: str, new: str) -> None:
+        """A ``PressureMonitor.on_level_change`` listener: at ``moderate`` the L1
+        shrinks to half its budget, at ``critical`` it is emptied (Redis still
+        holds the values; the L1 refills on use)."""
+        if new == "critical":
+            self.l1.clear()
+        elif new == "moderate":
+            self.l1.shrink(0.5)
+
+    def pool_stats(self) -> RuntimePoolStats:
+        """For ``PressureMonitor.register_pool("redis", cache.pool_stats)``."""
+        pool = self._redis.pool_stats() if self._redis is not None else None
+        if pool is None:
+            return RuntimePoolStats(active=0, idle=0, max=0)
+        return RuntimePoolStats(active=pool.in_use, idle=pool.idle, max=pool.max_connections)
 
     # -- pub/sub ----------------------------------------------------------------------
 

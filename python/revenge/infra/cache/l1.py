@@ -73,6 +73,23 @@ class LocalCache:
             self._remove(old_key)
             self.evictions += 1
 
+    def shrink(self, fraction: float) -> int:
+        """Evict least recently used entries down to ``fraction`` of both limits;
+        the number evicted (memory pressure).
+
+        >>> l1 = LocalCache(max_entries=4)
+        >>> for k in "abcd": l1.put(k, b"v", ttl=10)
+        >>> l1.shrink(0.5), len(l1), l1.get("d")
+        (2, 2, b'v')
+        """
+        entries, nbytes = int(self.max_entries * fraction), int(self.max_bytes * fraction)
+        evicted = 0
+        while self._items and (len(self._items) > entries or self._bytes > nbytes):
+            self._remove(next(iter(self._items)))
+            evicted += 1
+        self.evictions += evicted
+        return evicted
+
     def pop(self, key: str) -> None:
         self._remove(key)
 
