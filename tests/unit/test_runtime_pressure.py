@@ -44,8 +44,8 @@ class ScriptedSensor:
         return FakeReading(level, ratio)
 
 
-def filled_cache() -> TranscodeCache:
-    cache = TranscodeCache(budget_bytes=1000)
+def filled_cache(quiet_seconds: float = 30.0) -> TranscodeCache:
+    cache = TranscodeCache(budget_bytes=1000, quiet_seconds=quiet_seconds, grow_step=1.0)
     assert cache.insert("pinned", b"p" * 100, pinned=True)
     for i in range(9):
         assert cache.insert(f"seg{i}", bytes(100))
@@ -72,7 +72,7 @@ def test_budget_table_comes_from_config() -> None:
 
 async def test_levels_evict_caches_and_tell_listeners() -> None:
     metrics = get_metrics()
-    cache = filled_cache()
+    cache = filled_cache(quiet_seconds=0.0)  # regrows fully at the first quiet reading
     sessions = SessionCache(max_entries=100, max_bytes=1 << 20, ttl=60, idle_timeout=60)
     sessions.insert("tok", user_id=1, role="user", flags=0, expires_at=time.time() + 3600)
     changes: list[tuple[str, str]] = []
@@ -120,8 +120,11 @@ async def test_usage_per_category_and_sampled_metrics() -> None:
     monitor.attach_transcode_cache("t_usage", cache)
     monitor.attach_session_cache("t_usage", sessions)
     monitor.register_pool(
-        "t_usage_db", lambda: PoolStats(active=3, idle=2, max=50, waits_total=waits)
+        "t_usage_db",
+        lambda: PoolStats(active=3, idle=2, max=50, waits_total=waits),
+        export_metrics=True,
     )
+    monitor.register_pool("t_usage_other", lambda: PoolStats(active=1, idle=0, max=5))
 
     lines = {line.category: line for line in monitor.usage()}
     assert lines["transcode_cache"].used_bytes == 1000
@@ -191,3 +194,15 @@ def test_set_pressure_contract(level: str) -> None:
     cache.set_pressure(level)  # type: ignore[arg-type]
     expected = {"normal": 1000, "moderate": 500, "critical": 100}[level]
     assert cache.stats()["bytes"] <= expected
+
+
+async def test_runtime_from_settings_runs_the_real_pressure_monitor() -> None:
+    settings = load_settings(env={"REVENGE_MEMORY__PRESSURE_INTERVAL": "10ms"})
+    rt = Runtime.from_settings(settings, metrics=get_metrics())
+    assert rt.pressure is not None
+    async with rt:
+        async with asyncio.timeout(5):
+            while rt.pressure.last_reading is None:
+                await asyncio.sleep(0.005)
+        assert rt.pressure.level == rt.pressure.last_reading.level
+        assert (REGISTRY.get_sample_value("revenge_memory_pressure_ratio") or 0) > 0
