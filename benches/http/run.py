@@ -13,7 +13,8 @@ revocation delay across ``--workers 2`` (logout, then fresh connections until ev
 answer is 401).
 
 Needs wrk (Debian ``wrk``), PostgreSQL (``REVENGE_BENCH_PG_ADMIN_URL``, default the
-local trust server). Options: ``--duration 10 --connections 64 --threads 2 --skip-revocation``.
+local trust server). Options: ``--duration 10 --connections 64 --threads 1 --skip-revocation
+--target module:app`` (another build of the Revenge app, e.g. a patched one).
 """
 
 from __future__ import annotations
@@ -152,22 +153,36 @@ def wrk(url: str, args: argparse.Namespace, *extra: str, connections: int | None
 
 def bench_me(url: str, token: str, args: argparse.Namespace) -> WrkResult:
     auth = ("-H", f"Authorization: Bearer {token}")
-    wrk(url, args, *auth, duration=2)  # warm-up: connections, caches, branch predictors
+    wrk(
+        url, args, *auth, duration=min(2, args.duration)
+    )  # warm-up: connections, caches, branch predictors
     return wrk(url, args, *auth)
 
 
 # -- Revenge helpers ---------------------------------------------------------------------
 
 
+def admin_connect() -> psycopg.Connection[tuple[object, ...]]:
+    """The admin connection, retried: a shared server may be briefly out of connection slots."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return psycopg.connect(PG_ADMIN_URL, autocommit=True)
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def fresh_database() -> tuple[str, str]:
     name = f"revenge_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with admin_connect() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return name, PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
 def drop_database(name: str) -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+    with admin_connect() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -285,7 +300,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
+    # One wrk thread: on a 2-core machine a second one takes CPU from the server under test.
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-revocation", action="store_true")
     parser.add_argument(
         "--target", default="revenge.app:app", help="the Revenge app to serve (module:attr)"

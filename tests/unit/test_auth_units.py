@@ -354,3 +354,17 @@ async def test_a_revocation_during_a_miss_keeps_the_result_out_of_the_cache(
     with pytest.raises(Problem):  # but nothing stale was cached
         await authenticator(make_request({"authorization": f"Bearer {token}"}))
     assert store.lookups == 2
+
+
+async def test_ready_principals_follow_user_changes(
+    authenticator: Authenticator, store: FakeStore
+) -> None:
+    token = new_session_token()
+    store.sessions[token_hash(token)] = credential(7, "alice")
+    first = await authenticator(make_request({"authorization": f"Bearer {token}"}))
+    assert await authenticator(make_request({"authorization": f"Bearer {token}"})) is first
+    store.sessions[token_hash(token)] = credential(7, "alice2")  # renamed, then announced
+    authenticator.revoke_user(7)
+    renamed = await authenticator(make_request({"authorization": f"Bearer {token}"}))
+    assert renamed.username == "alice2" and store.lookups == 2
+    assert await authenticator(make_request({"authorization": f"Bearer {token}"})) is renamed

@@ -46,6 +46,8 @@ class Authenticator:
         "_cache",
         "_cookie_name",
         "_directory",
+        "_max_principals",
+        "_principals",
         "_resolve_key",
         "_resolve_session",
         "generation",
@@ -61,8 +63,12 @@ class Authenticator:
         resolve_api_key: Resolver,
         cookie_name: str,
         api_key_header: str,
+        max_principals: int = 100_000,
     ) -> None:
         self._cache = cache
+        self._principals: dict[str, Principal] = {}
+        """Ready Principals by credential hash; used only after the Rust cache says valid."""
+        self._max_principals = max_principals
         self._directory = directory
         self._resolve_session = resolve_session
         self._resolve_key = resolve_api_key
@@ -81,7 +87,7 @@ class Authenticator:
         flags = 0
         secret = headers.get("authorization")
         if secret is not None:
-            if secret[:7].lower() != "bearer ":
+            if not secret.startswith("Bearer ") and secret[:7].lower() != "bearer ":
                 raise unauthenticated("the Authorization header must use the Bearer scheme")
             secret = secret[7:].strip()
         else:
@@ -95,12 +101,24 @@ class Authenticator:
         digest = sha256(secret.encode()).hexdigest()
         session = self._cache.get(digest)
         if session is not None and session.flags == flags:
+            # The Rust cache decides validity; the Principal is only a ready-made answer.
+            principal = self._principals.get(digest)
+            if principal is not None:
+                return principal
             view = self._directory.get(session.user_id)
             if view is not None:
-                if flags:
-                    return Principal(view.id, view.username, view.role, "api_key", secret[4:20])
-                return Principal(view.id, view.username, view.role, "session", digest)
+                return self._principal(digest, view, secret if flags else None)
         return await self._miss(secret, digest, flags)
+
+    def _principal(self, digest: str, view: UserView, api_key: str | None) -> Principal:
+        if api_key is None:
+            principal = Principal(view.id, view.username, view.role, "session", digest)
+        else:
+            principal = Principal(view.id, view.username, view.role, "api_key", api_key[4:20])
+        if len(self._principals) >= self._max_principals:
+            self._principals.clear()
+        self._principals[digest] = principal
+        return principal
 
     async def _miss(self, secret: str, digest: str, flags: int) -> Principal:
         self.misses += 1
@@ -115,17 +133,18 @@ class Authenticator:
             raise unauthenticated("the credential is unknown, expired or revoked")
         if generation == self.generation:
             view = self.remember(digest, credential, flags)
-        else:
-            # Revoked meanwhile: answer this request (it began before), cache nothing.
-            view = UserDirectory.view_of(
-                credential.user_id, credential.username, credential.role, credential.created_at
-            )
+            return self._principal(digest, view, secret if key_id is not None else None)
+        # Revoked meanwhile: answer this request (it began before), cache nothing.
+        view = UserDirectory.view_of(
+            credential.user_id, credential.username, credential.role, credential.created_at
+        )
         if key_id is not None:
             return Principal(view.id, view.username, view.role, "api_key", key_id)
         return Principal(view.id, view.username, view.role, "session", digest)
 
     def remember(self, digest: str, credential: Credential, flags: int = 0) -> UserView:
         """Cache a resolved credential and its user's profile (also used right after login)."""
+        self._principals.pop(digest, None)
         self._cache.insert(
             digest,
             user_id=credential.user_id,
@@ -142,6 +161,7 @@ class Authenticator:
     def revoke_hash(self, digest: str) -> None:
         self.generation += 1
         self._cache.revoke(digest)
+        self._principals.pop(digest, None)
 
     def revoke_user(self, user_id: int) -> None:
         self.generation += 1
@@ -153,3 +173,4 @@ class Authenticator:
         self.generation += 1
         self._cache.clear()
         self._directory.clear()
+        self._principals.clear()
