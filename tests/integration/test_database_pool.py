@@ -314,3 +314,17 @@ async def _scale_up_once(db: Database) -> None:
     await db.sample()
     hold.set()
     await asyncio.gather(*tasks)
+
+
+async def test_plugs_into_the_runtime_health_checker(fresh_pg_url: str) -> None:
+    from revenge.runtime.health import Category, Check, HealthChecker
+
+    db = Database(fresh_pg_url, FAST)
+    await db.start()
+    checker = HealthChecker([Check("database", Category.CRITICAL, db.check, timeout=5.0)])
+    report = await checker.refresh()
+    assert report.status == "healthy" and report.services["database"].healthy
+    await db.close()
+    report = await checker.refresh()
+    assert report.status == "unhealthy"
+    assert "not started" in (report.services["database"].error or "")
