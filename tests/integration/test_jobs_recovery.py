@@ -255,3 +255,74 @@ async def test_schema_install_is_idempotent_under_concurrency(fresh_pg_url: str)
         ],
     )
     assert tables == 5
+
+
+async def _terminate(url: str, application_name: str) -> int:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = %s",
+            (application_name,),
+        )
+        return int((await cur.fetchone() or (0,))[0])
+
+
+async def _backends(url: str, application_name: str) -> int:
+    return await _count(
+        url,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name = %s",
+        application_name,
+    )
+
+
+async def test_worker_relistens_after_its_listen_connection_is_killed(fresh_pg_url: str) -> None:
+    registry = KindRegistry((JobKind("ping"),))
+    ran: list[int] = []
+
+    @registry.handler("ping")
+    async def ping(ctx: JobContext, payload: Payload) -> None:
+        ran.append(ctx.job_id)
+
+    async def count() -> int:
+        return len(ran)
+
+    # polls so rarely that only a NOTIFY can wake the worker within the test's deadline
+    cfg = config(fresh_pg_url, poll_interval=600.0)
+    listen = "revenge-jobs-listen"
+    async with (
+        Jobs.open(fresh_pg_url, registry=registry) as jobs,
+        running_worker(cfg, registry),
+    ):
+        await wait_for(lambda: _backends(fresh_pg_url, listen), lambda n: n == 1, "LISTEN")
+        await jobs.enqueue("ping")
+        await wait_for(count, lambda n: n == 1, "the first ping")
+        assert await _terminate(fresh_pg_url, listen) == 1
+        await wait_for(lambda: _backends(fresh_pg_url, listen), lambda n: n == 1, "re-LISTEN")
+        await jobs.enqueue("ping")
+        await wait_for(count, lambda n: n == 2, "a ping after the LISTEN connection died")
+
+
+async def test_worker_recovers_when_all_its_connections_are_killed(fresh_pg_url: str) -> None:
+    registry = KindRegistry((JobKind("ping"),))
+    ran: list[int] = []
+
+    @registry.handler("ping")
+    async def ping(ctx: JobContext, payload: Payload) -> None:
+        ran.append(ctx.job_id)
+
+    async def count() -> int:
+        return len(ran)
+
+    async with running_worker(config(fresh_pg_url, poll_interval=0.5), registry):
+        async with Jobs.open(fresh_pg_url, registry=registry, install=False) as jobs:
+            await jobs.enqueue("ping")
+            await wait_for(count, lambda n: n == 1, "the first ping")
+        killed = await _terminate(fresh_pg_url, "revenge-jobs") + await _terminate(
+            fresh_pg_url, "revenge-jobs-listen"
+        )
+        assert killed >= 2
+        async with Jobs.open(fresh_pg_url, registry=registry, install=False) as jobs:
+            later = await jobs.enqueue_many("ping", [{}] * 5)
+            await wait_for(count, lambda n: n == 6, "pings after every connection was killed")
+    assert set(later) <= set(ran)

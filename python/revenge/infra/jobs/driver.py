@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 NotifyCallback = Callable[[str | bytes | bytearray], None]
 
+#: ``application_name`` of the LISTEN connection (visible in ``pg_stat_activity``).
+LISTEN_APPLICATION_NAME = "revenge-jobs-listen"
 #: How long the LISTEN reader waits before re-checking for shutdown.
 _LISTEN_SLICE = 1.0
 #: Back-off bounds when the LISTEN connection is lost (the worker still polls meanwhile).
@@ -123,7 +125,9 @@ class PsycopgPoolDriver:
         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
 
     async def _connect_listener(self) -> None:
-        conn = await psycopg.AsyncConnection.connect(self._listen_conninfo, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(
+            self._listen_conninfo, autocommit=True, application_name=LISTEN_APPLICATION_NAME
+        )
         for channel in list(self._listeners):
             await self._listen(conn, channel)
         self._listen_conn = conn

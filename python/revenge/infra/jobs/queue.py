@@ -116,7 +116,7 @@ class Jobs:
             conninfo,
             min_size=1,
             max_size=max_size,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "application_name": "revenge-jobs"},
             open=False,
             name="revenge-jobs",
         )
