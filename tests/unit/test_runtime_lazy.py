@@ -217,3 +217,24 @@ async def test_a_failed_shared_attempt_leaves_no_unretrieved_exception(
     gc.collect()
     assert "exception was never retrieved" not in caplog.text
     assert lazy.state == "failed"
+
+
+async def test_concurrent_callers_share_one_failure() -> None:
+    calls = 0
+    release = asyncio.Event()
+
+    async def failing() -> Service:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        raise ConnectionRefusedError("smtp down")
+
+    lazy: Lazy[Service] = Lazy("email", failing, backoff_initial=60, backoff_max=60)
+    waiters = [asyncio.create_task(lazy.get()) for _ in range(100)]
+    await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert calls == 1
+    assert all(isinstance(r, ServiceInitFailed) for r in results)
+    assert all(isinstance(r.__cause__, ConnectionRefusedError) for r in results)
+    assert lazy.failure_count == 1
