@@ -326,3 +326,14 @@ async def test_worker_recovers_when_all_its_connections_are_killed(fresh_pg_url:
             later = await jobs.enqueue_many("ping", [{}] * 5)
             await wait_for(count, lambda n: n == 6, "pings after every connection was killed")
     assert set(later) <= set(ran)
+
+
+async def test_worker_start_without_postgres_says_which_url_and_why() -> None:
+    from revenge.infra.db.errors import DatabaseUnreachable
+    from revenge.infra.jobs import run_worker
+
+    url = "postgresql://revenge:s3cret@127.0.0.1:1/revenge"  # nothing listens on port 1
+    with pytest.raises(DatabaseUnreachable) as caught:
+        await run_worker(WorkerConfig(url=url), asyncio.Event(), registry=KindRegistry())
+    message = str(caught.value)
+    assert "127.0.0.1:1" in message and "s3cret" not in message

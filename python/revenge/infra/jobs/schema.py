@@ -12,6 +12,8 @@ import psycopg
 from pgqueuer import Queries
 from pgqueuer.adapters.drivers.psycopg import PsycopgDriver
 
+from revenge.infra.db.errors import DatabaseUnreachable, redact_url
+
 #: ``pg_advisory_lock`` key reserved for the job schema (any fixed bigint unique to it).
 SCHEMA_LOCK_KEY = 0x2F9A_51C3_0B7E_44D1
 
@@ -33,9 +35,18 @@ _PROGRESS_INDEX = (
 
 
 async def install_schema(conninfo: str) -> None:
-    """Create or upgrade the job tables; safe to call from every process at start-up."""
-    # One dedicated connection: a session advisory lock binds only the connection that took it.
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+    """Create or upgrade the job tables; safe to call from every process at start-up.
+
+    Raises :class:`~revenge.infra.db.errors.DatabaseUnreachable` (URL redacted) when
+    PostgreSQL cannot be reached, so ``revenge worker`` can exit saying which and why.
+    """
+    try:
+        # One dedicated connection: a session advisory lock binds only the connection that took it.
+        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().replace(conninfo, redact_url(conninfo))
+        raise DatabaseUnreachable(conninfo, reason) from None
+    async with conn:
         await conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
         try:
             queries = Queries(PsycopgDriver(conn))
