@@ -173,3 +173,26 @@ def test_several_processes_share_one_server(tmp_path: Path, backend: str) -> Non
         for child in children:
             if child.poll() is None:
                 child.kill()
+
+
+@needs_system_pg
+def test_server_of_a_killed_starter_is_adopted(tmp_path: Path) -> None:
+    """The parent that started the server died without stopping it: the next one takes over."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(tmp_path), "system"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        seen = json.loads(child.stdout.readline())  # type: ignore[union-attr]
+        assert seen["stops"] is True
+    finally:
+        child.kill()  # SIGKILL: no stop(), no atexit
+        child.wait()
+    assert _alive(seen["pid"])
+    server = start_embedded(tmp_path, "system")
+    assert server.stops_server and server.url == seen["url"]
+    assert _postmaster_pid(tmp_path) == seen["pid"]
+    server.stop()
+    assert not _alive(seen["pid"])

@@ -8,7 +8,9 @@ server runs as the ``postgres`` OS user the distribution package created
 
 Sharing between processes: start-up runs under an ``flock`` on
 ``<data_dir>/postgres.lock``; a process that finds the server already running
-joins it and never stops it. Only the starter stops it.
+joins it and never stops it. Only the starter (its pid is in
+``<data_dir>/postgres.owner``) stops it; a server whose starter died is adopted
+by the next process that joins it.
 """
 
 from __future__ import annotations
@@ -127,11 +129,9 @@ def running_socket_dir(pgdata: Path) -> Path | None:
     try:
         lines = (pgdata / "postmaster.pid").read_text().splitlines()
         pid = int(lines[0])
-        os.kill(pid, 0)
-        with open(f"/proc/{pid}/status") as status:
-            if "\nState:\tZ" in status.read():
-                return None
     except (OSError, ValueError, IndexError):
+        return None
+    if not _pid_alive(pid):
         return None
     return Path(lines[4]) if len(lines) > 4 and lines[4] else None
 
@@ -140,10 +140,15 @@ def start(binaries: Binaries, pgdata: Path) -> tuple[str, bool]:
     """Start or join the cluster; ``(admin URL, started by us)``. Blocking."""
     owner = _run_as()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    owner_file = pgdata.parent / "postgres.owner"
     with _locked(pgdata.parent / "postgres.lock"):
         socket_dir = running_socket_dir(pgdata)
         if socket_dir is not None:
-            return _url(socket_dir), False
+            # A server whose starter died (crash, SIGKILL) is adopted, so someone stops it.
+            adopt = not _pid_alive(_read_pid(owner_file))
+            if adopt:
+                owner_file.write_text(str(os.getpid()))
+            return _url(socket_dir), adopt
         if not (pgdata / "PG_VERSION").exists():
             pgdata.mkdir(mode=0o700, exist_ok=True)
             if owner:
@@ -164,7 +169,26 @@ def start(binaries: Binaries, pgdata: Path) -> tuple[str, bool]:
             owner,
             timeout=90,
         )  # fmt: skip
+        owner_file.write_text(str(os.getpid()))
         return _url(socket_dir), True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/status") as status:
+            return "\nState:\tZ" not in status.read()
+    except OSError:
+        return False
 
 
 def _initdb(binaries: Binaries, pgdata: Path, owner: tuple[int, int] | None) -> None:
