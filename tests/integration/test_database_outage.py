@@ -81,7 +81,7 @@ async def test_outage_answers_503_then_recovers_by_itself(fresh_pg_url: str) -> 
             failures += 1
             assert caught.value.retry_after >= 1
             await asyncio.sleep(0.5)
-        assert failures >= 5
+        assert failures >= 2  # each failed within max_wait instead of hanging
         assert caught.value.reason == "cannot reach PostgreSQL"
         assert caught.value.retry_after == 5  # the server is away, not merely busy
 
