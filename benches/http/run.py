@@ -13,7 +13,7 @@ revocation delay across ``--workers 2`` (logout, then fresh connections until ev
 answer is 401).
 
 Needs wrk (Debian ``wrk``), PostgreSQL (``REVENGE_BENCH_PG_ADMIN_URL``, default the
-local trust server). Options: ``--duration 10 --connections 64 --threads 1 --skip-revocation
+local trust server). Options: ``--rounds 3 --duration 5 --connections 64 --threads 1 --skip-revocation
 --target module:app`` (another build of the Revenge app, e.g. a patched one).
 """
 
@@ -151,11 +151,24 @@ def wrk(url: str, args: argparse.Namespace, *extra: str, connections: int | None
     return WrkResult(rps, _ms(percentiles["50"]), _ms(percentiles["99"]), errors, total)
 
 
-def bench_me(url: str, token: str, args: argparse.Namespace) -> WrkResult:
+APPS = ("revenge", "fastapi+uvicorn (a)", "bare rsgi floor (b)")
+
+
+def median_result(results: list[WrkResult]) -> WrkResult:
+    """Per metric median over rounds (errors summed)."""
+    return WrkResult(
+        statistics.median(r.rps for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+        sum(r.requests for r in results),
+    )
+
+
+def bench_me(url: str, token: str, args: argparse.Namespace, *, warm: bool = True) -> WrkResult:
     auth = ("-H", f"Authorization: Bearer {token}")
-    wrk(
-        url, args, *auth, duration=min(2, args.duration)
-    )  # warm-up: connections, caches, branch predictors
+    if warm:  # connections, caches, branch predictors
+        wrk(url, args, *auth, duration=min(2, args.duration))
     return wrk(url, args, *auth)
 
 
@@ -298,7 +311,8 @@ def revocation_delay(port: int, rounds: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--duration", type=float, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="turns over the three apps")
     parser.add_argument("--connections", type=int, default=64)
     # One wrk thread: on a 2-core machine a second one takes CPU from the server under test.
     parser.add_argument("--threads", type=int, default=1)
@@ -319,16 +333,28 @@ def main() -> None:
             "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
-        port = free_port()
-        url = f"http://127.0.0.1:{port}{ME}"
+        port, fastapi_port, floor_port = free_port(), free_port(), free_port()
 
         def revenge(workers: int = 1):  # type: ignore[no-untyped-def]
             return server(granian(args.target, port, workers), port, env, logs / "revenge.log")
 
-        rows: dict[str, WrkResult] = {}
+        samples: dict[str, list[WrkResult]] = {name: [] for name in APPS}
         with revenge():
             token = login(port)
-            rows["revenge"] = bench_me(url, token, args)
+            ref_env = {**env, "BENCH_TOKEN": token}
+            fastapi = uvicorn("benches.http.ref_fastapi:app", fastapi_port)
+            floor_app = granian("benches.http.ref_rsgi:app", floor_port)
+            with (
+                server(fastapi, fastapi_port, ref_env, logs / "fastapi.log"),
+                server(floor_app, floor_port, ref_env, logs / "rsgi.log"),
+            ):
+                # All three up at once and measured in turns, so a burst of load from
+                # elsewhere on the machine spreads over all of them instead of one.
+                ports = dict(zip(APPS, (port, fastapi_port, floor_port), strict=True))
+                for round_ in range(args.rounds):
+                    for name, app_port in ports.items():
+                        me_url = f"http://127.0.0.1:{app_port}{ME}"
+                        samples[name].append(bench_me(me_url, token, args, warm=round_ == 0))
             login_env = {
                 "BENCH_LOGIN_BODY": json.dumps({"username": "admin", "password": ADMIN_PASSWORD})
             }
@@ -336,13 +362,7 @@ def main() -> None:
                 f"http://127.0.0.1:{port}/api/v1/auth/login", args, "-s", str(ROOT / "benches/http/login.lua"),
                 connections=4, duration=min(args.duration, 6), env=login_env,
             )  # fmt: skip
-        ref_env = {**env, "BENCH_TOKEN": token}
-        with server(
-            uvicorn("benches.http.ref_fastapi:app", port), port, ref_env, logs / "fastapi.log"
-        ):
-            rows["fastapi+uvicorn (a)"] = bench_me(url, token, args)
-        with server(granian("benches.http.ref_rsgi:app", port), port, ref_env, logs / "rsgi.log"):
-            rows["bare rsgi floor (b)"] = bench_me(url, token, args)
+        rows = {name: median_result(results) for name, results in samples.items()}
         misses = miss_cost(port, db_url, token, revenge)
         delays = [] if args.skip_revocation else None
         if delays is None:
@@ -351,9 +371,9 @@ def main() -> None:
     finally:
         drop_database(db_name)
 
-    base, floor, ours = rows["fastapi+uvicorn (a)"], rows["bare rsgi floor (b)"], rows["revenge"]
+    ours, base, floor = (rows[name] for name in APPS)
     print(f"\nGET {ME}, valid bearer token, {args.connections} connections, wrk -t{args.threads}, "
-          f"{args.duration:g}s, 1 worker (logs: {logs})\n")  # fmt: skip
+          f"median of {args.rounds} rounds x {args.duration:g}s, 1 worker (logs: {logs})\n")  # fmt: skip
     print("| app | req/s | p50 ms | p99 ms | errors | vs fastapi | vs floor |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, r in rows.items():
