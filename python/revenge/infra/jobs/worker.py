@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ import orjson
 from pgqueuer import PgQueuer
 from pgqueuer.errors import RetryRequested
 from pgqueuer.executors import AbstractEntrypointExecutor, EntrypointExecutorParameters
-from pgqueuer.models import Context, Job
+from pgqueuer.models import Context, Job, Schedule
 
 from revenge.infra.jobs.context import JobContext
 from revenge.infra.jobs.driver import PsycopgPoolDriver
@@ -186,9 +186,11 @@ async def run_worker(
 ) -> None:
     """Run jobs until ``stop_event`` is set; then finish or release in-flight jobs and return.
 
-    Installs the job tables first (idempotent). If PostgreSQL goes away the worker
-    restarts itself with back-off; only ``stop_event`` ends it. ``ready`` is set once
-    the worker is listening (tests and ``serve`` start-up logs use it).
+    Installs the job tables first (idempotent; :class:`DatabaseUnreachable` when
+    PostgreSQL cannot be reached). If PostgreSQL goes away later the worker restarts
+    itself with back-off; only ``stop_event`` ends it. ``ready`` is set once its pool is
+    open and the queue manager started. ``resources`` reaches every body as
+    ``ctx.resources`` (an app's pool, HTTP clients...).
     """
     await install_schema(config.url)
     runnable = registry.runnable(config.queues)
@@ -289,8 +291,8 @@ def _executor_factory(
     return build
 
 
-def _enqueuer(jobs: Jobs, kind: str) -> Any:
-    async def fire(schedule: object) -> None:
+def _enqueuer(jobs: Jobs, kind: str) -> Callable[[Schedule], Awaitable[None]]:
+    async def fire(schedule: Schedule) -> None:
         job_id = await jobs.enqueue(kind)
         log.info("scheduled job %s enqueued as #%d", kind, job_id)
 
