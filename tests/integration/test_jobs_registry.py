@@ -93,3 +93,11 @@ async def test_enqueue_of_an_unknown_kind_fails_before_touching_the_database() -
         await jobs.enqueue("unknown")
     with pytest.raises(ValueError, match="differ in length"):
         await jobs.enqueue_many("known", [{}, {}], keys=["1"])
+
+
+def test_worker_config_rejects_a_bad_cron_expression() -> None:
+    from revenge.infra.jobs import WorkerConfig
+
+    with pytest.raises(ValueError, match=r"'cleanup'.*not a cron expression"):
+        WorkerConfig(url="postgresql://x/y", schedules={"cleanup": "every night"})
+    assert WorkerConfig(url="postgresql://x/y", schedules={"cleanup": ""}).schedules

@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from croniter import croniter  # type: ignore[import-untyped]  # no stubs; pgqueuer dependency
 from pgqueuer import PgQueuer
 from pgqueuer.errors import RetryRequested
 from pgqueuer.executors import AbstractEntrypointExecutor, EntrypointExecutorParameters
@@ -79,6 +80,12 @@ class WorkerConfig:
             raise ValueError("stalled_after must be positive")
         if self.prefetch < 0:
             raise ValueError("prefetch must be >= 0")
+        for kind, expression in self.schedules.items():
+            if expression and not croniter.is_valid(expression):
+                raise ValueError(
+                    f"schedule of job kind {kind!r}: {expression!r} is not a cron expression "
+                    "(5 fields, or 6 with seconds last)"
+                )
 
     @property
     def claim_limit(self) -> int:
