@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from revenge.infra.database import migrate
@@ -23,6 +24,28 @@ pytestmark = pytest.mark.e2e
 
 PASSWORD = "e2e admin password"
 DEADLINE = 15.0
+
+
+# A test-only trigger records every cache miss (a miss touches sessions.last_seen_at), so
+# the test can tell that the worker which did not issue the token has cached it too.
+MISS_LOG = """
+CREATE TABLE test_session_misses (session_id uuid NOT NULL);
+CREATE FUNCTION test_log_miss() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO test_session_misses VALUES (NEW.id);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER test_log_miss AFTER UPDATE OF last_seen_at ON sessions
+    FOR EACH ROW EXECUTE FUNCTION test_log_miss();
+"""
+
+
+def misses(url: str, session_id: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM test_session_misses WHERE session_id = %s", (session_id,)
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def fresh_get(base_url: str, token: str) -> int:
@@ -36,6 +59,8 @@ def test_revoked_token_is_rejected_by_every_worker(
     revoke: str, interface: str, fresh_pg_url: str, tmp_path: Path
 ) -> None:
     asyncio.run(migrate(fresh_pg_url))
+    with psycopg.connect(fresh_pg_url, autocommit=True) as conn:
+        conn.execute(MISS_LOG)
     port = free_port()
     env = {
         "REVENGE_DATABASE__URL": fresh_pg_url,
@@ -58,7 +83,15 @@ def test_revoked_token_is_rejected_by_every_worker(
             json={"username": "admin", "password": PASSWORD},
             timeout=30,
         ).json()["token"]
-        for _ in range(60):
+        # The worker that logged in cached the token then; go on until the other worker
+        # has looked it up in the table (a recorded miss) and cached it as well.
+        for _ in range(500):
+            assert fresh_get(server.base_url, token) == 200
+            if misses(fresh_pg_url, session_id) >= 1:
+                break
+        else:
+            pytest.fail("the second worker never served the token")
+        for _ in range(20):
             assert fresh_get(server.base_url, token) == 200
 
         with httpx.Client(base_url=server.base_url, timeout=5) as client:
