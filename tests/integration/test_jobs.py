@@ -338,3 +338,21 @@ async def test_a_busy_worker_leaves_unstarted_jobs_to_other_workers(fresh_pg_url
                         lambda j=job_id: _state(jobs, j), _is("succeeded"), f"job {job_id}"
                     )
     assert sorted(started) == sorted(ids)
+
+
+async def test_the_apps_database_pool_can_enqueue_and_read_status(fresh_pg_url: str) -> None:
+    from revenge.infra.db.pool import Database
+
+    registry = KindRegistry((JobKind("via_app_pool"),))
+
+    @registry.handler("via_app_pool")
+    async def body(ctx: JobContext, payload: Payload) -> None:
+        await ctx.progress(1, 1, payload["note"])
+
+    async with Database(fresh_pg_url) as db:
+        jobs = Jobs(db, registry=registry)  # conninfo read off db.url
+        await jobs.install()
+        job_id = await jobs.enqueue("via_app_pool", {"note": "from a request handler"})
+        async with running_worker(config(fresh_pg_url), registry):
+            status = await wait_for(lambda: _state(jobs, job_id), _is("succeeded"), "the job")
+    assert status.progress is not None and status.progress.message == "from a request handler"

@@ -14,12 +14,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any, Self
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, Self
 
 import psycopg
 from psycopg import AsyncRawCursor, sql
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,20 @@ _LISTEN_SLICE = 1.0
 _RECONNECT_MIN, _RECONNECT_MAX = 0.2, 5.0
 
 
-def conninfo_of(pool: AsyncConnectionPool[Any]) -> str:
-    """The pool's connection string (a callable conninfo cannot serve a second connection)."""
-    if not isinstance(pool.conninfo, str):
-        raise TypeError("the job queue needs a pool built from a conninfo string")
-    return pool.conninfo
+class ConnectionSource(Protocol):
+    """Where queries get a connection: a psycopg ``AsyncConnectionPool`` or the app's
+    ``revenge.infra.db.pool.Database`` (whose outages raise ``ServiceUnavailable``)."""
+
+    def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]: ...
+
+
+def conninfo_of(source: object) -> str:
+    """The connection string behind ``source`` (``pool.conninfo`` or ``database.url``)."""
+    for attribute in ("conninfo", "url"):
+        value = getattr(source, attribute, None)
+        if isinstance(value, str) and value:
+            return value
+    raise TypeError(f"cannot tell the connection string of {source!r}; pass conninfo=")
 
 
 class _Tasks:
@@ -61,17 +70,15 @@ class _Tasks:
 
 
 class PsycopgPoolDriver:
-    """pgqueuer ``Driver``: queries through ``pool``; LISTEN on its own connection.
+    """pgqueuer ``Driver``: queries through a pool; LISTEN on its own connection.
 
     The pool is borrowed, never closed here. Its connections may or may not be in
-    autocommit mode: the pool commits what a checkout leaves open.
+    autocommit mode: a checkout's context commits what the query left open.
     """
 
-    def __init__(
-        self, pool: AsyncConnectionPool[Any], *, listen_conninfo: str | None = None
-    ) -> None:
-        self._pool = pool
-        self._listen_conninfo = listen_conninfo or conninfo_of(pool)
+    def __init__(self, source: ConnectionSource, *, listen_conninfo: str | None = None) -> None:
+        self._source = source
+        self._listen_conninfo = listen_conninfo or conninfo_of(source)
         self._shutdown = asyncio.Event()
         self._tm = _Tasks()
         self._listeners: dict[str, list[NotifyCallback]] = {}
@@ -88,13 +95,13 @@ class PsycopgPoolDriver:
         return self._tm
 
     async def fetch(self, query: str, *args: object) -> list[dict[str, object]]:
-        async with self._pool.connection() as conn:
+        async with self._source.connection() as conn:
             cursor = AsyncRawCursor(conn, row_factory=dict_row)
             await cursor.execute(query, args or None)
             return await cursor.fetchall()
 
     async def execute(self, query: str, *args: object) -> str:
-        async with self._pool.connection() as conn:
+        async with self._source.connection() as conn:
             cursor = AsyncRawCursor(conn)
             await cursor.execute(query, args or None)
             return cursor.statusmessage or ""

@@ -18,7 +18,7 @@ from pgqueuer import Queries
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from revenge.infra.jobs.driver import PsycopgPoolDriver, conninfo_of
+from revenge.infra.jobs.driver import ConnectionSource, PsycopgPoolDriver, conninfo_of
 from revenge.infra.jobs.kinds import REGISTRY, JobKind, KindRegistry, Payload
 from revenge.infra.jobs.schema import install_schema
 
@@ -84,19 +84,26 @@ class CleanupReport:
 
 
 class Jobs:
-    """The job queue as the rest of the app sees it. Borrow a pool, or use :meth:`open`."""
+    """The job queue as the rest of the app sees it.
+
+    Borrow the app's pool (``Jobs(database)`` with ``revenge.infra.db.pool.Database``,
+    or a psycopg ``AsyncConnectionPool``), or let :meth:`open` make a small one.
+    ``conninfo`` is needed only when it cannot be read off the pool.
+    """
 
     def __init__(
         self,
-        pool: AsyncConnectionPool[Any],
+        pool: ConnectionSource,
         *,
+        conninfo: str | None = None,
         registry: KindRegistry = REGISTRY,
         stalled_after: float = 300.0,
     ) -> None:
         self.pool = pool
+        self.conninfo = conninfo or conninfo_of(pool)
         self.registry = registry
         self.stalled_after = stalled_after
-        self.queries = Queries(PsycopgPoolDriver(pool))
+        self.queries = Queries(PsycopgPoolDriver(pool, listen_conninfo=self.conninfo))
 
     @classmethod
     @asynccontextmanager
@@ -125,7 +132,7 @@ class Jobs:
 
     async def install(self) -> None:
         """Create or upgrade the job tables (idempotent, advisory-locked)."""
-        await install_schema(conninfo_of(self.pool))
+        await install_schema(self.conninfo)
 
     # -- enqueue ---------------------------------------------------------------------
 

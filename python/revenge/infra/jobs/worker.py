@@ -262,7 +262,7 @@ async def _run_once(
 
 
 def _queuer(jobs: Jobs, config: WorkerConfig) -> PgQueuer:
-    pgq = PgQueuer(PsycopgPoolDriver(jobs.pool))
+    pgq = PgQueuer(PsycopgPoolDriver(jobs.pool, listen_conninfo=jobs.conninfo))
     qm = SlotBoundQueueManager(
         pgq.qm.queries, pgq.channel, resources=pgq.resources, claim_limit=config.claim_limit
     )
