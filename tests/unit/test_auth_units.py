@@ -368,3 +368,23 @@ async def test_ready_principals_follow_user_changes(
     renamed = await authenticator(make_request({"authorization": f"Bearer {token}"}))
     assert renamed.username == "alice2" and store.lookups == 2
     assert await authenticator(make_request({"authorization": f"Bearer {token}"})) is renamed
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("revenge_session=abc", "abc"),
+        ("a=1;revenge_session=abc;b=2", "abc"),
+        ("  revenge_session = abc ; b=2", "abc"),
+        ('revenge_session="abc"', "abc"),
+        ("xrevenge_session=abc", None),
+        ("revenge_session_x=abc; other=1", None),
+        ("revenge_session", None),
+        ("", None),
+        ("revenge_session=first; revenge_session=second", "first"),
+    ],
+)
+def test_cookie_value(header: str, expected: str | None) -> None:
+    from revenge.modules.auth.authenticator import cookie_value
+
+    assert cookie_value(header, "revenge_session") == expected

@@ -38,6 +38,27 @@ def unauthenticated(detail: str) -> Problem:
     return Problem(401, "unauthenticated", "Authentication required", detail, headers=_CHALLENGE)
 
 
+def cookie_value(header: str, name: str) -> str | None:
+    """The value of cookie ``name`` in a ``Cookie`` header, or ``None``.
+
+    A plain split instead of ``http.cookies``: this runs on every browser request,
+    and ``SimpleCookie`` costs about 15 us where this costs about 1.
+
+    >>> cookie_value('theme=dark; revenge_session=abc-_1; x="q"', "revenge_session")
+    'abc-_1'
+    >>> cookie_value('x="q"', "x"), cookie_value("revenge_session_old=1", "revenge_session")
+    ('q', None)
+    """
+    for part in header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value
+    return None
+
+
 class Authenticator:
     """``await authenticator(request) -> Principal`` or a 401 problem."""
 
@@ -94,8 +115,10 @@ class Authenticator:
             secret = headers.get(self._api_key_header)
             if secret is not None:
                 flags = FLAG_API_KEY
-            elif "cookie" in headers:
-                secret = request.cookies.get(self._cookie_name)
+            else:
+                cookies = headers.get("cookie")
+                if cookies is not None:
+                    secret = cookie_value(cookies, self._cookie_name)
         if not secret or len(secret) > MAX_CREDENTIAL_LENGTH:
             raise unauthenticated("send a session token (Bearer or cookie) or an API key")
         digest = sha256(secret.encode()).hexdigest()
