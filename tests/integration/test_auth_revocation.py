@@ -131,3 +131,16 @@ async def test_redis_pubsub_carries_revocations(migrated_fresh: str, redis_url: 
     finally:
         await sender.close()
         await cache.close()
+
+
+async def test_health_check_and_stats(migrated_fresh: str) -> None:
+    from revenge.runtime.health import run_check
+
+    async with running_node(migrated_fresh) as node:
+        token = await node.token(await node.user())
+        await status(node, token)
+        assert (await run_check(node.auth.health_check())).healthy
+        stats = node.auth.stats()
+        assert stats["session_cache_entries"] == 1 and stats["session_cache_hits"] >= 1
+        await node.auth.listener.stop()
+        assert not (await run_check(node.auth.health_check())).healthy

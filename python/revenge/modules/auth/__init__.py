@@ -31,6 +31,7 @@ from revenge.modules.auth.revocation import (
 from revenge.modules.auth.routes import add_routes
 from revenge.modules.auth.service import AuthService
 from revenge.modules.auth.throttle import ClientAddress, LoginThrottle
+from revenge.runtime.health import Category, Check
 
 __all__ = ["AuthModule", "AuthService", "Authenticator", "install"]
 
@@ -44,6 +45,28 @@ class AuthModule:
     cache: SessionCache
     listener: RevocationListener
     phases: list[Phase] = field(default_factory=list)
+
+    def health_check(self) -> Check:
+        """Warm check: is this worker hearing revocations? (If not, the cache TTL bounds it.)"""
+
+        async def probe() -> None:
+            if not self.listener.listening:
+                raise RuntimeError(
+                    "revocation listener not connected; cached credentials live at most "
+                    "auth.session_cache_ttl"
+                )
+
+        return Check("auth_revocations", Category.WARM, probe, timeout=1.0)
+
+    def stats(self) -> dict[str, int]:
+        """Counters for metrics: the Rust cache's, plus misses, revocations heard, refusals."""
+        return {
+            **{f"session_cache_{k}": v for k, v in self.cache.stats().items()},
+            "auth_misses": self.authenticator.misses,
+            "revocations_received": self.listener.received,
+            "revocation_listener_reconnects": self.listener.reconnects,
+            "password_checks_refused": self.service.hasher.rejected,
+        }
 
 
 def build_session_cache(settings: Settings) -> SessionCache:
