@@ -284,8 +284,89 @@ enum Dead {
 // ---------------------------------------------------------------- user index
 
 const INDEX_SHARDS: usize = 16;
+/// A user's sessions are kept in a small vector up to this many, then in a map,
+/// so a user with very many sessions (a service account) costs O(1) per removal.
+const FEW: usize = 16;
 
-type IndexShard = Mutex<HashMap<i64, Vec<(u64, TokenKey)>>>;
+/// Multiplicative hashing for entry ids (unique, sequential: no adversary).
+#[derive(Debug, Clone, Copy, Default)]
+struct IdHash;
+
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+impl BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+/// One user's sessions: entry id -> token.
+#[derive(Debug, Clone)]
+enum Slots {
+    Few(Vec<(u64, TokenKey)>),
+    Many(HashMap<u64, TokenKey, IdHash>),
+}
+
+impl Slots {
+    fn push(&mut self, id: u64, key: TokenKey) {
+        match self {
+            Slots::Few(v) if v.len() < FEW => v.push((id, key)),
+            Slots::Few(v) => {
+                let mut m: HashMap<u64, TokenKey, IdHash> = v.drain(..).collect();
+                m.insert(id, key);
+                *self = Slots::Many(m);
+            }
+            Slots::Many(m) => {
+                m.insert(id, key);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        match self {
+            Slots::Few(v) => {
+                if let Some(pos) = v.iter().position(|(i, _)| *i == id) {
+                    v.swap_remove(pos);
+                }
+            }
+            Slots::Many(m) => {
+                m.remove(&id);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Slots::Few(v) => v.len(),
+            Slots::Many(m) => m.len(),
+        }
+    }
+
+    fn to_vec(&self) -> Vec<(u64, TokenKey)> {
+        match self {
+            Slots::Few(v) => v.clone(),
+            Slots::Many(m) => m.iter().map(|(i, k)| (*i, k.clone())).collect(),
+        }
+    }
+}
+
+type IndexShard = Mutex<HashMap<i64, Slots>>;
 
 #[derive(Debug, Default)]
 struct UserIndex {
@@ -304,7 +385,9 @@ impl UserIndex {
             .shard(user_id)
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        map.entry(user_id).or_default().push((id, key));
+        map.entry(user_id)
+            .or_insert_with(|| Slots::Few(Vec::new()))
+            .push(id, key);
     }
 
     fn remove(&self, user_id: i64, id: u64) {
@@ -312,11 +395,9 @@ impl UserIndex {
             .shard(user_id)
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(list) = map.get_mut(&user_id) {
-            if let Some(pos) = list.iter().position(|(i, _)| *i == id) {
-                list.swap_remove(pos);
-            }
-            if list.is_empty() {
+        if let Some(slots) = map.get_mut(&user_id) {
+            slots.remove(id);
+            if slots.len() == 0 {
                 map.remove(&user_id);
             }
         }
@@ -327,7 +408,7 @@ impl UserIndex {
             .shard(user_id)
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        map.get(&user_id).cloned().unwrap_or_default()
+        map.get(&user_id).map(Slots::to_vec).unwrap_or_default()
     }
 
     fn users(&self) -> usize {
@@ -344,7 +425,7 @@ impl UserIndex {
                 s.lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .values()
-                    .map(Vec::len)
+                    .map(Slots::len)
                     .sum::<usize>()
             })
             .sum()
@@ -879,9 +960,13 @@ pub mod py {
                 obj.get_type().name()?
             )));
         }
-        let v: i128 = obj.extract().map_err(|_| {
-            PyValueError::new_err(format!("{name} must be between {min} and {max}, got {obj}"))
-        })?;
+        // i64 covers every real argument and converts without a temporary.
+        let v: i128 = match obj.extract::<i64>() {
+            Ok(v) => i128::from(v),
+            Err(_) => obj.extract().map_err(|_| {
+                PyValueError::new_err(format!("{name} must be between {min} and {max}, got {obj}"))
+            })?,
+        };
         if v < min || v > max {
             return Err(PyValueError::new_err(format!(
                 "{name} must be between {min} and {max}, got {v}"
@@ -1136,6 +1221,21 @@ mod tests {
         }
         assert_eq!(c.indexed_users(), 2);
         assert_eq!(c.indexed_sessions(), c.len());
+    }
+
+    #[test]
+    fn one_user_with_many_sessions() {
+        let c = cache(10_000, 64 << 20);
+        for i in 0..5_000 {
+            c.ins(&tok(i), data(1)).unwrap();
+        }
+        for i in 0..100 {
+            assert!(c.rv(&tok(i)));
+        }
+        assert_eq!(c.indexed_sessions(), 4_900);
+        assert_eq!(c.revoke_user(1), 4_900);
+        assert_eq!(c.len(), 0);
+        assert_eq!(c.indexed_users(), 0);
     }
 
     #[test]
