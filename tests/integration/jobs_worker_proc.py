@@ -1,9 +1,10 @@
-"""A job worker in a process of its own, for the SIGKILL recovery test.
+"""A job worker in a process of its own, for the SIGKILL and SIGTERM tests.
 
-    python tests/integration/jobs_worker_proc.py <database url> <stalled_after seconds>
+    python tests/integration/jobs_worker_proc.py <database url> <stalled_after> [<grace>]
 
-Its ``sticky`` body reports progress naming this process, then waits forever: the test
-kills the process with SIGKILL mid-job and checks that another worker re-runs the job.
+Its ``sticky`` body reports progress naming this process, then waits forever. The
+tests kill the process (SIGKILL) or stop it (SIGTERM) mid-job and check what becomes
+of the job.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from revenge.infra.jobs import (
     KindRegistry,
     Payload,
     WorkerConfig,
-    run_worker,
+    run_worker_until_signal,
 )
 
 registry = KindRegistry((JobKind("sticky"),))
@@ -30,10 +31,17 @@ async def sticky(ctx: JobContext, payload: Payload) -> None:
     await asyncio.Event().wait()
 
 
-async def main(url: str, stalled_after: float) -> None:
-    config = WorkerConfig(url=url, concurrency=2, stalled_after=stalled_after, poll_interval=0.5)
-    await run_worker(config, asyncio.Event(), registry=registry)
+async def main(url: str, stalled_after: float, grace: float) -> None:
+    config = WorkerConfig(
+        url=url,
+        concurrency=2,
+        stalled_after=stalled_after,
+        poll_interval=0.5,
+        shutdown_grace=grace,
+    )
+    await run_worker_until_signal(config, registry=registry)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], float(sys.argv[2])))
+    grace = float(sys.argv[3]) if len(sys.argv) > 3 else 30.0
+    asyncio.run(main(sys.argv[1], float(sys.argv[2]), grace))

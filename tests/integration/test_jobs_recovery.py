@@ -72,6 +72,33 @@ async def test_job_of_a_sigkilled_worker_is_rerun_by_another(fresh_pg_url: str) 
     assert status.attempts == 2  # picked by the dead worker, then by ours
 
 
+async def test_sigterm_stops_a_worker_process_and_releases_its_job(fresh_pg_url: str) -> None:
+    async with Jobs.open(fresh_pg_url, registry=KindRegistry((JobKind("sticky"),))) as jobs:
+        job_id = await jobs.enqueue("sticky")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(WORKER_SCRIPT), fresh_pg_url, "30", "0.3"
+        )
+        try:
+            await wait_for(
+                lambda: jobs.progress(job_id), lambda p: p is not None, "the subprocess to start"
+            )
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        status = await jobs.status(job_id)
+        # back in the queue at once, not left for the 30 s stall detection
+        assert status is not None and status.state == "queued"
+        assert (
+            await _count(
+                fresh_pg_url, "SELECT count(*) FROM pgqueuer WHERE queue_manager_id IS NOT NULL"
+            )
+            == 0
+        )
+
+
 async def test_cron_schedule_enqueues_the_kind_every_tick(fresh_pg_url: str) -> None:
     registry = KindRegistry((JobKind("tick", unique=True, schedule="* * * * * *"),))
     ticks: list[int] = []

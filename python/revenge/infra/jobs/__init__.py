@@ -33,7 +33,7 @@ from revenge.infra.jobs.kinds import (
 from revenge.infra.jobs.metrics import JobMetrics, get_job_metrics
 from revenge.infra.jobs.queue import CleanupReport, JobProgress, Jobs, JobState, JobStatus
 from revenge.infra.jobs.schema import install_schema
-from revenge.infra.jobs.worker import WorkerConfig, run_worker
+from revenge.infra.jobs.worker import WorkerConfig, run_worker, run_worker_until_signal
 
 __all__ = [
     "DEFAULT_KINDS",
@@ -56,4 +56,5 @@ __all__ = [
     "handler",
     "install_schema",
     "run_worker",
+    "run_worker_until_signal",
 ]

@@ -308,6 +308,12 @@ class Jobs:
         )
         return {(row["entrypoint"], row["state"]): int(row["n"]) for row in rows}
 
+    async def sample_metrics(self) -> None:
+        """Set the queue-depth gauge from the table (workers do this every ``metrics_interval``)."""
+        from revenge.infra.jobs.metrics import get_job_metrics
+
+        get_job_metrics().set_depth(list(self.registry.kinds()), await self.queue_depth())
+
     # -- maintenance -----------------------------------------------------------------
 
     async def cleanup(self, keep_finished: float) -> CleanupReport:

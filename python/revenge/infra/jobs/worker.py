@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -216,6 +217,29 @@ async def run_worker(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop_event.wait(), timeout=delay)
             delay = min(delay * 2, _RESTART_MAX)
+
+
+async def run_worker_until_signal(
+    config: WorkerConfig,
+    *,
+    registry: KindRegistry = REGISTRY,
+    resources: Mapping[str, Any] | None = None,
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+) -> None:
+    """``revenge worker``: :func:`run_worker` until SIGINT or SIGTERM, then a clean stop.
+
+    In-flight jobs get ``config.shutdown_grace`` seconds to finish; the rest go back
+    to the queue for another worker.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_worker(config, stop, registry=registry, resources=resources)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
 
 
 async def _run_once(
