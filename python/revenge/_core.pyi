@@ -144,9 +144,14 @@ class SessionCache:
     the last-access stamp is refreshed at most every ``idle_timeout / 8``).
     Dead entries are removed when read, or all at once by ``purge_expired()``.
 
+    New entries wait in a probation queue (10 % of each shard) for a second
+    hit before joining the protected hot set, which is what keeps a scan from
+    flushing the hot sessions.
+
     Errors: a non-``str`` token, non-int ids/flags, non-number times raise
-    ``TypeError``; out-of-range values (``max_entries < 1``, ``max_bytes`` below
-    one largest entry or above 1 TiB, ``ttl``/``idle_timeout`` not in
+    ``TypeError``; out-of-range values (``max_entries < 2``, ``max_bytes``
+    below 2096 (two entries of the largest size) or above 1 TiB,
+    ``ttl``/``idle_timeout`` not in
     ``(0, 10 years]``, a token of 0 or > 512 bytes, a role > 256 bytes, a
     negative ``flags``, a non-finite ``expires_at``) raise ``ValueError``.
 

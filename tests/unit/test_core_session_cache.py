@@ -190,8 +190,8 @@ def test_stats_count_hits_misses_inserts() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    max_entries=st.integers(min_value=1, max_value=300),
-    max_bytes=st.integers(min_value=2048, max_value=200_000),
+    max_entries=st.integers(min_value=2, max_value=300),
+    max_bytes=st.integers(min_value=2096, max_value=200_000),
     ops=st.lists(
         st.tuples(
             st.integers(min_value=0, max_value=500),
@@ -201,13 +201,15 @@ def test_stats_count_hits_misses_inserts() -> None:
         max_size=400,
     ),
 )
-def test_never_over_either_bound(
+def test_never_over_either_bound_and_the_newest_entry_is_readable(
     max_entries: int, max_bytes: int, ops: list[tuple[int, int, str]]
 ) -> None:
     cache = SessionCache(max_entries=max_entries, max_bytes=max_bytes, ttl=60.0, idle_timeout=60.0)
     expires = time.time() + HOUR
     for key, user, role in ops:
         cache.insert(_token(key), user_id=user, role=role, flags=0, expires_at=expires)
+        got = cache.get(_token(key))
+        assert got is not None and got.role == role
         stats = cache.stats()
         assert len(cache) <= max_entries
         assert stats["bytes"] <= max_bytes
@@ -290,6 +292,8 @@ def test_threads_hammering_keep_the_bounds() -> None:
     ("overrides", "error"),
     [
         ({"max_entries": 0}, ValueError),
+        ({"max_entries": 1}, ValueError),
+        ({"max_bytes": 2095}, ValueError),
         ({"max_entries": -5}, ValueError),
         ({"max_entries": 2**80}, ValueError),
         ({"max_entries": 1.5}, TypeError),
