@@ -7,7 +7,8 @@ import json
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from revenge import __version__
 from revenge.config import ConfigError, Settings, load_settings
@@ -26,20 +27,80 @@ def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@contextmanager
+def _prepared_database(settings: Settings) -> Iterator[str]:
+    """The database URL, migrated; the embedded server runs until the block ends.
+
+    Raises :class:`_Failed` saying which URL failed and why.
+    """
+    from revenge.infra.database import (
+        DatabaseUnreachable,
+        EmbeddedDatabaseError,
+        MigrationError,
+        prepare_database,
+    )
+
+    try:
+        prepared = prepare_database(settings)
+    except (DatabaseUnreachable, EmbeddedDatabaseError, MigrationError) as exc:
+        raise _Failed(str(exc)) from None
+    try:
+        for name in prepared.applied:
+            print(f"revenge: applied migration {name}", file=sys.stderr)
+        yield prepared.url
+    finally:
+        if prepared.stop is not None:
+            prepared.stop()
+
+
+class _Failed(Exception):
+    """A command cannot go on; the message says what to fix."""
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    """Serve the app on Granian (RSGI, uvloop), workers as separate processes."""
+    """Serve the app on Granian (RSGI, uvloop), workers as separate processes.
+
+    The parent resolves the database once (starting the embedded PostgreSQL when no
+    URL is set), migrates it and exports the URL, so every worker shares one server.
+    """
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
+    from revenge.runtime.metrics import prepare_multiprocess_dir
+
     server = settings.server
-    Granian(
-        "revenge.app:app",
-        address=args.host or server.host,
-        port=args.port if args.port is not None else server.port,
-        interface=Interfaces.RSGI,
-        workers=args.workers or server.workers,
-        loop=Loops.auto,
-    ).serve()
+    with _prepared_database(settings):
+        prepare_multiprocess_dir(server.data_path / "run" / "metrics")
+        Granian(
+            "revenge.app:app",
+            address=args.host or server.host,
+            port=args.port if args.port is not None else server.port,
+            interface=Interfaces.RSGI,
+            workers=args.workers or server.workers,
+            loop=Loops.auto,
+        ).serve()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply the pending migrations (under an advisory lock: safe beside running servers)."""
+    with _prepared_database(settings):
+        print("revenge: database is up to date")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run background jobs until SIGINT/SIGTERM; any number of these may run on any host."""
+    import asyncio
+
+    from revenge.infra.jobs import WorkerConfig
+    from revenge.infra.jobs.worker import run_worker_until_signal
+
+    with _prepared_database(settings) as url:
+        overrides: dict[str, object] = {"url": url}
+        if args.concurrency:
+            overrides["concurrency"] = args.concurrency
+        asyncio.run(run_worker_until_signal(WorkerConfig.from_settings(settings, **overrides)))
     return 0
 
 
@@ -69,9 +130,6 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
     from revenge.modules.auth.admin import create_user
     from revenge.modules.auth.repository import UsernameTaken
 
-    url = settings.database.url.get_secret_value()
-    if not url:
-        return _fail("set REVENGE_DATABASE__URL (database.url) to create users")
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -79,7 +137,10 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
         if getpass.getpass("again: ") != password:
             return _fail("the passwords differ")
     try:
-        user = asyncio.run(create_user(url, settings, args.username, password, admin=args.admin))
+        with _prepared_database(settings) as url:
+            user = asyncio.run(
+                create_user(url, settings, args.username, password, admin=args.admin)
+            )
     except ValueError as exc:
         return _fail(str(exc))
     except UsernameTaken:
@@ -98,6 +159,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: server.port, 8096)")
     serve.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
     serve.set_defaults(run=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="apply pending database migrations")
+    migrate.set_defaults(run=cmd_migrate)
+
+    worker = commands.add_parser("worker", help="run background jobs")
+    worker.add_argument("--concurrency", type=int, help="jobs at once (default: jobs.concurrency)")
+    worker.set_defaults(run=cmd_worker)
 
     config = commands.add_parser("config", help="configuration tools")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -127,7 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     run: Command = args.run
-    return run(args, settings)
+    try:
+        return run(args, settings)
+    except _Failed as exc:
+        return _fail(str(exc))
 
 
 if __name__ == "__main__":
