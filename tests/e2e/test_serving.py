@@ -74,3 +74,26 @@ def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"revenge {__version__}"
+
+
+def test_revenge_serve_on_the_embedded_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No database URL: `revenge serve` runs PostgreSQL in its data folder and comes up ready."""
+    monkeypatch.delenv("REVENGE_DATABASE__URL", raising=False)
+    port = free_port()
+    env = {"REVENGE_SERVER__DATA_DIR": str(tmp_path / "data"), "REVENGE_SERVER__PORT": str(port)}
+    argv = [sys.executable, "-m", "revenge.cli", "serve"]
+    with run_server(argv, port, tmp_path, env=env, ready_path="/health/ready", timeout=120) as srv:
+        report = httpx.get(srv.base_url + "/health").json()
+        services = report["services"]
+        assert services["database"]["healthy"] and services["database"]["tier"] == "warm"
+        assert services["session_cache"]["tier"] == "hot"
+        assert services["transcoder"] == {
+            **services["transcoder"],
+            "tier": "cold",
+            "initialized": False,
+        }
+        assert httpx.get(srv.base_url + "/api/v1/me").status_code == 401
+    assert (tmp_path / "data" / "postgres").is_dir()
+    assert "applied migration" in srv.output()
