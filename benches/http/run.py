@@ -175,12 +175,12 @@ def bench_me(url: str, token: str, args: argparse.Namespace, *, warm: bool = Tru
 # -- Revenge helpers ---------------------------------------------------------------------
 
 
-def admin_connect() -> psycopg.Connection[tuple[object, ...]]:
-    """The admin connection, retried: a shared server may be briefly out of connection slots."""
+def admin_connect(url: str = PG_ADMIN_URL) -> psycopg.Connection[tuple[object, ...]]:
+    """A connection, retried: a shared server may be briefly out of connection slots."""
     deadline = time.monotonic() + 60
     while True:
         try:
-            return psycopg.connect(PG_ADMIN_URL, autocommit=True)
+            return psycopg.connect(url, autocommit=True)
         except psycopg.OperationalError:
             if time.monotonic() > deadline:
                 raise
@@ -232,7 +232,7 @@ def pct(values: list[float], q: float) -> float:
 def seed_sessions(url: str, count: int) -> list[str]:
     """``count`` valid sessions for the admin, inserted directly: their first use is a miss."""
     tokens = [secrets.token_urlsafe(32) for _ in range(count)]
-    with psycopg.connect(url, autocommit=True) as conn:
+    with admin_connect(url) as conn:
         user_id = conn.execute("SELECT id FROM users WHERE username = 'admin'").fetchone()[0]  # type: ignore[index]
         with conn.cursor() as cur:
             cur.executemany(
