@@ -101,3 +101,28 @@ def test_worker_config_rejects_a_bad_cron_expression() -> None:
     with pytest.raises(ValueError, match=r"'cleanup'.*not a cron expression"):
         WorkerConfig(url="postgresql://x/y", schedules={"cleanup": "every night"})
     assert WorkerConfig(url="postgresql://x/y", schedules={"cleanup": ""}).schedules
+
+
+def test_the_pgqueuer_hooks_we_override_still_exist() -> None:
+    """SlotBoundQueueManager overrides these; a pgqueuer upgrade that renames them
+    would silently fall back to slower NOTIFY-driven claiming, so say it here."""
+    import inspect
+
+    from pgqueuer import QueueManager
+
+    assert list(inspect.signature(QueueManager.fetch_jobs).parameters) == [
+        "self",
+        "batch_size",
+        "global_concurrency_limit",
+        "heartbeat_timeout",
+    ]
+    assert list(inspect.signature(QueueManager._effective_dequeue_timeout).parameters) == [
+        "self",
+        "dequeue_timeout",
+    ]
+    assert list(inspect.signature(QueueManager.forget_job).parameters) == [
+        "self",
+        "job_id",
+        "context",
+        "task",
+    ]
