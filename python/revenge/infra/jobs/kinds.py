@@ -135,7 +135,15 @@ class KindRegistry:
         return dict(self._kinds)
 
     def handler(self, name: str) -> Callable[[Handler], Handler]:
-        """Decorator: attach the body that runs jobs of kind ``name`` (one body per kind)."""
+        """Decorator: attach the body that runs jobs of kind ``name`` (one body per kind).
+
+        A body receives a :class:`JobContext` and the JSON payload (``{}`` when none).
+        Delivery is at least once (a job whose worker died is run again), so bodies
+        should be idempotent. They must not block the event loop (use
+        ``asyncio.to_thread`` for file walks and hashing): a blocked loop stops the
+        heartbeats, and after ``stalled_after`` another worker runs the job too.
+        Raising fails the run; the kind's :class:`RetryPolicy` decides what follows.
+        """
         self.kind(name)
 
         def attach(body: Handler) -> Handler:
