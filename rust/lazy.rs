@@ -402,6 +402,46 @@ impl<T, E> LazyCore<T, E> {
         monotonic_coarse_nanos().saturating_sub(last) as f64 / 1e9
     }
 
+    /// Calls `value` for the held value and `error` once per distinct held
+    /// error (for the garbage collector: each reference exactly once). Skips
+    /// the errors if the state lock is busy, which only hides edges (safe).
+    pub fn visit<X>(
+        &self,
+        mut value: impl FnMut(&T) -> Result<(), X>,
+        mut error: impl FnMut(&E) -> Result<(), X>,
+    ) -> Result<(), X> {
+        if let Some(v) = self.value.load().as_ref() {
+            value(v)?;
+        }
+        if let Ok(inner) = self.inner.try_lock() {
+            if let Some(e) = &inner.last_error {
+                error(e)?;
+            }
+            if let Some((_, Some(e))) = &inner.last_done {
+                let seen = inner.last_error.as_ref().is_some_and(|l| Arc::ptr_eq(l, e));
+                if !seen {
+                    error(e)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the value and the remembered errors (garbage-collector clear);
+    /// they are dropped after the lock is released.
+    pub fn clear_refs(&self) {
+        let (value, errors) = {
+            let mut inner = self.lock();
+            let errors = (inner.last_error.take(), inner.last_done.take());
+            if inner.in_flight.is_none() {
+                self.state.store(State::Empty as u8, Ordering::Release);
+            }
+            (self.value.swap(None), errors)
+        };
+        drop(value);
+        drop(errors);
+    }
+
     /// Time left of the current back-off (zero when none).
     pub fn retry_after(&self) -> Duration {
         match self.lock().retry_at {
@@ -417,7 +457,9 @@ pub mod py {
     use std::time::Duration;
 
     use pyo3::exceptions::{PyRuntimeError, PyValueError};
+    use pyo3::gc::PyVisit;
     use pyo3::prelude::*;
+    use pyo3::PyTraverseError;
 
     use super::{current_owner, Backoff, Begin, LazyCore, Outcome};
 
@@ -681,6 +723,14 @@ pub mod py {
             self.core.idle_seconds()
         }
 
+        fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+            self.core.visit(|v| visit.call(v), |e| visit.call(e))
+        }
+
+        fn __clear__(&self) {
+            self.core.clear_refs();
+        }
+
         fn __repr__(&self) -> String {
             format!(
                 "<LazyCell state={} init_count={} failure_count={}>",
@@ -912,6 +962,43 @@ mod tests {
             assert!(r.join().unwrap() > 0);
         }
         assert!(cell.init_count() >= 1);
+    }
+
+    #[test]
+    fn visit_reports_each_reference_once_and_clear_drops_them() {
+        let cell: LazyCore<u64, String> = LazyCore::new(Backoff::new(0.0, 0.0).unwrap());
+        let _ = get_or_init(&cell, || Err("e1".into()));
+        let mut seen = (0, 0);
+        cell.visit::<()>(
+            |_| {
+                seen.0 += 1;
+                Ok(())
+            },
+            |_| {
+                seen.1 += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, (0, 1), "last_error and last_done share one reference");
+        get_or_init(&cell, || Ok(5)).unwrap();
+        let mut seen = (0, 0);
+        cell.visit::<()>(
+            |_| {
+                seen.0 += 1;
+                Ok(())
+            },
+            |_| {
+                seen.1 += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, (1, 1));
+        cell.clear_refs();
+        assert_eq!(cell.state(), State::Empty);
+        assert!(cell.last_error().is_none());
+        assert_eq!(cell.with_value(|v| *v), None);
     }
 
     #[test]

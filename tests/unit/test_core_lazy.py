@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 import pytest
@@ -363,3 +365,45 @@ def test_state_machine_matches_a_model(ops: list[str]) -> None:
         assert cell.init_count == inits
         assert cell.failure_count == failures
         assert cell.is_ready == (model_value is not None)
+
+
+class _Service:
+    cell: LazyCell[_Service] | None = None
+
+
+def _cycle_through_value() -> weakref.ref[_Service]:
+    cell: LazyCell[_Service] = LazyCell()
+    service = _Service()
+    service.cell = cell  # service -> cell -> service
+    cell.get_or_init(lambda: service)
+    return weakref.ref(service)
+
+
+def test_reference_cycles_through_the_cell_are_collected() -> None:
+    probe = _cycle_through_value()
+    gc.collect()
+    assert probe() is None
+
+
+class _Boom(Exception):
+    pass
+
+
+def _cycle_through_failure() -> weakref.ref[_Service]:
+    owner = _Service()
+    cell: LazyCell[int] = LazyCell()
+    owner.cell = cell  # type: ignore[assignment]
+
+    def init() -> int:
+        holder = owner  # the traceback's frame keeps owner, hence the cell, alive
+        raise _Boom(holder)
+
+    with pytest.raises(_Boom):
+        cell.get_or_init(init)
+    return weakref.ref(owner)
+
+
+def test_a_failure_traceback_holding_the_cell_is_collected() -> None:
+    probe = _cycle_through_failure()
+    gc.collect()
+    assert probe() is None
