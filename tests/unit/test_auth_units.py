@@ -134,6 +134,10 @@ def test_forwarded_for_only_from_trusted_proxies() -> None:
     assert addresses.resolve("192.0.2.1", "203.0.113.9") == "192.0.2.1"  # untrusted peer
     assert addresses.resolve("127.0.0.1", "not-an-ip") == "127.0.0.1"
     assert ClientAddress([]).resolve("127.0.0.1", "203.0.113.9") == "127.0.0.1"
+    assert addresses.resolve("127.0.0.1", "10.0.0.1, 10.0.0.2") == "127.0.0.1"  # all ours
+    assert addresses.resolve("127.0.0.1", " , 203.0.113.9 ,") == "203.0.113.9"
+    v6 = ClientAddress(["::1"])
+    assert v6.resolve("[::1]", "2001:db8::7") == "2001:db8::7"
 
 
 # -- revocation messages -----------------------------------------------------------------

@@ -170,23 +170,26 @@ class ClientAddress:
         if not self._networks:
             return False
         try:
-            ip = ipaddress.ip_address(address)
+            ip = ipaddress.ip_address(address.strip("[]"))
         except ValueError:
             return False
         return any(ip in network for network in self._networks)
 
     def resolve(self, peer: str, forwarded_for: str | None) -> str:
+        peer = peer.strip("[]")  # an IPv6 peer may arrive as "[::1]"
         if not forwarded_for or not self.trusted(peer):
             return peer
         # Walk from the nearest hop back; the first address not ours is the client.
-        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-        for hop in reversed(hops):
+        for hop in reversed(forwarded_for.split(",")):
+            hop = hop.strip().strip("[]")
+            if not hop:
+                continue
             if not self.trusted(hop):
                 try:
                     return str(ipaddress.ip_address(hop))
                 except ValueError:
-                    return peer
-        return hops[0] if hops else peer
+                    return peer  # garbage in the header: trust only what we saw
+        return peer  # every hop is one of our proxies
 
     def of(self, request: Request) -> str:
         return self.resolve(request.client, request.headers.get("x-forwarded-for"))
