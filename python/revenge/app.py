@@ -76,6 +76,9 @@ def _register_services(
     unexport: list[Callable[[], None]] = []
 
     async def open_database() -> Database:
+        # Idempotent and advisory-locked: workers racing here apply each file once, and a
+        # bare `granian revenge.app` needs no separate `revenge migrate` step.
+        await migrate(db.url)
         await db.start()
         unexport.append(export_pool_metrics(db, runtime.metrics))
         return db
@@ -168,7 +171,6 @@ def _embedded_postgres(settings: Settings, db: Database) -> Phase:
 
     async def start() -> None:
         url, stop = await resolve_url(settings)
-        await migrate(url)
         db.url = url
         if stop is not None:
             stop_server.append(stop)

@@ -29,7 +29,7 @@ PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 
 def allowed_public(method: str, path: str, metrics_public: bool) -> bool:
     """The design's public surface: health probes, metrics (configurable), login."""
-    if path.startswith("/health/"):
+    if path == "/health" or path.startswith("/health/"):
         return True
     if path == "/metrics":
         return metrics_public

@@ -16,10 +16,10 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.parametrize("interface", ["rsgi", "asgi"])
-def test_granian_serves_health_and_problems(interface: str, tmp_path: Path) -> None:
+def test_granian_serves_health_and_problems(interface: str, tmp_path: Path, pg_url: str) -> None:
     port = free_port()
     argv = granian_argv(port, "--interface", interface)
-    with run_server(argv, port, tmp_path) as server:
+    with run_server(argv, port, tmp_path, env={"REVENGE_DATABASE__URL": pg_url}) as server:
         live = httpx.get(server.base_url + "/health/live")
         assert live.status_code == 200
         assert live.headers["content-type"] == "application/json"
@@ -34,6 +34,17 @@ def test_granian_serves_health_and_problems(interface: str, tmp_path: Path) -> N
         assert wrong_method.status_code == 405
         assert wrong_method.json()["code"] == "method_not_allowed"
         assert "GET" in wrong_method.headers["allow"]
+
+        # Bodies are read through the same face: a malformed one is a 400, an oversized
+        # one a 413 whether or not it declares its length.
+        login = server.base_url + "/api/v1/auth/login"
+        json_type = {"content-type": "application/json"}
+        malformed = httpx.post(login, content=b"{oops", headers=json_type)
+        assert (malformed.status_code, malformed.json()["code"]) == (400, "malformed_json")
+        huge = b'{"username": "' + b"x" * (2 << 20) + b'"}'
+        assert httpx.post(login, content=huge, headers=json_type).status_code == 413
+        chunked = httpx.post(login, content=iter([huge[:1000], huge[1000:]]), headers=json_type)
+        assert (chunked.status_code, chunked.json()["code"]) == (413, "payload_too_large")
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -135,7 +135,7 @@ class HttpApp:
             scope.headers,
             client.rsplit(":", 1)[0] if client else "",
             scope.scheme,
-            protocol.__aiter__,
+            protocol,  # iterated at most once: granian allows one body read
             self.max_body_bytes,
         )
         response = await self.handle(request)
@@ -172,7 +172,7 @@ class HttpApp:
             headers,
             client[0] if client else "",
             scope.get("scheme", "http"),
-            stream,
+            stream(),
             self.max_body_bytes,
         )
         response = await self.handle(request)

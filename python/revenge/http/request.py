@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Literal
@@ -13,7 +13,6 @@ import orjson
 
 from revenge.http.errors import Problem
 
-BodyStream = Callable[[], AsyncIterator[bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +58,7 @@ class Request:
         headers: Mapping[str, str],
         client: str,
         scheme: str,
-        stream: BodyStream,
+        body_source: AsyncIterable[bytes],
         max_body: int,
     ) -> None:
         self.method = method
@@ -71,7 +70,7 @@ class Request:
         self.max_body = max_body
         self.path_params: dict[str, str] = {}
         self.principal: Principal | None = None
-        self._stream = stream
+        self._stream = body_source
         self._body: bytes | None = None
         self._query: dict[str, list[str]] | None = None
         self._cookies: dict[str, str] | None = None
@@ -114,7 +113,7 @@ class Request:
                 raise _too_large(self.max_body)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in self._stream():
+        async for chunk in self._stream:
             size += len(chunk)
             if size > self.max_body:
                 raise _too_large(self.max_body)
