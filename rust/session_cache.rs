@@ -1473,3 +1473,46 @@ mod tests {
         assert_eq!(c.stats().bytes, 0);
     }
 }
+
+#[cfg(test)]
+mod timing {
+    //! `cargo test --release -- --ignored --nocapture core_get_cost`: the cost of
+    //! the Rust side of a lookup, without the Python call (not run by default).
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn core_get_cost() {
+        let c = SessionCore::new(Limits::new(200_000, 512 << 20, 3600.0, 3600.0).unwrap());
+        let toks: Vec<String> = (0..100_000u64).map(|i| format!("{i:0>43}")).collect();
+        let hashes: Vec<u64> = toks.iter().map(|t| hash_token(t)).collect();
+        for (t, h) in toks.iter().zip(&hashes) {
+            let d = SessionData {
+                user_id: 1,
+                role: Role::new("user"),
+                flags: 0,
+                expires_at: unix_coarse_seconds() + 3600.0,
+            };
+            c.insert(*h, t, d).unwrap();
+        }
+        let sample: Vec<usize> = (0..1000).map(|i| (i * 7919) % toks.len()).collect();
+        for round in 0..3 {
+            let start = std::time::Instant::now();
+            let mut n = 0;
+            for _ in 0..1000 {
+                for &i in &sample {
+                    n += c.get(hashes[i], &toks[i]).is_some() as u64;
+                }
+            }
+            let hit = start.elapsed().as_nanos() as f64 / 1e6;
+            let start = std::time::Instant::now();
+            for _ in 0..1000 {
+                for &i in &sample {
+                    n += c.get(hashes[i] ^ 1, &toks[i]).is_some() as u64;
+                }
+            }
+            let miss = start.elapsed().as_nanos() as f64 / 1e6;
+            println!("round {round}: hit {hit:.1} ns, miss {miss:.1} ns ({n})");
+        }
+    }
+}
