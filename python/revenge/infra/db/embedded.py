@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -137,6 +138,10 @@ def _start_pgserver(pgdata: Path) -> EmbeddedServer:
     with _lock:
         server, users = _handles.get(pgdata, (None, 0))
         if server is None:
+            if os.geteuid() == 0:
+                # pgserver runs the server as its own OS user, which must reach the folder.
+                pgdata.parent.mkdir(parents=True, exist_ok=True)
+                system_pg.open_path_for(pgdata)
             server = _get_pgserver(pgdata)
         _handles[pgdata] = (server, users + 1)
     try:

@@ -98,7 +98,7 @@ def _run(cmd: list[str], owner: tuple[int, int] | None, timeout: float = 60) -> 
         raise RuntimeError(f"{Path(cmd[0]).name} failed: " + " / ".join(detail)) from None
 
 
-def _open_path_for(pgdata: Path) -> None:
+def open_path_for(pgdata: Path) -> None:
     """Let the service user traverse the folders above the cluster (o+x, never read)."""
     for parent in pgdata.parents:
         mode = parent.stat().st_mode
@@ -153,10 +153,10 @@ def start(binaries: Binaries, pgdata: Path) -> tuple[str, bool]:
             pgdata.mkdir(mode=0o700, exist_ok=True)
             if owner:
                 os.chown(pgdata, *owner)
-                _open_path_for(pgdata)
+                open_path_for(pgdata)
             _initdb(binaries, pgdata, owner)
         elif owner:
-            _open_path_for(pgdata)
+            open_path_for(pgdata)
         socket_dir = socket_dir_for(pgdata)
         if socket_dir != pgdata:
             socket_dir.mkdir(mode=0o700, exist_ok=True)
