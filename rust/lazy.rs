@@ -16,10 +16,11 @@
 //!   releases and re-takes the GIL from deadlocking.
 //! - Attempts are numbered, so the asynchronous path (`try_begin` -> `finish` /
 //!   `fail`) needs no callback into asyncio and a stale completion is refused.
-//! - The last-use stamp is a relaxed atomic written from the coarse clock only
-//!   when it changed, so concurrent readers do not bounce a cache line each call.
+//! - A read marks the cell used with a relaxed flag (stored only when it was
+//!   clear, so concurrent readers do not bounce a cache line); `idle_seconds`
+//!   turns the flag into a time stamp, keeping the clock off the hot path.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -174,6 +175,7 @@ pub struct LazyCore<T, E> {
     value: ArcSwapOption<T>,
     state: AtomicU8,
     last_use: AtomicU64,
+    used: AtomicBool,
     init_count: AtomicU64,
     failure_count: AtomicU64,
     last_init_nanos: AtomicU64,
@@ -188,6 +190,7 @@ impl<T, E> LazyCore<T, E> {
             value: ArcSwapOption::const_empty(),
             state: AtomicU8::new(State::Empty as u8),
             last_use: AtomicU64::new(0),
+            used: AtomicBool::new(false),
             init_count: AtomicU64::new(0),
             failure_count: AtomicU64::new(0),
             last_init_nanos: AtomicU64::new(0),
@@ -211,11 +214,20 @@ impl<T, E> LazyCore<T, E> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Marks a use. Reads only set a flag (a load, and a store when it was
+    /// clear): no clock read on the hot path. `idle_seconds` turns the flag
+    /// into a time stamp when it looks.
+    #[inline]
     fn touch(&self) {
-        let now = monotonic_coarse_nanos();
-        if self.last_use.load(Ordering::Relaxed) != now {
-            self.last_use.store(now, Ordering::Relaxed);
+        if !self.used.load(Ordering::Relaxed) {
+            self.used.store(true, Ordering::Relaxed);
         }
+    }
+
+    fn stamp(&self) {
+        self.last_use
+            .store(monotonic_coarse_nanos(), Ordering::Relaxed);
+        self.used.store(false, Ordering::Relaxed);
     }
 
     /// Lock-free read: calls `f` with the value when ready and stamps the last use.
@@ -289,7 +301,7 @@ impl<T, E> LazyCore<T, E> {
         self.last_init_nanos
             .store(took.as_nanos() as u64, Ordering::Relaxed);
         self.init_count.fetch_add(1, Ordering::Relaxed);
-        self.touch();
+        self.stamp();
         inner.consecutive_failures = 0;
         inner.retry_at = None;
         inner.last_done = Some((attempt, None));
@@ -394,8 +406,18 @@ impl<T, E> LazyCore<T, E> {
     }
 
     /// Seconds since the value was last returned or set; 0.0 when not ready.
+    ///
+    /// A use is seen at the next call of this method (which then counts from
+    /// that moment), so the answer is accurate to the interval between two
+    /// calls: it may say "used just now" for a use up to one interval old,
+    /// never "idle" for a value in use. The runtime's idle sweeper polls it.
     pub fn idle_seconds(&self) -> f64 {
         if self.state() != State::Ready {
+            return 0.0;
+        }
+        if self.used.swap(false, Ordering::AcqRel) {
+            self.last_use
+                .store(monotonic_coarse_nanos(), Ordering::Relaxed);
             return 0.0;
         }
         let last = self.last_use.load(Ordering::Relaxed);

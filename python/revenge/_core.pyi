@@ -49,7 +49,7 @@ class LazyCell(Generic[_T]):
     @property
     def is_ready(self) -> bool: ...
     def get(self) -> _T | None:
-        """The value if ready, else ``None``. Lock-free; records the last-use time."""
+        """The value if ready, else ``None``. Lock-free; marks the cell used (see ``idle_seconds``)."""
     def get_or_init(self, init: Callable[[], _T], *, timeout: float | None = None) -> _T:
         """Synchronous single flight for threads.
 
@@ -110,7 +110,13 @@ class LazyCell(Generic[_T]):
     @property
     def last_error(self) -> BaseException | None: ...
     def idle_seconds(self) -> float:
-        """Seconds since the value was last returned (or set); 0.0 when not ready."""
+        """Seconds since the value was last returned (or set); 0.0 when not ready.
+
+        Reads only flag a use (no clock on the hot path); this call turns the
+        flag into a time stamp. So the answer is accurate to the interval
+        between two calls: a use is reported as "just now" up to one polling
+        interval late, and a value in use is never reported idle.
+        """
 
 @final
 class Session:
