@@ -2,6 +2,7 @@
 
     python benches/bench_core_report.py            # run benches/bench_core.py, then print
     python benches/bench_core_report.py --json F   # print from an existing pytest-benchmark JSON
+    python benches/bench_core_report.py -k lazy    # other arguments go to pytest
 
 Per group: median time per operation (the benchmark's median divided by
 ``extra_info["ops"]``), the ratio to the group's baseline
@@ -84,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--json", type=Path, help="read this pytest-benchmark JSON instead of running"
     )
-    parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (e.g. -k lazy)")
-    args = parser.parse_args(argv)
+    args, pytest_args = parser.parse_known_args(argv)
     path: Path | None = args.json
     if path is None:
         path = Path(tempfile.mkdtemp(prefix="revenge-bench-")) / "bench_core.json"
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             "--benchmark-only",
             "--benchmark-disable-gc",
             f"--benchmark-json={path}",
-            *args.pytest_args,
+            *pytest_args,
         ]
         rc = subprocess.call(cmd)
         if rc != 0:

@@ -30,6 +30,9 @@ class LazyCell(Generic[_T]):
     (``backoff_initial`` doubling up to ``backoff_max`` seconds) rather than
     cached forever.
 
+    A value of ``None`` is stored like any other, but ``get()`` cannot tell it
+    from "not ready": use ``is_ready`` (or do not initialise to ``None``).
+
     >>> cell = LazyCell()
     >>> cell.get() is None
     True
