@@ -587,6 +587,9 @@ pub struct SessionCore {
     idle_nanos: u64,
     refresh_nanos: u64,
     next_id: AtomicU64,
+    /// Bumped by every revocation (and clear), before it removes anything;
+    /// see [`SessionCore::insert_fetched`].
+    epoch: AtomicU64,
 }
 
 impl std::fmt::Debug for SessionCore {
@@ -640,6 +643,7 @@ impl SessionCore {
             idle_nanos,
             refresh_nanos: idle_nanos / 8,
             next_id: AtomicU64::new(1),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -707,6 +711,28 @@ impl SessionCore {
     /// Returns `Ok(false)` when the session is already expired (and drops any
     /// cached entry for the token, which is stale by the caller's word).
     pub fn insert(&self, hash: u64, token: &str, data: SessionData) -> Result<bool, BadInsert> {
+        self.insert_fetched(hash, token, data, None)
+    }
+
+    /// The revocation epoch: read it before fetching a session from the
+    /// database and pass it to [`Self::insert_fetched`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Like [`Self::insert`], but refused (`Ok(false)`) when any revocation
+    /// happened since `epoch` was read, which closes the race "fill reads
+    /// the session, a revoke runs, the fill caches the revoked session".
+    /// Revocations bump the epoch before removing, and this re-checks after
+    /// inserting (removing its own entry if it lost), so in every order either
+    /// the revoke removes the entry or the insert takes it back.
+    pub fn insert_fetched(
+        &self,
+        hash: u64,
+        token: &str,
+        data: SessionData,
+        epoch: Option<u64>,
+    ) -> Result<bool, BadInsert> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(BadInsert(format!(
                 "token must be 1..={MAX_TOKEN_BYTES} bytes of UTF-8, got {}",
@@ -748,8 +774,23 @@ impl SessionCore {
         self.shared
             .bytes
             .fetch_add(i64::from(bytes), Ordering::Relaxed);
+        if epoch.is_some_and(|e| e != self.epoch()) {
+            self.shared.forget(&entry);
+            return Ok(false);
+        }
         self.shared.inserts.inc();
-        self.put(key, entry);
+        let Some(epoch) = epoch else {
+            self.put(key, entry);
+            return Ok(true);
+        };
+        let id = entry.id;
+        self.put(key.clone(), entry);
+        if self.epoch() != epoch {
+            if let Some((_, gone)) = self.cache.remove_if(&key, |v| v.id == id) {
+                self.shared.forget(&gone);
+            }
+            return Ok(false);
+        }
         Ok(true)
     }
 
@@ -812,6 +853,7 @@ impl SessionCore {
     }
 
     pub fn revoke(&self, hash: u64, token: &str) -> bool {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         let removed = self.remove(hash, token);
         if removed {
             self.shared.revoked.inc();
@@ -820,6 +862,7 @@ impl SessionCore {
     }
 
     pub fn revoke_user(&self, user_id: i64) -> u64 {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         let mut n = 0;
         for (id, key) in self.shared.index.snapshot(user_id) {
             if let Some((_, gone)) = self.cache.remove_if(&key, |e| e.id == id) {
@@ -861,6 +904,7 @@ impl SessionCore {
     }
 
     pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.sweep(|_| false);
     }
 
@@ -1051,7 +1095,8 @@ pub mod py {
             Ok(self.core.get(hash, text).map(|data| Session { data }))
         }
 
-        #[pyo3(signature = (token, *, user_id, role, flags, expires_at))]
+        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (token, *, user_id, role, flags, expires_at, epoch = None))]
         fn insert(
             &self,
             token: &Bound<'_, PyString>,
@@ -1059,7 +1104,8 @@ pub mod py {
             role: &str,
             flags: &Bound<'_, PyAny>,
             expires_at: &Bound<'_, PyAny>,
-        ) -> PyResult<()> {
+            epoch: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<bool> {
             let (hash, text) = token_parts(token)?;
             if role.len() > super::MAX_ROLE_BYTES {
                 return Err(PyValueError::new_err(format!(
@@ -1074,10 +1120,18 @@ pub mod py {
                 flags: int_in(flags, "flags", 0, u64::MAX as i128)? as u64,
                 expires_at: real(expires_at, "expires_at")?,
             };
+            let epoch = match epoch {
+                Some(e) if !e.is_none() => Some(int_in(e, "epoch", 0, u64::MAX as i128)? as u64),
+                _ => None,
+            };
             self.core
-                .insert(hash, text, data)
-                .map(|_| ())
+                .insert_fetched(hash, text, data, epoch)
                 .map_err(|e| PyValueError::new_err(e.0))
+        }
+
+        /// The revocation epoch, to read before a database fetch.
+        fn epoch(&self) -> u64 {
+            self.core.epoch()
         }
 
         fn revoke(&self, token: &Bound<'_, PyString>) -> PyResult<bool> {
@@ -1275,6 +1329,55 @@ mod tests {
         assert_eq!(c.g(&tok(1)).unwrap().role.as_str().len(), 200);
         assert_eq!(c.len(), 1);
         assert_eq!(c.indexed_sessions(), 1);
+    }
+
+    #[test]
+    fn a_fill_that_raced_a_revocation_is_not_cached() {
+        let c = cache(1000, 1 << 20);
+        let e = c.epoch();
+        c.revoke_user(9); // between the fill's database read and its insert
+        assert_eq!(
+            c.insert_fetched(hash_token(&tok(1)), &tok(1), data(9), Some(e)),
+            Ok(false)
+        );
+        assert!(c.g(&tok(1)).is_none());
+        assert_eq!(c.indexed_sessions(), 0);
+        assert_eq!(c.stats().bytes, 0);
+        let e = c.epoch();
+        assert_eq!(
+            c.insert_fetched(hash_token(&tok(1)), &tok(1), data(9), Some(e)),
+            Ok(true)
+        );
+        assert!(c.g(&tok(1)).is_some());
+    }
+
+    #[test]
+    fn racing_fills_and_revokes_never_leave_a_revoked_session() {
+        // Each round: a fill (epoch read, insert) races a revoke_user of the
+        // same user; afterwards the session may be cached only if the fill's
+        // epoch is still current, i.e. the revoke came before the fill read it.
+        for round in 0..300u64 {
+            let c = Arc::new(cache(1000, 1 << 20));
+            let e = c.epoch();
+            let filler = {
+                let c = c.clone();
+                thread::spawn(move || {
+                    c.insert_fetched(hash_token(&tok(round)), &tok(round), data(1), Some(e))
+                        .unwrap()
+                })
+            };
+            let revoker = {
+                let c = c.clone();
+                thread::spawn(move || c.revoke_user(1))
+            };
+            filler.join().unwrap();
+            revoker.join().unwrap();
+            assert!(
+                c.g(&tok(round)).is_none(),
+                "round {round}: revoked session cached"
+            );
+            assert_eq!(c.indexed_sessions(), c.len());
+        }
     }
 
     #[test]

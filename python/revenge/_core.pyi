@@ -167,6 +167,7 @@ class SessionCache:
     >>> cache = SessionCache(max_entries=1000, max_bytes=1 << 20, ttl=60.0, idle_timeout=30.0)
     >>> import time
     >>> cache.insert("tok", user_id=7, role="admin", flags=0, expires_at=time.time() + 3600)
+    True
     >>> cache.get("tok").user_id
     7
     >>> cache.revoke_user(7)
@@ -184,12 +185,29 @@ class SessionCache:
     def max_bytes(self) -> int: ...
     def get(self, token: str) -> Session | None:
         """The live session for ``token``; ``None`` if absent, expired or idle too long."""
-    def insert(self, token: str, *, user_id: int, role: str, flags: int, expires_at: float) -> None:
+    def insert(
+        self,
+        token: str,
+        *,
+        user_id: int,
+        role: str,
+        flags: int,
+        expires_at: float,
+        epoch: int | None = None,
+    ) -> bool:
         """Cache a session; kept at most ``min(ttl, expires_at - now)`` seconds.
 
-        Replaces any entry for ``token``. An ``expires_at`` already in the past
-        caches nothing and drops the token's entry.
+        Replaces any entry for ``token``. Returns whether it is cached: an
+        ``expires_at`` already in the past caches nothing (and drops the
+        token's entry); so does an ``epoch`` that a revocation has passed.
+
+        ``epoch``: the value of ``epoch()`` read *before* fetching the session
+        from the database. If any ``revoke``/``revoke_user``/``clear`` ran since,
+        the insert is refused, which closes the race where a fill re-caches a
+        session revoked while it was being read.
         """
+    def epoch(self) -> int:
+        """The revocation epoch (bumped by every revoke, revoke_user and clear)."""
     def revoke(self, token: str) -> bool:
         """Drop the entry for ``token``; ``True`` if there was one."""
     def revoke_user(self, user_id: int) -> int:

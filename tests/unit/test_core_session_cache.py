@@ -107,6 +107,32 @@ def test_reinserting_a_token_for_another_user_moves_it() -> None:
     assert len(cache) == 1
 
 
+def test_insert_reports_whether_it_cached() -> None:
+    cache = _cache()
+    assert cache.insert("a", user_id=1, role="u", flags=0, expires_at=time.time() + HOUR) is True
+    assert cache.insert("b", user_id=1, role="u", flags=0, expires_at=time.time() - 1) is False
+
+
+def test_a_fill_that_raced_a_revocation_is_refused() -> None:
+    cache = _cache()
+    epoch = cache.epoch()  # the fill reads the epoch, then the database...
+    cache.revoke_user(5)  # ...while the session is revoked
+    stale = cache.insert(
+        _token(1), user_id=5, role="u", flags=0, expires_at=time.time() + HOUR, epoch=epoch
+    )
+    assert stale is False
+    assert cache.get(_token(1)) is None
+    fresh = cache.insert(
+        _token(1), user_id=5, role="u", flags=0, expires_at=time.time() + HOUR, epoch=cache.epoch()
+    )
+    assert fresh is True
+    assert cache.get(_token(1)) is not None
+    for revocation in (lambda: cache.revoke("x"), cache.clear):
+        before = cache.epoch()
+        revocation()
+        assert cache.epoch() > before
+
+
 def test_ttl_is_honoured() -> None:
     cache = _cache(ttl=10.0, idle_timeout=1000.0)
     _put(cache, _token(1))
@@ -329,6 +355,8 @@ def test_bad_constructor_arguments(overrides: dict[str, object], error: type[Exc
         ("t", {"role": 3}, TypeError),
         ("t", {"expires_at": float("nan")}, ValueError),
         ("t", {"expires_at": "tomorrow"}, TypeError),
+        ("t", {"epoch": -1}, ValueError),
+        ("t", {"epoch": "0"}, TypeError),
     ],
 )
 def test_bad_insert_arguments(
