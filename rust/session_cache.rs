@@ -1599,6 +1599,23 @@ mod timing {
             c.insert(*h, t, d).unwrap();
         }
         let sample: Vec<usize> = (0..1000).map(|i| (i * 7919) % toks.len()).collect();
+        let fresh: Vec<String> = (0..200_000u64)
+            .map(|i| format!("{:0>43}", i + 1_000_000))
+            .collect();
+        let start = std::time::Instant::now();
+        for t in &fresh {
+            let d = SessionData {
+                user_id: 1,
+                role: Role::new("user"),
+                flags: 0,
+                expires_at: unix_coarse_seconds() + 3600.0,
+            };
+            c.insert(hash_token(t), t, d).unwrap();
+        }
+        println!(
+            "insert (evicting): {:.1} ns",
+            start.elapsed().as_nanos() as f64 / fresh.len() as f64
+        );
         for round in 0..3 {
             let start = std::time::Instant::now();
             let mut n = 0;
