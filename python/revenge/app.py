@@ -44,6 +44,7 @@ def build_app(settings: Settings) -> HttpApp:
     )
     auth = install_auth(router, settings, db, pubsub=cache)
     _register_services(runtime, settings, db, cache, search, auth.cache)
+    runtime.add_check(auth.health_check())
     _add_system_routes(router, runtime, settings)
 
     phases = [Phase("runtime", runtime.start, runtime.stop), *auth.phases]
@@ -69,6 +70,7 @@ def _register_services(
     runtime.register("config", Tier.HOT, lambda: settings)
     runtime.register("session_cache", Tier.HOT, lambda: session_cache)
     if runtime.pressure is not None:
+        runtime.pressure.attach_session_cache("sessions", session_cache)
         segments = TranscodeCache(budget_bytes=runtime.pressure.transcode_budget_bytes)
         runtime.pressure.attach_transcode_cache("segments", segments)
         runtime.register("transcode_cache", Tier.HOT, lambda: segments)

@@ -93,6 +93,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run background jobs until SIGINT/SIGTERM; any number of these may run on any host."""
     import asyncio
 
+    from revenge.infra.database import DatabaseUnreachable
     from revenge.infra.jobs import WorkerConfig
     from revenge.infra.jobs.worker import run_worker_until_signal
 
@@ -100,7 +101,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         overrides: dict[str, object] = {"url": url}
         if args.concurrency:
             overrides["concurrency"] = args.concurrency
-        asyncio.run(run_worker_until_signal(WorkerConfig.from_settings(settings, **overrides)))
+        if args.queues:
+            overrides["queues"] = frozenset(q.strip() for q in args.queues.split(",") if q.strip())
+        try:
+            asyncio.run(run_worker_until_signal(WorkerConfig.from_settings(settings, **overrides)))
+        except DatabaseUnreachable as exc:
+            raise _Failed(str(exc)) from None
     return 0
 
 
@@ -165,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run background jobs")
     worker.add_argument("--concurrency", type=int, help="jobs at once (default: jobs.concurrency)")
+    worker.add_argument("--queues", help="comma-separated queues to serve (default: all)")
     worker.set_defaults(run=cmd_worker)
 
     config = commands.add_parser("config", help="configuration tools")

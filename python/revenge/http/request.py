@@ -14,7 +14,6 @@ import orjson
 from revenge.http.errors import Problem
 
 
-
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: set by the authenticator before a protected handler runs."""
@@ -68,7 +67,7 @@ class Request:
         self.client = client
         self.scheme = scheme
         self.max_body = max_body
-        self.path_params: dict[str, str] = {}
+        self.path_params: Mapping[str, str] = {}
         self.principal: Principal | None = None
         self._stream = body_source
         self._body: bytes | None = None

@@ -12,8 +12,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from revenge.http.request import Request
 from revenge.http.response import Response
@@ -32,10 +33,13 @@ class Route:
     tags: tuple[str, ...] = ()
 
 
+_NO_PARAMS: Mapping[str, str] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     route: Route | None
-    params: dict[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=lambda: _NO_PARAMS)
     allowed: tuple[str, ...] = ()
     """Methods the path does answer, when ``route`` is None because of the method."""
 
@@ -64,6 +68,9 @@ class Router:
 
     def __init__(self) -> None:
         self._exact: dict[str, dict[str, Route]] = {}
+        # Built at add(): matching an exact path is two dictionary look-ups, no allocation.
+        self._exact_matches: dict[str, dict[str, Match]] = {}
+        self._exact_denied: dict[str, Match] = {}
         self._patterns: list[_Pattern] = []
 
     def add(
@@ -87,6 +94,12 @@ class Router:
         if method in methods:
             raise ValueError(f"route {method} {path} registered twice")
         methods[method] = route
+        if "{" not in path:
+            matches = {name: Match(r) for name, r in methods.items()}
+            if "GET" in matches and "HEAD" not in matches:
+                matches["HEAD"] = matches["GET"]
+            self._exact_matches[path] = matches
+            self._exact_denied[path] = Match(None, allowed=_allowed(methods))
 
     def _pattern_for(self, path: str) -> _Pattern:
         segments = tuple(path.strip("/").split("/"))
@@ -103,17 +116,17 @@ class Router:
         return pattern
 
     def match(self, method: str, path: str) -> Match:
-        methods = self._exact.get(path)
-        params: dict[str, str] = {}
-        if methods is None:
-            parts = path.strip("/").split("/")
-            for pattern in self._patterns:
-                bound = pattern.bind(parts)
-                if bound is not None:
-                    methods, params = pattern.methods, bound
-                    break
-            else:
-                return _NO_MATCH
+        exact = self._exact_matches.get(path)
+        if exact is not None:
+            return exact.get(method) or self._exact_denied[path]
+        parts = path.strip("/").split("/")
+        for pattern in self._patterns:
+            params = pattern.bind(parts)
+            if params is not None:
+                methods = pattern.methods
+                break
+        else:
+            return _NO_MATCH
         route = methods.get(method)
         if route is None and method == "HEAD":
             route = methods.get("GET")
