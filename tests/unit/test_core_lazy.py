@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from revenge._core import LazyCell, LazyInitBackoff
@@ -338,6 +338,7 @@ def test_uncallable_initialiser_fails_the_attempt_not_the_cell() -> None:
     assert cell.get_or_init(lambda: 2) == 2
 
 
+@settings(deadline=None)
 @given(st.lists(st.sampled_from(["ok", "fail", "reset", "get"]), max_size=30))
 def test_state_machine_matches_a_model(ops: list[str]) -> None:
     cell: LazyCell[int] = LazyCell(backoff_initial=0.0, backoff_max=0.0)
