@@ -93,6 +93,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run background jobs until SIGINT/SIGTERM; any number of these may run on any host."""
     import asyncio
 
+    import revenge.modules.auth  # noqa: F401  (registers its job bodies and cleanup steps)
     from revenge.infra.database import DatabaseUnreachable
     from revenge.infra.jobs import WorkerConfig
     from revenge.infra.jobs.worker import run_worker_until_signal

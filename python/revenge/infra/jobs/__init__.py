@@ -17,7 +17,7 @@ Run a worker (``revenge worker``, or in-process under ``revenge serve``)::
     await run_worker(WorkerConfig.from_settings(settings), stop_event)
 """
 
-from revenge.infra.jobs import cleanup as _cleanup  # noqa: F401  (attaches the cleanup body)
+from revenge.infra.jobs.cleanup import CleanupStep, add_cleanup_step
 from revenge.infra.jobs.context import JobContext
 from revenge.infra.jobs.kinds import (
     DEFAULT_KINDS,
@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_KINDS",
     "REGISTRY",
     "CleanupReport",
+    "CleanupStep",
     "Handler",
     "JobContext",
     "JobKind",
@@ -52,6 +53,7 @@ __all__ = [
     "RetryPolicy",
     "UnknownJobKind",
     "WorkerConfig",
+    "add_cleanup_step",
     "get_job_metrics",
     "handler",
     "install_schema",

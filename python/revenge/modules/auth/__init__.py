@@ -18,6 +18,7 @@ from revenge._core import SessionCache
 from revenge.config import Settings
 from revenge.http import Phase, Router
 from revenge.infra.database import Database
+from revenge.infra.jobs import add_cleanup_step
 from revenge.modules.auth import repository
 from revenge.modules.auth.authenticator import Authenticator
 from revenge.modules.auth.directory import UserDirectory
@@ -34,6 +35,8 @@ from revenge.modules.auth.throttle import ClientAddress, LoginThrottle
 from revenge.runtime.health import Category, Check
 
 __all__ = ["AuthModule", "AuthService", "Authenticator", "install"]
+
+add_cleanup_step("expired_sessions", repository.delete_expired_sessions)
 
 _BYTES_PER_ENTRY_ESTIMATE = 256
 

@@ -1,0 +1,62 @@
+"""The scheduled cleanup runs the steps modules add: expired sessions go, live ones stay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import AsyncConnection
+
+import revenge.modules.auth  # noqa: F401  (adds the expired-sessions step)
+from revenge.infra.database import migrate
+from revenge.infra.jobs import REGISTRY, Jobs
+from revenge.infra.jobs import cleanup as cleanup_module
+from tests.integration.jobs_support import config, running_worker, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def _seed_sessions(url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO users (username, password_hash) VALUES ('ann', 'x') RETURNING id"
+        )
+        await conn.execute(
+            "INSERT INTO sessions (token_hash, user_id, expires_at) VALUES "
+            "(repeat('a', 64), 1, now() - interval '1 hour'),"
+            "(repeat('b', 64), 1, now() + interval '1 hour')"
+        )
+
+
+async def _live_sessions(url: str) -> list[str]:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute("SELECT left(token_hash, 1) FROM sessions ORDER BY 1")
+        return [row[0] for row in await cur.fetchall()]
+
+
+async def test_cleanup_job_runs_every_step_and_fails_if_one_did(
+    fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fresh_pg_url
+    await migrate(url)
+    await _seed_sessions(url)
+    assert "expired_sessions" in cleanup_module._STEPS
+
+    async def broken(conn: AsyncConnection[Any]) -> int:
+        raise RuntimeError("disk on fire")
+
+    steps = {"broken": broken, **cleanup_module._STEPS}
+    monkeypatch.setattr(cleanup_module, "_STEPS", steps)
+    async with Jobs.open(url) as jobs:
+        job_id = await jobs.enqueue("cleanup")
+        async with running_worker(config(url), REGISTRY):
+            status = await wait_for(
+                lambda: jobs.status(job_id),
+                lambda s: s is not None and s.attempts >= 1 and s.state != "running",
+                "the cleanup job to run once",
+            )
+    # The broken step ran first and failed, yet the sessions step still did its work.
+    assert await _live_sessions(url) == ["b"]
+    assert status is not None and status.state != "succeeded"
+    assert "broken" in (status.error or "")
