@@ -59,4 +59,16 @@ rc=$?
 set -e
 [ $rc -eq 5 ] && die "pytest collected no tests"
 [ $rc -eq 0 ] || die "pytest exited $rc"
+
+if [ $# -eq 0 ]; then
+  # Restarts the machine's PostgreSQL for real, so it runs alone, after everything else.
+  say "pytest: recovery across a real PostgreSQL restart"
+  REVENGE_TEST_PG_RESTART=1 python -m pytest -q \
+    tests/integration/test_database_pool.py -k real_server_restart
+
+  # The harnesses must run; their numbers are not pass/fail here (quote them from `just bench`).
+  say "benchmark harnesses: one short round each"
+  python -m pytest -q benches --benchmark-disable -p no:cacheprovider
+  python -m benches.http.run --rounds 1 --duration 1 --skip-revocation
+fi
 say "all checks passed"
