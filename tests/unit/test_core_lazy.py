@@ -251,7 +251,7 @@ def test_thread_waiting_on_an_async_attempt_gets_its_value() -> None:
 
 
 def test_owner_thread_blocking_on_its_own_attempt_raises_instead_of_deadlocking() -> None:
-    cell: LazyCell[int] = LazyCell()
+    cell: LazyCell[int] = LazyCell(backoff_initial=30.0, backoff_max=30.0)
     with pytest.raises(RuntimeError, match="deadlock"):
         cell.get_or_init(lambda: cell.get_or_init(lambda: 1))
     # The refused inner call failed the outer attempt, which started a back-off.
