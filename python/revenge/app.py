@@ -29,7 +29,9 @@ from revenge.infra.database import Database, export_pool_metrics, migrate, resol
 from revenge.infra.jobs import Jobs, WorkerConfig, run_worker  # noqa: E402
 from revenge.infra.search import SearchService  # noqa: E402
 from revenge.modules.auth import install as install_auth  # noqa: E402
+from revenge.modules.jobs import install as install_jobs  # noqa: E402
 from revenge.modules.playback import Transcoder  # noqa: E402
+from revenge.modules.search import install as install_search  # noqa: E402
 from revenge.runtime import Runtime, Tier  # noqa: E402
 
 
@@ -43,6 +45,8 @@ def build_app(settings: Settings) -> HttpApp:
         db, settings, observer=runtime.metrics, lazy_observer=runtime.metrics
     )
     auth = install_auth(router, settings, db, pubsub=cache)
+    install_search(router, search)
+    install_jobs(router, lambda: runtime.get("jobs"))  # built when the runtime starts
     _register_services(runtime, settings, db, cache, search, auth.cache)
     runtime.add_check(auth.health_check())
     _add_system_routes(router, runtime, settings)
