@@ -12,7 +12,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-PG_ADMIN_URL = os.environ.get("REVENGE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "REVENGE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = os.environ.get("REVENGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
