@@ -17,6 +17,13 @@ lint:
 serve *ARGS:
     .venv/bin/revenge serve {{ARGS}}
 
-# benchmarks (pytest-benchmark suites and the HTTP load harness)
+# benchmarks: the Rust core vs its peers (table), every pytest-benchmark suite, the HTTP load harnesses
 bench:
-    . .venv/bin/activate && python -m pytest benches -q --benchmark-only
+    . .venv/bin/activate && python benches/bench_core_report.py
+    . .venv/bin/activate && python -m pytest benches -q --benchmark-only --ignore=benches/bench_core.py
+    . .venv/bin/activate && python -m benches.http.run
+    . .venv/bin/activate && python benches/http_db.py
+
+# the Rust core's comparison table only
+bench-core *ARGS:
+    . .venv/bin/activate && python benches/bench_core_report.py {{ARGS}}

@@ -206,3 +206,15 @@ async def test_runtime_from_settings_runs_the_real_pressure_monitor() -> None:
                 await asyncio.sleep(0.005)
         assert rt.pressure.level == rt.pressure.last_reading.level
         assert (REGISTRY.get_sample_value("revenge_memory_pressure_ratio") or 0) > 0
+
+
+async def test_each_tick_purges_expired_sessions() -> None:
+    sessions = SessionCache(max_entries=100, max_bytes=1 << 20, ttl=60, idle_timeout=60)
+    sessions.insert("old", user_id=1, role="user", flags=0, expires_at=time.time() + 3600)
+    sessions.advance_clock(120)  # past the cache TTL: dead, but still held until read
+    sessions.insert("new", user_id=2, role="user", flags=0, expires_at=time.time() + 3600)
+    monitor = PressureMonitor(budget={}, sensor=ScriptedSensor("normal"), metrics=None)
+    monitor.attach_session_cache("t_purge", sessions)
+    assert len(sessions) == 2
+    await monitor.check()
+    assert len(sessions) == 1 and sessions.get("new") is not None

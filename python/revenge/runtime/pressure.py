@@ -201,6 +201,10 @@ class PressureMonitor:
         self._reading = reading
         old, new = self._level, reading.level
         self._level = new
+        for sessions in self._sessions.values():
+            # Expired entries are dropped lazily on lookup; a tick returns the memory of
+            # sessions nobody asks for again.
+            sessions.purge_expired()
         self._evict(new, changed=old != new)
         self.sample()
         if old != new:
