@@ -14,7 +14,10 @@ answer is 401).
 
 Needs wrk (Debian ``wrk``), PostgreSQL (``REVENGE_BENCH_PG_ADMIN_URL``, default the
 local trust server). Options: ``--rounds 3 --duration 5 --connections 64 --threads 1 --skip-revocation
---target module:app`` (another build of the Revenge app, e.g. a patched one).
+--target module:app`` (another build of the Revenge app, e.g. a patched one),
+``--variant LABEL:KEY=VALUE,...`` (repeatable: one more Revenge server in the same
+interleaved rounds, with these environment variables; ``PYTHONPATH=dir`` is put in
+front, so ``PYTHONPATH=/tmp/old/python`` serves an older checkout side by side).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
@@ -163,6 +166,17 @@ def median_result(results: list[WrkResult]) -> WrkResult:
         sum(r.errors for r in results),
         sum(r.requests for r in results),
     )
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """``"no-jobs:REVENGE_JOBS__IN_PROCESS_WORKER=false"`` -> label and environment.
+
+    >>> parse_variant("old:PYTHONPATH=/tmp/old/python,A=1")
+    ('old', {'PYTHONPATH': '/tmp/old/python', 'A': '1'})
+    """
+    label, _, spec = text.partition(":")
+    env = dict(item.split("=", 1) for item in spec.split(",") if item)
+    return label, env
 
 
 def bench_me(url: str, token: str, args: argparse.Namespace, *, warm: bool = True) -> WrkResult:
@@ -320,6 +334,13 @@ def main() -> None:
     parser.add_argument(
         "--target", default="revenge.app:app", help="the Revenge app to serve (module:attr)"
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        type=parse_variant,
+        help="LABEL:KEY=VALUE,... another Revenge server with this environment (repeatable)",
+    )
     args = parser.parse_args()
 
     logs = Path(tempfile.mkdtemp(prefix="revenge-bench-"))
@@ -338,19 +359,33 @@ def main() -> None:
         def revenge(workers: int = 1):  # type: ignore[no-untyped-def]
             return server(granian(args.target, port, workers), port, env, logs / "revenge.log")
 
-        samples: dict[str, list[WrkResult]] = {name: [] for name in APPS}
-        with revenge():
+        names = [*APPS, *(f"revenge {label}" for label, _ in args.variant)]
+        samples: dict[str, list[WrkResult]] = {name: [] for name in names}
+        with revenge(), ExitStack() as variants:
             token = login(port)
             ref_env = {**env, "BENCH_TOKEN": token}
             fastapi = uvicorn("benches.http.ref_fastapi:app", fastapi_port)
             floor_app = granian("benches.http.ref_rsgi:app", floor_port)
+            variant_ports = [free_port() for _ in args.variant]
+            for (label, extra), variant_port in zip(args.variant, variant_ports, strict=True):
+                variant_env = {**env, **extra}
+                if "PYTHONPATH" in extra:
+                    variant_env["PYTHONPATH"] = os.pathsep.join(
+                        [extra["PYTHONPATH"], env["PYTHONPATH"]]
+                    )
+                variants.enter_context(
+                    server(granian(args.target, variant_port), variant_port, variant_env,
+                           logs / f"revenge-{label}.log")
+                )  # fmt: skip
             with (
                 server(fastapi, fastapi_port, ref_env, logs / "fastapi.log"),
                 server(floor_app, floor_port, ref_env, logs / "rsgi.log"),
             ):
-                # All three up at once and measured in turns, so a burst of load from
+                # All up at once and measured in turns, so a burst of load from
                 # elsewhere on the machine spreads over all of them instead of one.
-                ports = dict(zip(APPS, (port, fastapi_port, floor_port), strict=True))
+                ports = dict(
+                    zip(names, (port, fastapi_port, floor_port, *variant_ports), strict=True)
+                )
                 for round_ in range(args.rounds):
                     for name, app_port in ports.items():
                         me_url = f"http://127.0.0.1:{app_port}{ME}"
@@ -374,11 +409,18 @@ def main() -> None:
     ours, base, floor = (rows[name] for name in APPS)
     print(f"\nGET {ME}, valid bearer token, {args.connections} connections, wrk -t{args.threads}, "
           f"median of {args.rounds} rounds x {args.duration:g}s, 1 worker (logs: {logs})\n")  # fmt: skip
-    print("| app | req/s | p50 ms | p99 ms | errors | vs fastapi | vs floor |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| app | req/s | p50 ms | p99 ms | errors | vs fastapi | vs floor | vs floor, per round |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    floor_runs = samples[APPS[2]]
     for name, r in rows.items():
+        # The ratio within each round (same minute, same neighbours), then its median.
+        per_round = statistics.median(
+            s.rps / f.rps for s, f in zip(samples[name], floor_runs, strict=True)
+        )
         print(f"| {name} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} "
-              f"| {r.rps / base.rps:.2f}x | {r.rps / floor.rps:.2f}x |")  # fmt: skip
+              f"| {r.rps / base.rps:.2f}x | {r.rps / floor.rps:.2f}x | {per_round:.2f}x |")  # fmt: skip
     print(f"\nlogin (argon2id, 4 connections): {login_result.rps:.1f} req/s, "
           f"p50 {login_result.p50_ms:.1f} ms, p99 {login_result.p99_ms:.1f} ms, "
           f"non-2xx {login_result.errors}")  # fmt: skip

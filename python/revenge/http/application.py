@@ -21,7 +21,7 @@ from revenge.http.errors import (
     not_found,
     service_unavailable,
 )
-from revenge.http.request import Principal, Request
+from revenge.http.request import Principal, Request, RsgiRequest
 from revenge.http.response import Response
 from revenge.http.router import Router
 from revenge.runtime.errors import ServiceUnavailable
@@ -29,6 +29,13 @@ from revenge.runtime.errors import ServiceUnavailable
 log = logging.getLogger("revenge.http")
 
 Authenticator = Callable[[Request], Awaitable[Principal]]
+"""``await authenticator(request)``: the caller's Principal, or raise a 401 :class:`Problem`.
+
+An authenticator may also offer ``cached(request) -> Principal | None``: the answer
+when it is known without waiting (a cache hit), else ``None``. The dispatcher asks
+it first and awaits the authenticator only on ``None``: a hit then costs no
+coroutine. Its ``Problem`` (a malformed header, say) is the answer too.
+"""
 Hook = Callable[[], Awaitable[None]]
 
 
@@ -50,6 +57,10 @@ async def _deny(request: Request) -> Principal:
     raise Problem(401, "unauthenticated", "Authentication required")
 
 
+def _not_cached(request: Request) -> Principal | None:
+    return None
+
+
 class HttpApp:
     """Routes a request, authenticates it unless its route is public, turns errors into problems."""
 
@@ -63,6 +74,9 @@ class HttpApp:
     ) -> None:
         self.router = router
         self.authenticator = authenticator
+        self._cached: Callable[[Request], Principal | None] = getattr(
+            authenticator, "cached", _not_cached
+        )
         self.phases = phases or []
         self.max_body_bytes = max_body_bytes
         self._started: list[Phase] = []
@@ -79,7 +93,10 @@ class HttpApp:
                 raise not_found(request.path)
             request.path_params = match.params
             if not route.public:
-                request.principal = await self.authenticator(request)
+                principal = self._cached(request)
+                if principal is None:
+                    principal = await self.authenticator(request)
+                request.principal = principal
             return await route.handler(request)
         except Problem as problem:
             return problem.to_response(request.path)
@@ -127,18 +144,7 @@ class HttpApp:
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         if scope.proto != "http":
             return  # websockets are not served; granian closes the connection
-        client = scope.client
-        request = Request(
-            scope.method,
-            scope.path,
-            scope.query_string,
-            scope.headers,
-            client.rsplit(":", 1)[0] if client else "",
-            scope.scheme,
-            protocol,  # iterated at most once: granian allows one body read
-            self.max_body_bytes,
-        )
-        response = await self.handle(request)
+        response = await self.handle(RsgiRequest(scope, protocol, self.max_body_bytes))
         protocol.response_bytes(response.status, response.headers, response.body)
 
     # -- ASGI face ----------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from hashlib import sha256
 
 from revenge._core import SessionCache
@@ -103,24 +103,22 @@ class Authenticator:
     def directory(self) -> UserDirectory:
         return self._directory
 
-    async def __call__(self, request: Request) -> Principal:
+    def cached(self, request: Request) -> Principal | None:
+        """The hit path, without an await: the Principal if the Rust cache holds the credential.
+
+        ``None`` on a miss (then ``await authenticator(request)`` asks the database);
+        a 401 problem for a missing or malformed credential.
+        """
         headers = request.headers
-        flags = 0
         secret = headers.get("authorization")
-        if secret is not None:
-            if not secret.startswith("Bearer ") and secret[:7].lower() != "bearer ":
-                raise unauthenticated("the Authorization header must use the Bearer scheme")
-            secret = secret[7:].strip()
+        if secret is not None and secret.startswith("Bearer ") and secret[-1] != " ":
+            # The common case inline; _credential has every other form and the errors.
+            secret = secret[7:]
+            flags = 0
+            if not secret or len(secret) > MAX_CREDENTIAL_LENGTH or secret[0] == " ":
+                secret, flags = self._credential(headers)
         else:
-            secret = headers.get(self._api_key_header)
-            if secret is not None:
-                flags = FLAG_API_KEY
-            else:
-                cookies = headers.get("cookie")
-                if cookies is not None:
-                    secret = cookie_value(cookies, self._cookie_name)
-        if not secret or len(secret) > MAX_CREDENTIAL_LENGTH:
-            raise unauthenticated("send a session token (Bearer or cookie) or an API key")
+            secret, flags = self._credential(headers)
         digest = sha256(secret.encode()).hexdigest()
         session = self._cache.get(digest)
         if session is not None and session.flags == flags:
@@ -131,7 +129,35 @@ class Authenticator:
             view = self._directory.get(session.user_id)
             if view is not None:
                 return self._principal(digest, view, secret if flags else None)
-        return await self._miss(secret, digest, flags)
+        return None
+
+    async def __call__(self, request: Request) -> Principal:
+        principal = self.cached(request)
+        if principal is not None:
+            return principal
+        secret, flags = self._credential(request.headers)
+        return await self._miss(secret, sha256(secret.encode()).hexdigest(), flags)
+
+    def _credential(self, headers: Mapping[str, str]) -> tuple[str, int]:
+        """The secret and its ``flags`` (``FLAG_API_KEY`` or 0), or a 401 problem."""
+        secret = headers.get("authorization")
+        if secret is not None:
+            if not secret.startswith("Bearer ") and secret[:7].lower() != "bearer ":
+                raise unauthenticated("the Authorization header must use the Bearer scheme")
+            secret = secret[7:].strip()
+            flags = 0
+        else:
+            secret = headers.get(self._api_key_header)
+            if secret is not None:
+                flags = FLAG_API_KEY
+            else:
+                flags = 0
+                cookies = headers.get("cookie")
+                if cookies is not None:
+                    secret = cookie_value(cookies, self._cookie_name)
+        if not secret or len(secret) > MAX_CREDENTIAL_LENGTH:
+            raise unauthenticated("send a session token (Bearer or cookie) or an API key")
+        return secret, flags
 
     def _principal(self, digest: str, view: UserView, api_key: str | None) -> Principal:
         if api_key is None:
