@@ -1,10 +1,18 @@
-"""The floor: a bare Granian RSGI app answering every request with one pooled ``SELECT 1``.
+"""The floors: bare Granian RSGI apps doing one pooled query per request.
 
 No router, no middleware, no Revenge: what Granian + psycopg_pool + PostgreSQL can
-do on this machine. The Revenge DB-backed route is measured against it in the
+do on this machine. The Revenge DB-backed route is measured against them in the
 same session (``benches/http_db.py``).
 
+* ``app``: every request answers one pooled ``SELECT 1``.
+* ``sessions``: ``GET /api/v1/auth/sessions`` done by hand: the bearer token's
+  SHA-256 looked up in a dict (``BENCH_TOKEN`` -> its user), then exactly the
+  ``SELECT`` of ``revenge.modules.auth.repository.list_sessions`` through
+  psycopg_pool, and the same JSON body Revenge sends (``http_db.py`` checks that
+  the two bodies are equal before measuring).
+
     granian --interface rsgi --loop uvloop --working-dir benches floor_db_rsgi:app
+    BENCH_TOKEN=... BENCH_USER_ID=1 granian ... floor_db_rsgi:sessions
 
 Environment: ``REVENGE_BENCH_DB_URL`` (default: the local server's ``postgres``
 database), ``FLOOR_POOL_MIN`` / ``FLOOR_POOL_MAX`` (2 / 50, Revenge's defaults),
@@ -16,6 +24,7 @@ of a bare psycopg_pool (the same app otherwise: the HTTP cost of that layer).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from typing import Any
 
@@ -62,7 +71,7 @@ class FloorApp:
             DB_URL,
             min_size=POOL_MIN,
             max_size=POOL_MAX,
-            kwargs={"autocommit": AUTOCOMMIT},
+            kwargs={"autocommit": AUTOCOMMIT, "application_name": "bench-floor"},
             timeout=2.0,
             open=False,
         )
@@ -81,3 +90,55 @@ class FloorApp:
 
 
 app: FloorApp | RevengePoolApp = RevengePoolApp() if USE_REVENGE else FloorApp()
+
+# Copied from revenge.modules.auth.repository.list_sessions: the floor must run the same SQL.
+SESSIONS_SQL = (
+    "SELECT id, token_hash, created_at, expires_at, last_seen_at, client, host(ip) "
+    "FROM sessions WHERE user_id = %s AND expires_at > now() ORDER BY last_seen_at DESC"
+)
+SESSIONS_PATH = "/api/v1/auth/sessions"
+_DENIED = b'{"status":401,"code":"unauthenticated"}'
+
+
+class SessionsFloorApp(FloorApp):
+    """``GET /api/v1/auth/sessions`` with a dict token check and one pooled ``SELECT``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        token = os.environ.get("BENCH_TOKEN", "")
+        user_id = int(os.environ.get("BENCH_USER_ID", "0"))
+        self.users: dict[str, int] = {}
+        if token:
+            self.users[hashlib.sha256(token.encode()).hexdigest()] = user_id
+
+    async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        assert self.pool is not None
+        authorization = scope.headers.get("authorization")
+        digest = user_id = None
+        if authorization and authorization[:7].lower() == "bearer ":
+            digest = hashlib.sha256(authorization[7:].strip().encode()).hexdigest()
+            user_id = self.users.get(digest)
+        if user_id is None or scope.path != SESSIONS_PATH:
+            proto.response_bytes(401, HEADERS, _DENIED)
+            return
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(SESSIONS_SQL, (user_id,))
+            rows = await cur.fetchall()
+        body = {
+            "sessions": [
+                {
+                    "id": row[0],
+                    "created_at": row[2],
+                    "expires_at": row[3],
+                    "last_seen_at": row[4],
+                    "client": row[5],
+                    "ip": row[6],
+                    "current": row[1] == digest,
+                }
+                for row in rows
+            ]
+        }
+        proto.response_bytes(200, HEADERS, orjson.dumps(body))
+
+
+sessions = SessionsFloorApp()

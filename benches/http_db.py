@@ -1,9 +1,22 @@
 """HTTP load harness for DB-backed routes: wrk at 16 and 64 connections, rps / p50 / p99.
 
+    python benches/http_db.py                              # Revenge's DB route vs its floor
     python benches/http_db.py --floor                      # start the floor app, measure it
     python benches/http_db.py --floor --revenge-pool       # + the same app through Database
     python benches/http_db.py --floor http://127.0.0.1:8096/some/db/route
     python benches/http_db.py URL_A URL_B                  # B compared with A
+
+With no URL and no ``--floor`` (the issue 5 benchmark): a fresh database is
+migrated and two servers start side by side, one Granian worker each (uvloop):
+``revenge.app:app`` and the ``sessions`` floor of ``benches/floor_db_rsgi.py``.
+Both answer ``GET /api/v1/auth/sessions`` for the bootstrap admin (5 sessions):
+a bearer-token check (Revenge: its authenticator, Rust session-cache hit; the
+floor: a dict), one pooled ``SELECT`` on ``sessions``, the same JSON (checked
+equal first). Both reach PostgreSQL the same way, TCP with ``sslmode=disable``
+(``--db-socket`` for the Unix socket); the local server would otherwise
+negotiate TLS, which costs about 40%. They are measured in interleaved rounds
+at 16 and 64 connections; ``x floor`` is the median of the per-round ratios.
+About 90 s with the defaults (3 rounds x 5 s).
 
 With ``--floor`` the bare Granian RSGI app of ``benches/floor_db_rsgi.py`` is
 started on a free port (one worker, uvloop) and measured first; it is the
@@ -15,6 +28,8 @@ issue 5: p99 < 5 ms at 16 connections; at 64, >= 0.9x the floor's requests/s.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import re
 import shutil
@@ -24,11 +39,23 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from hashlib import sha256
 from pathlib import Path
 
+import psycopg
+
 BENCHES = Path(__file__).resolve().parent
+ROOT = BENCHES.parent
+PG_ADMIN_URL = os.environ.get(
+    "REVENGE_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+SESSIONS_PATH = "/api/v1/auth/sessions"
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -64,9 +91,14 @@ def parse_wrk(output: str) -> tuple[float, float, float, int]:
     return rps, p50, p99, errors
 
 
-def run_wrk(url: str, connections: int, seconds: float, threads: int) -> str:
+def run_wrk(
+    url: str, connections: int, seconds: float, threads: int, headers: Sequence[str] = ()
+) -> str:
     wrk = shutil.which("wrk") or "/usr/bin/wrk"
-    cmd = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
+    cmd = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    for header in headers:
+        cmd += ["-H", header]
+    cmd.append(url)
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 
@@ -115,26 +147,33 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+Runs = dict[tuple[str, int], list[tuple[float, float, float, int]]]
+
+
 def measure(
     targets: list[tuple[str, str]],
     connections: list[int],
     seconds: float,
     threads: int,
     repeat: int = 1,
+    headers: Sequence[str] = (),
+    runs: Runs | None = None,
 ) -> list[Result]:
     """Each target at each connection count, ``repeat`` times interleaved; medians reported.
 
     Interleaving (A B A B ...) spreads load from anything else on the machine over
     all targets alike, so the ratios stay fair when the absolute numbers are not.
+    Pass ``runs`` to get every round's numbers too.
     """
     for _, url in targets:
-        run_wrk(url, connections[0], 1, threads)  # warm-up: pool grown, caches hot
-    runs: dict[tuple[str, int], list[tuple[float, float, float, int]]] = {}
+        for conns in connections:  # warm-up: pool grown, caches hot
+            run_wrk(url, conns, 1, threads, headers)
+    runs = {} if runs is None else runs
     for _ in range(repeat):
         for conns in connections:
             for label, url in targets:
                 runs.setdefault((label, conns), []).append(
-                    parse_wrk(run_wrk(url, conns, seconds, threads))
+                    parse_wrk(run_wrk(url, conns, seconds, threads, headers))
                 )
     results = []
     for label, _ in targets:
@@ -153,19 +192,194 @@ def measure(
     return results
 
 
-def table(results: list[Result]) -> str:
-    baseline = {r.connections: r.rps for r in results if r.label == results[0].label}
+def table(results: list[Result], runs: Runs | None = None) -> str:
+    """One line per target and connection count; the ratio is to the first target.
+
+    With ``runs``, the ratio is the median of the per-round ratios (same minute,
+    same neighbours on the machine) rather than the ratio of the medians.
+    """
+    first = results[0].label
+    baseline = {r.connections: r.rps for r in results if r.label == first}
     lines = [
         f"{'target':<28} {'conns':>5} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
-        f"{'x ' + results[0].label:>12}",
+        f"{'x floor':>8}",
     ]
     for r in results:
-        ratio = r.rps / baseline[r.connections] if baseline.get(r.connections) else float("nan")
+        if runs is not None:
+            ratio = _round_ratio(runs, r.label, first, r.connections)
+        elif baseline.get(r.connections):
+            ratio = r.rps / baseline[r.connections]
+        else:
+            ratio = float("nan")
         lines.append(
             f"{r.label:<28} {r.connections:>5} {r.rps:>9.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
-            f"{r.errors:>6} {ratio:>12.2f}"
+            f"{r.errors:>6} {ratio:>8.2f}"
         )
     return "\n".join(lines)
+
+
+# -- the issue 5 benchmark: Revenge's GET /api/v1/auth/sessions against its floor ----------
+
+
+def _admin_connect(url: str = PG_ADMIN_URL) -> psycopg.Connection[tuple[object, ...]]:
+    """A connection, retried: a shared server may be briefly out of connection slots."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return psycopg.connect(url, autocommit=True)
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@contextmanager
+def fresh_database(socket_dir: str | None) -> Iterator[str]:
+    """A migrated throw-away database; its URL avoids TLS (TCP with sslmode=disable, or a socket)."""
+    from revenge.infra.database import migrate
+
+    name = f"revenge_benchdb_{uuid.uuid4().hex[:10]}"
+    with _admin_connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    if socket_dir:
+        url = f"postgresql://postgres@/{name}?host={socket_dir}"
+    else:
+        url = f"{base}/{name}?sslmode=disable"
+    try:
+        asyncio.run(migrate(url))
+        yield url
+    finally:
+        with _admin_connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _http(url: str, body: bytes | None = None, token: str | None = None) -> tuple[int, bytes]:
+    headers = {"content-type": "application/json"} if body is not None else {}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return int(reply.status), reply.read()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read()
+
+
+def _wait_answering(proc: subprocess.Popen[bytes], url: str, limit: float = 60.0) -> None:
+    """Until ``url`` answers at all (any status): the server is up."""
+    deadline = time.monotonic() + limit
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"server for {url} exited with {proc.returncode}")
+        try:
+            _http(url)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{url} did not answer within {limit:g}s") from None
+            time.sleep(0.1)
+
+
+def _granian(target: str, port: int, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable, "-m", "granian", "--interface", "rsgi", "--loop", "uvloop",
+        "--workers", "1", "--no-ws", "--host", "127.0.0.1", "--port", str(port),
+        "--log-level", "warning", target,
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, start_new_session=True, env={**os.environ, **env}, cwd=cwd)
+
+
+def _seed_sessions(url: str, user_id: int, count: int) -> None:
+    """More sessions for the user, so the listing has a few rows to read and encode."""
+    rows = [(sha256(uuid.uuid4().bytes).hexdigest(), user_id) for _ in range(count)]
+    with _admin_connect(url) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO sessions (token_hash, user_id, expires_at, client, ip) "
+            "VALUES (%s, %s, now() + interval '1 day', 'bench/1.0', '10.0.0.7')",
+            rows,
+        )
+
+
+def sessions_benchmark(args: argparse.Namespace, connections: list[int]) -> int:
+    password = "bench-" + uuid.uuid4().hex
+    servers: list[subprocess.Popen[bytes]] = []
+    runs: Runs = {}
+    with fresh_database(args.db_socket) as db_url:
+        try:
+            revenge_port, floor_port = _free_port(), _free_port()
+            revenge_env = {
+                "REVENGE_DATABASE__URL": db_url,
+                "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": password,
+                "REVENGE_DATABASE__MAX_CONNS": str(args.pool_max),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            }  # fmt: skip
+            servers.append(_granian("revenge.app:app", revenge_port, revenge_env, ROOT))
+            revenge_url = f"http://127.0.0.1:{revenge_port}{SESSIONS_PATH}"
+            _wait_answering(servers[-1], f"http://127.0.0.1:{revenge_port}/health/live")
+            status, raw = _http(
+                f"http://127.0.0.1:{revenge_port}/api/v1/auth/login",
+                json.dumps({"username": "admin", "password": password}).encode(),
+            )
+            if status != 200:
+                raise SystemExit(f"login failed: {status} {raw[:200]!r}")
+            login = json.loads(raw)
+            token, user_id = str(login["token"]), int(login["user"]["id"])
+            _seed_sessions(db_url, user_id, 4)
+
+            floor_env = {
+                "REVENGE_BENCH_DB_URL": db_url,
+                "BENCH_TOKEN": token,
+                "BENCH_USER_ID": str(user_id),
+                "FLOOR_POOL_MAX": str(args.pool_max),
+            }
+            servers.append(_granian("floor_db_rsgi:sessions", floor_port, floor_env, BENCHES))
+            floor_url = f"http://127.0.0.1:{floor_port}{SESSIONS_PATH}"
+            _wait_answering(servers[-1], floor_url)
+
+            # Same work means the same answer: compare the bodies before timing anything.
+            answers = [_http(url, token=token) for url in (floor_url, revenge_url)]
+            if any(status != 200 for status, _ in answers):
+                raise SystemExit(f"a server refused the token: {answers}")
+            floor_body, revenge_body = (json.loads(body) for _, body in answers)
+            if floor_body != revenge_body:
+                raise SystemExit(f"bodies differ:\nfloor   {floor_body}\nrevenge {revenge_body}")
+            sessions = len(revenge_body["sessions"])
+
+            targets = [("floor (granian+psycopg_pool)", floor_url), ("revenge", revenge_url)]
+            headers = [f"Authorization: Bearer {token}"]
+            results = measure(
+                targets, connections, args.seconds, args.threads, args.repeat, headers, runs
+            )
+        finally:
+            for proc in servers:
+                stop(proc)
+
+    how = f"Unix socket {args.db_socket}" if args.db_socket else "TCP, sslmode=disable"
+    print(
+        f"GET {SESSIONS_PATH} ({sessions} sessions, identical bodies), PostgreSQL over {how}; "
+        f"wrk -t{args.threads}, median of {args.repeat} interleaved rounds x {args.seconds:g}s, "
+        f"1 Granian worker each, pools min 2 / max {args.pool_max}\n"
+    )
+    print(table(results, runs))
+    floor_label, revenge_label = targets[0][0], targets[1][0]
+    verdicts = []
+    for r in results:
+        if r.label != revenge_label:
+            continue
+        if r.connections == 16:
+            verdicts.append(f"p99 < 5 ms at 16: {'met' if r.p99_ms < 5 else 'NOT met'}")
+        if r.connections == 64:
+            ratio = _round_ratio(runs, revenge_label, floor_label, 64)
+            verdicts.append(f">= 0.9x floor at 64: {'met' if ratio >= 0.9 else 'NOT met'}")
+    print("targets: " + "; ".join(verdicts))
+    return 0
+
+
+def _round_ratio(runs: Runs, label: str, baseline: str, conns: int) -> float:
+    """The median over rounds of (this round's req/s / the baseline's in the same round)."""
+    ours, theirs = runs[(label, conns)], runs[(baseline, conns)]
+    return statistics.median(a[0] / b[0] for a, b in zip(ours, theirs, strict=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,12 +398,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", default="16,64")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds (medians)")
+    # One wrk thread: on a 2-core machine a second one takes CPU from the servers.
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (medians)")
+    parser.add_argument(
+        "--pool-max",
+        type=int,
+        default=32,
+        help="both pools' maximum (Revenge's default is 50; two servers at 50 each would "
+        "exceed PostgreSQL's max_connections=100 on this shared machine)",
+    )
+    parser.add_argument(
+        "--db-socket",
+        metavar="DIR",
+        help="reach PostgreSQL through the Unix socket in DIR (e.g. /var/run/postgresql)",
+    )
     args = parser.parse_args(argv)
-    if not args.urls and not args.floor:
-        parser.error("give URLs, --floor, or both")
     connections = [int(c) for c in args.connections.split(",")]
+    if not args.urls and not args.floor:
+        return sessions_benchmark(args, connections)
 
     servers: list[subprocess.Popen[bytes]] = []
     targets = [(url, url) for url in args.urls]
