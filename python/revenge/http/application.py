@@ -9,6 +9,7 @@ same hooks, start in order and stop in reverse.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ class HttpApp:
         max_body_bytes: int = 1 << 20,
     ) -> None:
         self.router = router
+        self._match = router.match
         self.authenticator = authenticator
         self._cached: Callable[[Request], Principal | None] = getattr(
             authenticator, "cached", _not_cached
@@ -84,7 +86,7 @@ class HttpApp:
     # -- the one dispatcher -------------------------------------------------
 
     async def handle(self, request: Request) -> Response:
-        match = self.router.match(request.method, request.path)
+        match = self._match(request.method, request.path)
         try:
             route = match.route
             if route is None:
@@ -137,6 +139,13 @@ class HttpApp:
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self.startup())
+        # What start-up built lives as long as the worker: move it out of the
+        # collector's sight, so a full collection walks only what came after
+        # (~27 ms for the ~75k objects of a started app, ~0 ms once frozen).
+        # Garbage goes first, so none of it is frozen. The ASGI face leaves the
+        # collector alone: an embedding host owns its process.
+        gc.collect()
+        gc.freeze()
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self.shutdown())
