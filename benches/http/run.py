@@ -102,8 +102,12 @@ def server(argv: Sequence[str], port: int, env: dict[str, str], log: Path) -> It
             process.wait()
 
 
+PIN: dict[str, list[str]] = {"server": [], "load": []}
+"""``taskset`` prefixes set by ``--pin``: servers on one set of CPUs, wrk on the other."""
+
+
 def granian(target: str, port: int, workers: int = 1) -> list[str]:
-    return [
+    return [*PIN["server"],
         sys.executable, "-m", "granian", "--interface", "rsgi", "--host", "127.0.0.1",
         "--port", str(port), "--workers", str(workers), "--no-ws", "--log-level", "warning",
         target,
@@ -111,7 +115,7 @@ def granian(target: str, port: int, workers: int = 1) -> list[str]:
 
 
 def uvicorn(target: str, port: int) -> list[str]:
-    return [
+    return [*PIN["server"],
         sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
         "--workers", "1", "--loop", "uvloop", "--http", "httptools", "--no-access-log",
         "--log-level", "warning", target,
@@ -133,7 +137,7 @@ def _ms(text: str) -> float:
 def wrk(url: str, args: argparse.Namespace, *extra: str, connections: int | None = None,
         duration: float | None = None, env: dict[str, str] | None = None) -> WrkResult:  # fmt: skip
     argv = [
-        "wrk", f"-t{args.threads}", f"-c{connections or args.connections}",
+        *PIN["load"], "wrk", f"-t{args.threads}", f"-c{connections or args.connections}",
         f"-d{round(duration or args.duration)}s", "--latency", *extra, url,
     ]  # fmt: skip
     out = subprocess.run(
@@ -332,6 +336,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-revocation", action="store_true")
     parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="wrk on CPU 0, the servers on the others (taskset): fewer migrations, steadier tails",
+    )
+    parser.add_argument(
         "--target", default="revenge.app:app", help="the Revenge app to serve (module:attr)"
     )
     parser.add_argument(
@@ -342,6 +351,10 @@ def main() -> None:
         help="LABEL:KEY=VALUE,... another Revenge server with this environment (repeatable)",
     )
     args = parser.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.pin and len(cpus) >= 2:
+        PIN["load"] = ["taskset", "-c", str(cpus[0])]
+        PIN["server"] = ["taskset", "-c", ",".join(map(str, cpus[1:]))]
 
     logs = Path(tempfile.mkdtemp(prefix="revenge-bench-"))
     db_name, db_url = fresh_database()
@@ -408,7 +421,8 @@ def main() -> None:
 
     ours, base, floor = (rows[name] for name in APPS)
     print(f"\nGET {ME}, valid bearer token, {args.connections} connections, wrk -t{args.threads}, "
-          f"median of {args.rounds} rounds x {args.duration:g}s, 1 worker (logs: {logs})\n")  # fmt: skip
+          f"median of {args.rounds} rounds x {args.duration:g}s, 1 worker"
+          f"{', wrk and servers pinned to separate CPUs' if PIN['load'] else ''} (logs: {logs})\n")  # fmt: skip
     print(
         "| app | req/s | p50 ms | p99 ms | errors | vs fastapi | vs floor | vs floor, per round |"
     )

@@ -111,12 +111,12 @@ class Authenticator:
         """
         headers = request.headers
         secret = headers.get("authorization")
-        if secret is not None and secret.startswith("Bearer ") and secret[-1] != " ":
+        if secret is not None and secret.startswith("Bearer "):
             # The common case inline; _credential has every other form and the errors.
-            secret = secret[7:]
+            secret = secret[7:].strip()
             flags = 0
-            if not secret or len(secret) > MAX_CREDENTIAL_LENGTH or secret[0] == " ":
-                secret, flags = self._credential(headers)
+            if not secret or len(secret) > MAX_CREDENTIAL_LENGTH:
+                secret, flags = self._credential(headers)  # raises the 401
         else:
             secret, flags = self._credential(headers)
         digest = sha256(secret.encode()).hexdigest()
