@@ -16,7 +16,7 @@ equal first). Both reach PostgreSQL the same way, TCP with ``sslmode=disable``
 (``--db-socket`` for the Unix socket); the local server would otherwise
 negotiate TLS, which costs about 40%. They are measured in interleaved rounds
 at 16 and 64 connections; ``x floor`` is the median of the per-round ratios.
-About 90 s with the defaults (3 rounds x 5 s).
+About 100 s with the defaults (5 rounds x 4 s).
 
 With ``--floor`` the bare Granian RSGI app of ``benches/floor_db_rsgi.py`` is
 started on a free port (one worker, uvloop) and measured first; it is the
@@ -42,11 +42,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -337,16 +338,25 @@ def sessions_benchmark(args: argparse.Namespace, connections: list[int]) -> int:
             floor_url = f"http://127.0.0.1:{floor_port}{SESSIONS_PATH}"
             _wait_answering(servers[-1], floor_url)
 
+            targets = [("floor (granian+psycopg_pool)", floor_url), ("revenge", revenge_url)]
+            for label, extra in args.variant:
+                port = _free_port()
+                servers.append(_granian("revenge.app:app", port, {**revenge_env, **extra}, ROOT))
+                _wait_answering(servers[-1], f"http://127.0.0.1:{port}/health/live")
+                targets.append((f"revenge {label}", f"http://127.0.0.1:{port}{SESSIONS_PATH}"))
+
             # Same work means the same answer: compare the bodies before timing anything.
-            answers = [_http(url, token=token) for url in (floor_url, revenge_url)]
+            answers = [_http(url, token=token) for _, url in targets]
             if any(status != 200 for status, _ in answers):
                 raise SystemExit(f"a server refused the token: {answers}")
-            floor_body, revenge_body = (json.loads(body) for _, body in answers)
-            if floor_body != revenge_body:
-                raise SystemExit(f"bodies differ:\nfloor   {floor_body}\nrevenge {revenge_body}")
-            sessions = len(revenge_body["sessions"])
+            floor_body, *revenge_bodies = (json.loads(body) for _, body in answers)
+            for revenge_body in revenge_bodies:
+                if floor_body != revenge_body:
+                    raise SystemExit(
+                        f"bodies differ:\nfloor   {floor_body}\nrevenge {revenge_body}"
+                    )
+            sessions = len(floor_body["sessions"])
 
-            targets = [("floor (granian+psycopg_pool)", floor_url), ("revenge", revenge_url)]
             headers = [f"Authorization: Bearer {token}"]
             results = measure(
                 targets, connections, args.seconds, args.threads, args.repeat, headers, runs
@@ -382,6 +392,211 @@ def _round_ratio(runs: Runs, label: str, baseline: str, conns: int) -> float:
     return statistics.median(a[0] / b[0] for a, b in zip(ours, theirs, strict=True))
 
 
+# -- where the time goes: CPU per request inside one process, layer by layer -------------
+
+
+class _Scope:
+    """Enough of Granian's RSGI scope for ``HttpApp.__rsgi__``."""
+
+    proto = "http"
+    method = "GET"
+    path = SESSIONS_PATH
+    query_string = ""
+    client = "127.0.0.1:40000"
+    scheme = "http"
+
+    def __init__(self, token: str) -> None:
+        self.headers = {"authorization": f"Bearer {token}", "host": "bench"}
+
+
+class _Proto:
+    """Enough of Granian's RSGI protocol: one response, remembered."""
+
+    status = 0
+
+    def response_bytes(self, status: int, headers: object, body: bytes) -> None:
+        self.status = status
+
+    def __aiter__(self) -> _Proto:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise StopAsyncIteration
+
+
+async def _cpu_us(step: object, n: int) -> tuple[float, float]:
+    """(CPU µs, wall µs) per call of the coroutine function ``step``, ``n`` calls in a row."""
+    call = step  # an async callable without arguments
+    for _ in range(n // 10):  # warm: connections, caches, specialised bytecode
+        await call()  # type: ignore[operator]
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(n):
+        await call()  # type: ignore[operator]
+    return (
+        (time.process_time() - cpu) / n * 1e6,
+        (time.perf_counter() - wall) / n * 1e6,
+    )
+
+
+async def _profile(db_url: str, n: int) -> list[tuple[str, float, float]]:
+    import orjson
+    from psycopg_pool import AsyncConnectionPool
+
+    from revenge.app import build_app
+    from revenge.config import load_settings
+    from revenge.http import Request, json_response
+    from revenge.infra.database import Database
+    from revenge.modules.auth import repository
+
+    sys.path.insert(0, str(BENCHES))
+    from floor_db_rsgi import SESSIONS_SQL
+
+    password = "bench-" + uuid.uuid4().hex
+    settings = load_settings(
+        env={"REVENGE_DATABASE__URL": db_url, "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": password}
+    )
+    app = build_app(settings)
+    await app.startup()
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        db_url, min_size=2, max_size=4, kwargs={"autocommit": True}, open=False
+    )
+    await pool.open(wait=True)
+    db = Database(db_url)
+    await db.start()
+    try:
+        body = json.dumps({"username": "admin", "password": password}).encode()
+
+        async def once() -> AsyncIterator[bytes]:
+            yield body
+
+        login = Request(
+            "POST",
+            "/api/v1/auth/login",
+            "",
+            {"content-type": "application/json"},
+            "127.0.0.1",
+            "http",
+            once(),
+            1 << 20,
+        )
+        reply = await app.handle(login)
+        login_body = json.loads(reply.body)
+        token, user_id = login_body["token"], int(login_body["user"]["id"])
+        _seed_sessions(db_url, user_id, 4)
+        digest = sha256(token.encode()).hexdigest()
+        scope, proto = _Scope(token), _Proto()
+        route = app.router.match("GET", SESSIONS_PATH).route
+        assert route is not None
+
+        def request() -> Request:
+            return Request(
+                "GET", SESSIONS_PATH, "", scope.headers, "127.0.0.1", "http", proto, 1 << 20
+            )
+
+        authed = request()
+        authed.principal = await app.authenticator(authed)
+
+        async def floor_query() -> None:
+            async with pool.connection() as conn:
+                await (await conn.execute(SESSIONS_SQL, (user_id,))).fetchall()
+
+        async def floor_full() -> None:
+            async with pool.connection() as conn:
+                rows = await (await conn.execute(SESSIONS_SQL, (user_id,))).fetchall()
+            orjson.dumps(
+                {
+                    "sessions": [
+                        {"id": r[0], "created_at": r[2], "expires_at": r[3], "last_seen_at": r[4],
+                         "client": r[5], "ip": r[6], "current": r[1] == digest}
+                        for r in rows
+                    ]
+                }
+            )  # fmt: skip
+
+        async def database_query() -> None:
+            async with db.connection() as conn:
+                await repository.list_sessions(conn, user_id)
+
+        records = await database_query_records(db, user_id)
+
+        async def json_only() -> None:
+            json_response({"sessions": [_session_view(r, digest) for r in records]})
+
+        async def authenticate() -> None:
+            await app.authenticator(request())
+
+        async def handler() -> None:
+            await route.handler(authed)
+
+        async def dispatch() -> None:
+            await app.handle(request())
+
+        async def rsgi() -> None:
+            await app.__rsgi__(scope, proto)
+
+        steps = [
+            ("floor: psycopg_pool checkout + SELECT + fetch", floor_query),
+            ("floor: + dicts + orjson (whole floor request)", floor_full),
+            ("revenge: Database checkout + SELECT + records", database_query),
+            ("revenge: session JSON only (no DB)", json_only),
+            ("revenge: authenticator only (cache hit)", authenticate),
+            ("revenge: route handler (DB + JSON)", handler),
+            ("revenge: HttpApp.handle (route + auth + handler)", dispatch),
+            ("revenge: __rsgi__ (Request + handle + send)", rsgi),
+        ]
+        results = []
+        for label, step in steps:
+            cpu, wall = await _cpu_us(step, n)
+            results.append((label, cpu, wall))
+        assert proto.status == 200, proto.status
+        return results
+    finally:
+        await db.close()
+        await pool.close()
+        await app.shutdown()
+
+
+async def database_query_records(db: Any, user_id: int) -> list[Any]:
+    from revenge.modules.auth import repository
+
+    async with db.connection() as conn:
+        return await repository.list_sessions(conn, user_id)
+
+
+def _session_view(record: Any, digest: str) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "last_seen_at": record.last_seen_at,
+        "client": record.client,
+        "ip": record.ip,
+        "current": record.token_hash == digest,
+    }
+
+
+def inprocess_profile(args: argparse.Namespace) -> int:
+    """Sequential calls in one process (uvloop): CPU and wall time per request, by layer."""
+    import uvloop
+
+    with fresh_database(args.db_socket) as db_url:
+        results = uvloop.run(_profile(db_url, args.calls))
+    print(f"GET {SESSIONS_PATH} in process, {args.calls} sequential calls per line (uvloop)\n")
+    print(f"{'step':<52} {'CPU us':>8} {'wall us':>8}")
+    for label, cpu, wall in results:
+        print(f"{label:<52} {cpu:>8.1f} {wall:>8.1f}")
+    return 0
+
+
+def _variant(text: str) -> tuple[str, dict[str, str]]:
+    """``"no-worker:REVENGE_JOBS__IN_PROCESS_WORKER=false"`` -> label and environment."""
+    label, _, pairs = text.partition(":")
+    env = dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
+    if not label or not env:
+        raise argparse.ArgumentTypeError("expected LABEL:KEY=VALUE[,KEY=VALUE...]")
+    return label, env
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -396,24 +611,41 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also measure the floor app going through revenge.infra.database.Database",
     )
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--connections", default="16,64")
     # One wrk thread: on a 2-core machine a second one takes CPU from the servers.
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (medians)")
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (medians)")
     parser.add_argument(
         "--pool-max",
         type=int,
-        default=32,
-        help="both pools' maximum (Revenge's default is 50; two servers at 50 each would "
-        "exceed PostgreSQL's max_connections=100 on this shared machine)",
+        default=16,
+        help="both pools' maximum (Revenge's default is 50). Two servers at 50 would exceed "
+        "PostgreSQL's max_connections=100 on this shared machine, and Revenge's scaler "
+        "overshoots its maximum (psycopg_pool's resize adds min-delta connections)",
     )
     parser.add_argument(
         "--db-socket",
         metavar="DIR",
         help="reach PostgreSQL through the Unix socket in DIR (e.g. /var/run/postgresql)",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        type=_variant,
+        metavar="LABEL:KEY=VALUE,...",
+        help="also measure a Revenge server with this extra environment (repeatable)",
+    )
+    parser.add_argument(
+        "--inprocess",
+        action="store_true",
+        help="no HTTP: CPU per request in one process, layer by layer (where the time goes)",
+    )
+    parser.add_argument("--calls", type=int, default=3000, help="calls per --inprocess line")
     args = parser.parse_args(argv)
+    if args.inprocess:
+        return inprocess_profile(args)
     connections = [int(c) for c in args.connections.split(",")]
     if not args.urls and not args.floor:
         return sessions_benchmark(args, connections)
