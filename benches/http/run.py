@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 
+import psutil
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +61,9 @@ class WrkResult:
     p99_ms: float
     errors: int
     requests: int
+    cpu_us: float = 0.0
+    """CPU time (user + system) of the server's processes per request: what a request
+    costs the server however busy the machine is (throughput there is CPU it got)."""
 
 
 def free_port() -> int:
@@ -72,7 +76,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(argv: Sequence[str], port: int, env: dict[str, str], log: Path) -> Iterator[None]:
+def server(
+    argv: Sequence[str], port: int, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as sink:
         process = subprocess.Popen(
             argv, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=ROOT
@@ -92,7 +98,7 @@ def server(argv: Sequence[str], port: int, env: dict[str, str], log: Path) -> It
                 if time.monotonic() > deadline:
                     sys.exit(f"{argv[2:]} did not start; see {log}")
                 time.sleep(0.1)
-        yield
+        yield process
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -169,6 +175,7 @@ def median_result(results: list[WrkResult]) -> WrkResult:
         statistics.median(r.p99_ms for r in results),
         sum(r.errors for r in results),
         sum(r.requests for r in results),
+        statistics.median(r.cpu_us for r in results),
     )
 
 
@@ -183,11 +190,24 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     return label, env
 
 
-def bench_me(url: str, token: str, args: argparse.Namespace, *, warm: bool = True) -> WrkResult:
+def cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU of a server and its workers so far."""
+    total = 0.0
+    for proc in (process, *process.children(recursive=True)):
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def bench_me(url: str, token: str, args: argparse.Namespace, process: psutil.Process, *,
+             warm: bool = True) -> WrkResult:  # fmt: skip
     auth = ("-H", f"Authorization: Bearer {token}")
     if warm:  # connections, caches, branch predictors
         wrk(url, args, *auth, duration=min(2, args.duration))
-    return wrk(url, args, *auth)
+    before = cpu_seconds(process)
+    result = wrk(url, args, *auth)
+    result.cpu_us = (cpu_seconds(process) - before) / max(1, result.requests) * 1e6
+    return result
 
 
 # -- Revenge helpers ---------------------------------------------------------------------
@@ -374,35 +394,46 @@ def main() -> None:
 
         names = [*APPS, *(f"revenge {label}" for label, _ in args.variant)]
         samples: dict[str, list[WrkResult]] = {name: [] for name in names}
-        with revenge(), ExitStack() as variants:
+        with revenge() as main_server, ExitStack() as variants:
             token = login(port)
             ref_env = {**env, "BENCH_TOKEN": token}
             fastapi = uvicorn("benches.http.ref_fastapi:app", fastapi_port)
             floor_app = granian("benches.http.ref_rsgi:app", floor_port)
             variant_ports = [free_port() for _ in args.variant]
+            processes = [main_server]
             for (label, extra), variant_port in zip(args.variant, variant_ports, strict=True):
                 variant_env = {**env, **extra}
                 if "PYTHONPATH" in extra:
                     variant_env["PYTHONPATH"] = os.pathsep.join(
                         [extra["PYTHONPATH"], env["PYTHONPATH"]]
                     )
-                variants.enter_context(
+                processes.append(variants.enter_context(
                     server(granian(args.target, variant_port), variant_port, variant_env,
                            logs / f"revenge-{label}.log")
-                )  # fmt: skip
+                ))  # fmt: skip
             with (
-                server(fastapi, fastapi_port, ref_env, logs / "fastapi.log"),
-                server(floor_app, floor_port, ref_env, logs / "rsgi.log"),
+                server(fastapi, fastapi_port, ref_env, logs / "fastapi.log") as fastapi_server,
+                server(floor_app, floor_port, ref_env, logs / "rsgi.log") as floor_server,
             ):
                 # All up at once and measured in turns, so a burst of load from
                 # elsewhere on the machine spreads over all of them instead of one.
-                ports = dict(
-                    zip(names, (port, fastapi_port, floor_port, *variant_ports), strict=True)
+                processes[1:1] = [fastapi_server, floor_server]
+                served = list(
+                    zip(
+                        names,
+                        (port, fastapi_port, floor_port, *variant_ports),
+                        processes,
+                        strict=True,
+                    )
                 )
                 for round_ in range(args.rounds):
-                    for name, app_port in ports.items():
+                    # Each round starts one app later, so no app always follows the same one.
+                    shift = round_ % len(served)
+                    for name, app_port, process in served[shift:] + served[:shift]:
                         me_url = f"http://127.0.0.1:{app_port}{ME}"
-                        samples[name].append(bench_me(me_url, token, args, warm=round_ == 0))
+                        samples[name].append(bench_me(
+                            me_url, token, args, psutil.Process(process.pid), warm=round_ == 0
+                        ))  # fmt: skip
             login_env = {
                 "BENCH_LOGIN_BODY": json.dumps({"username": "admin", "password": ADMIN_PASSWORD})
             }
@@ -412,7 +443,7 @@ def main() -> None:
             )  # fmt: skip
         rows = {name: median_result(results) for name, results in samples.items()}
         misses = miss_cost(port, db_url, token, revenge)
-        delays = [] if args.skip_revocation else None
+        delays: list[float] | None = [] if args.skip_revocation else None
         if delays is None:
             with revenge(workers=2):
                 delays = revocation_delay(port, rounds=5)
@@ -423,10 +454,9 @@ def main() -> None:
     print(f"\nGET {ME}, valid bearer token, {args.connections} connections, wrk -t{args.threads}, "
           f"median of {args.rounds} rounds x {args.duration:g}s, 1 worker"
           f"{', wrk and servers pinned to separate CPUs' if PIN['load'] else ''} (logs: {logs})\n")  # fmt: skip
-    print(
-        "| app | req/s | p50 ms | p99 ms | errors | vs fastapi | vs floor | vs floor, per round |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| app | req/s | p50 ms | p99 ms | errors | vs fastapi | vs floor | vs floor, per round "
+          "| server CPU us/req | floor CPU / this |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     floor_runs = samples[APPS[2]]
     for name, r in rows.items():
         # The ratio within each round (same minute, same neighbours), then its median.
@@ -434,7 +464,8 @@ def main() -> None:
             s.rps / f.rps for s, f in zip(samples[name], floor_runs, strict=True)
         )
         print(f"| {name} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} "
-              f"| {r.rps / base.rps:.2f}x | {r.rps / floor.rps:.2f}x | {per_round:.2f}x |")  # fmt: skip
+              f"| {r.rps / base.rps:.2f}x | {r.rps / floor.rps:.2f}x | {per_round:.2f}x "
+              f"| {r.cpu_us:.1f} | {floor.cpu_us / r.cpu_us:.2f}x |")  # fmt: skip
     print(f"\nlogin (argon2id, 4 connections): {login_result.rps:.1f} req/s, "
           f"p50 {login_result.p50_ms:.1f} ms, p99 {login_result.p99_ms:.1f} ms, "
           f"non-2xx {login_result.errors}")  # fmt: skip
