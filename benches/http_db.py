@@ -149,6 +149,21 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 Runs = dict[tuple[str, int], list[tuple[float, float, float, int]]]
+CpuRuns = dict[tuple[str, int], list[float]]
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in group ``pgid`` (Linux /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[2]) == pgid:  # pgrp; utime and stime follow at 11 and 12
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
 
 
 def measure(
@@ -159,12 +174,15 @@ def measure(
     repeat: int = 1,
     headers: Sequence[str] = (),
     runs: Runs | None = None,
+    cpu: CpuRuns | None = None,
+    pgids: dict[str, int] | None = None,
 ) -> list[Result]:
     """Each target at each connection count, ``repeat`` times interleaved; medians reported.
 
     Interleaving (A B A B ...) spreads load from anything else on the machine over
     all targets alike, so the ratios stay fair when the absolute numbers are not.
-    Pass ``runs`` to get every round's numbers too.
+    Pass ``runs`` to get every round's numbers too, and ``pgids`` (label -> the
+    server's process group) to get in ``cpu`` its CPU µs per request in each round.
     """
     for _, url in targets:
         for conns in connections:  # warm-up: pool grown, caches hot
@@ -173,9 +191,14 @@ def measure(
     for _ in range(repeat):
         for conns in connections:
             for label, url in targets:
-                runs.setdefault((label, conns), []).append(
-                    parse_wrk(run_wrk(url, conns, seconds, threads, headers))
-                )
+                pgid = (pgids or {}).get(label)
+                before = _group_cpu_seconds(pgid) if pgid else 0.0
+                output = run_wrk(url, conns, seconds, threads, headers)
+                runs.setdefault((label, conns), []).append(parse_wrk(output))
+                if pgid and cpu is not None:
+                    used = _group_cpu_seconds(pgid) - before
+                    served = int(re.search(r"(\d+) requests in", output)[1])  # type: ignore[index]
+                    cpu.setdefault((label, conns), []).append(used / max(served, 1) * 1e6)
     results = []
     for label, _ in targets:
         for conns in connections:
@@ -293,11 +316,13 @@ def _granian(target: str, port: int, env: dict[str, str], cwd: Path) -> subproce
 
 def _seed_sessions(url: str, user_id: int, count: int) -> None:
     """More sessions for the user, so the listing has a few rows to read and encode."""
-    rows = [(sha256(uuid.uuid4().bytes).hexdigest(), user_id) for _ in range(count)]
+    rows = [(sha256(uuid.uuid4().bytes).hexdigest(), user_id, n) for n in range(1, count + 1)]
     with _admin_connect(url) as conn, conn.cursor() as cur:
+        # Distinct last_seen_at: the listing's ORDER BY has no ties, so its order is fixed.
         cur.executemany(
-            "INSERT INTO sessions (token_hash, user_id, expires_at, client, ip) "
-            "VALUES (%s, %s, now() + interval '1 day', 'bench/1.0', '10.0.0.7')",
+            "INSERT INTO sessions (token_hash, user_id, expires_at, last_seen_at, client, ip) "
+            "VALUES (%s, %s, now() + interval '1 day', now() - make_interval(mins => %s), "
+            "'bench/1.0', '10.0.0.7')",
             rows,
         )
 
@@ -306,6 +331,7 @@ def sessions_benchmark(args: argparse.Namespace, connections: list[int]) -> int:
     password = "bench-" + uuid.uuid4().hex
     servers: list[subprocess.Popen[bytes]] = []
     runs: Runs = {}
+    cpu: CpuRuns = {}
     with fresh_database(args.db_socket) as db_url:
         try:
             revenge_port, floor_port = _free_port(), _free_port()
@@ -345,7 +371,11 @@ def sessions_benchmark(args: argparse.Namespace, connections: list[int]) -> int:
                 _wait_answering(servers[-1], f"http://127.0.0.1:{port}/health/live")
                 targets.append((f"revenge {label}", f"http://127.0.0.1:{port}{SESSIONS_PATH}"))
 
-            # Same work means the same answer: compare the bodies before timing anything.
+            # Same work means the same answer: compare the bodies before timing anything,
+            # after one request each (a server's first use of the token is a cache miss,
+            # which touches last_seen_at).
+            for _, url in targets:
+                _http(url, token=token)
             answers = [_http(url, token=token) for _, url in targets]
             if any(status != 200 for status, _ in answers):
                 raise SystemExit(f"a server refused the token: {answers}")
@@ -358,9 +388,14 @@ def sessions_benchmark(args: argparse.Namespace, connections: list[int]) -> int:
             sessions = len(floor_body["sessions"])
 
             headers = [f"Authorization: Bearer {token}"]
+            pgids = {
+                label: proc.pid
+                for (label, _), proc in zip(targets, _in_target_order(servers), strict=True)
+            }
             results = measure(
-                targets, connections, args.seconds, args.threads, args.repeat, headers, runs
-            )
+                targets, connections, args.seconds, args.threads, args.repeat, headers, runs,
+                cpu, pgids,
+            )  # fmt: skip
         finally:
             for proc in servers:
                 stop(proc)
@@ -372,6 +407,9 @@ def sessions_benchmark(args: argparse.Namespace, connections: list[int]) -> int:
         f"1 Granian worker each, pools min 2 / max {args.pool_max}\n"
     )
     print(table(results, runs))
+    print("\nserver CPU per request (Granian process group, user+system, median of rounds):")
+    for (label, conns), values in cpu.items():
+        print(f"  {label:<28} {conns:>3} conns  {statistics.median(values):7.1f} us")
     floor_label, revenge_label = targets[0][0], targets[1][0]
     verdicts = []
     for r in results:
@@ -384,6 +422,11 @@ def sessions_benchmark(args: argparse.Namespace, connections: list[int]) -> int:
             verdicts.append(f">= 0.9x floor at 64: {'met' if ratio >= 0.9 else 'NOT met'}")
     print("targets: " + "; ".join(verdicts))
     return 0
+
+
+def _in_target_order(servers: list[subprocess.Popen[bytes]]) -> list[subprocess.Popen[bytes]]:
+    """Servers start as revenge, floor, variants...; targets list floor, revenge, variants..."""
+    return [servers[1], servers[0], *servers[2:]]
 
 
 def _round_ratio(runs: Runs, label: str, baseline: str, conns: int) -> float:
