@@ -587,12 +587,16 @@ async def _profile(db_url: str, n: int) -> list[tuple[str, float, float]]:
             ("revenge: HttpApp.handle (route + auth + handler)", dispatch),
             ("revenge: __rsgi__ (Request + handle + send)", rsgi),
         ]
-        results = []
-        for label, step in steps:
-            cpu, wall = await _cpu_us(step, n)
-            results.append((label, cpu, wall))
+        # Three turns over all steps, the least per step: the order of steps (what ran
+        # just before, the loop's other tasks) moves single numbers by 10-20%.
+        best: dict[str, tuple[float, float]] = {}
+        for _ in range(3):
+            for label, step in steps:
+                cpu, wall = await _cpu_us(step, n)
+                old = best.get(label)
+                best[label] = (cpu, wall) if old is None else (min(old[0], cpu), min(old[1], wall))
         assert proto.status == 200, proto.status
-        return results
+        return [(label, *best[label]) for label, _ in steps]
     finally:
         await db.close()
         await pool.close()
@@ -624,7 +628,10 @@ def inprocess_profile(args: argparse.Namespace) -> int:
 
     with fresh_database(args.db_socket) as db_url:
         results = uvloop.run(_profile(db_url, args.calls))
-    print(f"GET {SESSIONS_PATH} in process, {args.calls} sequential calls per line (uvloop)\n")
+    print(
+        f"GET {SESSIONS_PATH} in process, {args.calls} sequential calls per line, "
+        "least of 3 turns (uvloop)\n"
+    )
     print(f"{'step':<52} {'CPU us':>8} {'wall us':>8}")
     for label, cpu, wall in results:
         print(f"{label:<52} {cpu:>8.1f} {wall:>8.1f}")
