@@ -339,6 +339,7 @@ def sessions_benchmark(args: argparse.Namespace, connections: list[int]) -> int:
                 "REVENGE_DATABASE__URL": db_url,
                 "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": password,
                 "REVENGE_DATABASE__MAX_CONNS": str(args.pool_max),
+                "REVENGE_DATABASE__MIN_CONNS": str(args.pool_min),
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             }  # fmt: skip
             servers.append(_granian("revenge.app:app", revenge_port, revenge_env, ROOT))
@@ -359,6 +360,7 @@ def sessions_benchmark(args: argparse.Namespace, connections: list[int]) -> int:
                 "BENCH_TOKEN": token,
                 "BENCH_USER_ID": str(user_id),
                 "FLOOR_POOL_MAX": str(args.pool_max),
+                "FLOOR_POOL_MIN": str(args.pool_min),
             }
             servers.append(_granian("floor_db_rsgi:sessions", floor_port, floor_env, BENCHES))
             floor_url = f"http://127.0.0.1:{floor_port}{SESSIONS_PATH}"
@@ -404,7 +406,7 @@ def sessions_benchmark(args: argparse.Namespace, connections: list[int]) -> int:
     print(
         f"GET {SESSIONS_PATH} ({sessions} sessions, identical bodies), PostgreSQL over {how}; "
         f"wrk -t{args.threads}, median of {args.repeat} interleaved rounds x {args.seconds:g}s, "
-        f"1 Granian worker each, pools min 2 / max {args.pool_max}\n"
+        f"1 Granian worker each, pools min {args.pool_min} / max {args.pool_max}\n"
     )
     print(table(results, runs))
     print("\nserver CPU per request (Granian process group, user+system, median of rounds):")
@@ -666,6 +668,13 @@ def main(argv: list[str] | None = None) -> int:
     # One wrk thread: on a 2-core machine a second one takes CPU from the servers.
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (medians)")
+    parser.add_argument(
+        "--pool-min",
+        type=int,
+        default=2,
+        help="both pools' minimum (Revenge's default 2); equal to --pool-max for fixed-size "
+        "pools, which keeps Revenge's scaler from opening more than the floor has",
+    )
     parser.add_argument(
         "--pool-max",
         type=int,
