@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -154,3 +155,24 @@ async def test_jobs_require_a_signed_in_caller(api: RunningApp, jobs: Jobs) -> N
     assert_problem(await api.client.get(f"{JOBS}/{job_id}"), 401, "unauthenticated")
     reply = await api.client.get(f"{JOBS}/{job_id}", headers=bearer("not-a-token"))
     assert_problem(reply, 401, "unauthenticated")
+
+
+async def test_a_queue_not_started_yet_is_503_not_500() -> None:
+    """Before the runtime has built the queue, its provider raises ServiceUnavailable."""
+    from revenge.http import HttpApp, Principal, Request, Router
+    from revenge.modules.jobs import JobQueue, install
+    from revenge.runtime.errors import ServiceUnavailable
+
+    async def admin_caller(request: Request) -> Principal:
+        return Principal(1, "root", "admin", "session", "hash")
+
+    def not_started() -> JobQueue:
+        raise ServiceUnavailable("jobs", "not started")
+
+    router = Router()
+    install(router, not_started)
+    transport = httpx.ASGITransport(app=HttpApp(router, authenticator=admin_caller))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        reply = await client.get(f"{JOBS}/1")
+    assert_problem(reply, 503, "jobs_unavailable")
+    assert reply.headers["retry-after"] == "1"

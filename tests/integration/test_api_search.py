@@ -251,3 +251,21 @@ async def test_the_route_is_in_the_openapi_document(api: RunningApp, auth: dict[
     reply = await api.client.get("/api/v1/openapi.json", headers=auth)
     assert reply.status_code == 200
     assert "get" in reply.json()["paths"][SEARCH]
+
+
+async def test_an_unreachable_database_is_503_with_retry_after_not_500() -> None:
+    """The real service over a pool that is not open: the database's own outage answer."""
+    from revenge.http import Principal, Request, Router
+    from revenge.modules.search import install
+
+    async def signed_in(request: Request) -> Principal:
+        return Principal(1, "someone", "user", "session", "hash")
+
+    router = Router()
+    install(router, SearchService(PostgresSearch(Database("postgresql://127.0.0.1:1/none"))))
+    app = HttpApp(router, authenticator=signed_in)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        reply = await client.get(SEARCH, params={"q": "matrix"})
+    assert_problem(reply, 503, "database_unavailable")
+    assert int(reply.headers["retry-after"]) >= 1
