@@ -59,7 +59,7 @@ async def get_job(api: RunningApp, headers: dict[str, str], job_id: int) -> dict
 async def test_a_queued_job_shows_state_attempts_and_no_progress(
     api: RunningApp, jobs: Jobs, admin: dict[str, str]
 ) -> None:
-    job_id = await jobs.enqueue("library_scan", {"library_id": 7}, key="lib-7")
+    job_id = await jobs.enqueue("library_scan", {"library_id": 7}, key="api-test-lib-7")
     body = await get_job(api, admin, job_id)
     assert set(body) == {"id", "kind", "state", "attempts", "updated_at", "progress", "error"}
     assert body["id"] == job_id and body["kind"] == "library_scan"
@@ -89,7 +89,7 @@ async def test_progress_is_shown_as_it_is_stored(
 async def test_a_delayed_job_is_scheduled(
     api: RunningApp, jobs: Jobs, admin: dict[str, str]
 ) -> None:
-    job_id = await jobs.enqueue("library_scan", {"library_id": 8}, key="lib-8", delay=3600)
+    job_id = await jobs.enqueue("library_scan", {"library_id": 8}, key="api-test-lib-8", delay=3600)
     assert (await get_job(api, admin, job_id))["state"] == "scheduled"
 
 
@@ -145,13 +145,13 @@ async def test_a_non_integer_id_is_400(api: RunningApp, admin: dict[str, str], j
 async def test_only_administrators_may_read_jobs(
     api: RunningApp, jobs: Jobs, user: dict[str, str]
 ) -> None:
-    job_id = await jobs.enqueue("library_scan", {"library_id": 9}, key="lib-9")
+    job_id = await jobs.enqueue("library_scan", {"library_id": 9}, key="api-test-lib-9")
     for path in (f"{JOBS}/{job_id}", f"{JOBS}/987654321", f"{JOBS}/abc"):
         assert_problem(await api.client.get(path, headers=user), 403, "forbidden")
 
 
 async def test_jobs_require_a_signed_in_caller(api: RunningApp, jobs: Jobs) -> None:
-    job_id = await jobs.enqueue("library_scan", {"library_id": 10}, key="lib-10")
+    job_id = await jobs.enqueue("library_scan", {"library_id": 10}, key="api-test-lib-10")
     assert_problem(await api.client.get(f"{JOBS}/{job_id}"), 401, "unauthenticated")
     reply = await api.client.get(f"{JOBS}/{job_id}", headers=bearer("not-a-token"))
     assert_problem(reply, 401, "unauthenticated")

@@ -20,7 +20,7 @@ import pytest_asyncio
 from revenge.app import build_app
 from revenge.config import Settings, load_settings
 from revenge.http import HttpApp
-from revenge.infra.database import Database, migrate
+from revenge.infra.database import Database, PoolConfig, migrate
 from revenge.infra.search import PostgresSearch, SearchDocument, SearchService
 from revenge.modules.auth.admin import create_user
 
@@ -96,14 +96,18 @@ CATALOGUE = [
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def api(pg_url: str) -> AsyncIterator[RunningApp]:
     await migrate(pg_url)
-    db = Database(pg_url)
+    # The session database is shared with other search tests: start from an empty
+    # index (as they do) and leave it empty.
+    db = Database(pg_url, PoolConfig(min_conns=1, max_conns=2))
     await db.start()
     try:
+        await db.execute("DELETE FROM search_documents")
         await SearchService(PostgresSearch(db)).index(CATALOGUE)
+        async with running_app(pg_url) as running:
+            yield running
     finally:
+        await db.execute("DELETE FROM search_documents")
         await db.close()
-    async with running_app(pg_url) as running:
-        yield running
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
