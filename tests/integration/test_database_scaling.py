@@ -37,7 +37,20 @@ def test_queued_requests_never_lower_the_floor(case: tuple[PoolSample, int]) -> 
     if sample.waiting or sample.queued:
         target = POLICY.target_min(sample, current)
         assert target >= current
-        assert target > current or current == POLICY.max_size
+        assert target > current or current == POLICY.max_size or sample.size >= POLICY.max_size
+
+
+@given(samples())
+def test_a_raise_never_opens_more_than_max_size(case: tuple[PoolSample, int]) -> None:
+    sample, current = case
+    target = POLICY.target_min(sample, current)
+    if target > current:  # resize() opens target - current new connections
+        assert sample.size + (target - current) <= POLICY.max_size
+
+
+def test_a_full_pool_is_not_raised() -> None:
+    busy = PoolSample(size=50, available=0, waiting=30, queued=30, busy_ms=50_000, interval_ms=1000)
+    assert POLICY.target_min(busy, current_min=2) == 2
 
 
 def test_grows_ahead_of_demand() -> None:

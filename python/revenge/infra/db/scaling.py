@@ -70,7 +70,10 @@ class ScalePolicy:
         if pressed or sample.utilisation >= self.up_threshold:
             if pressed:
                 wanted = max(wanted, current_min + 1)
-            return min(self.max_size, max(current_min, wanted))
+            # psycopg_pool's resize() opens (new min - old min) connections whatever the pool
+            # already holds, so the raise must fit in the room left below max_size.
+            room = max(0, self.max_size - sample.size)
+            return min(self.max_size, current_min + room, max(current_min, wanted))
         if sample.utilisation <= self.down_threshold and current_min > self.base_min:
             return max(self.base_min, min(current_min, wanted))
         return current_min
