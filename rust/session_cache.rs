@@ -274,10 +274,15 @@ const ENTRY_OVERHEAD: usize = std::mem::size_of::<(TokenKey, Entry)>()
 /// The largest weight any entry can have (validated token and role lengths).
 pub const MAX_ENTRY_BYTES: u64 = (ENTRY_OVERHEAD + MAX_TOKEN_BYTES + MAX_ROLE_BYTES + 16) as u64;
 
-/// Smallest byte budget: two entries of the largest size. quick_cache admits
-/// an entry only if it fits the hot section (a fraction of a shard), so a
-/// budget of exactly one entry would admit nothing.
-pub const MIN_BUDGET_BYTES: u64 = 2 * MAX_ENTRY_BYTES;
+/// Smallest byte budget: sixteen entries of the largest size. A new entry
+/// waits in the cold section (1 - HOT_ALLOCATION of a shard) and quick_cache
+/// drops it at once if it does not fit there, so the cold section must hold
+/// at least one entry of the largest size.
+pub const MIN_BUDGET_BYTES: u64 = 16 * MAX_ENTRY_BYTES;
+
+/// Fewest entries: with the weight floor `max_bytes / max_entries`, the cold
+/// section (10 % of a shard of >= 32 entries) then holds >= 3 entries.
+pub const MIN_ENTRIES: u64 = 32;
 
 /// Share of each shard for the hot (proven) entries; the rest is the cold
 /// probation queue where new entries wait for a second hit. quick_cache's
@@ -529,14 +534,14 @@ impl Limits {
         ttl: f64,
         idle_timeout: f64,
     ) -> Result<Self, String> {
-        if !(2..=MAX_ENTRIES).contains(&max_entries) {
+        if !(MIN_ENTRIES..=MAX_ENTRIES).contains(&max_entries) {
             return Err(format!(
-                "max_entries must be between 2 and {MAX_ENTRIES}, got {max_entries}"
+                "max_entries must be between {MIN_ENTRIES} and {MAX_ENTRIES}, got {max_entries}"
             ));
         }
         if !(MIN_BUDGET_BYTES..=MAX_BUDGET_BYTES).contains(&max_bytes) {
             return Err(format!(
-                "max_bytes must be between {MIN_BUDGET_BYTES} (two entries of the largest size) \
+                "max_bytes must be between {MIN_BUDGET_BYTES} (16 entries of the largest size) \
                  and {MAX_BUDGET_BYTES}, got {max_bytes}"
             ));
         }
@@ -1453,16 +1458,23 @@ mod tests {
     }
 
     #[test]
-    fn smallest_caches_still_admit() {
+    fn smallest_caches_keep_the_newest_entry() {
         for (entries, bytes) in [
-            (2, MIN_BUDGET_BYTES),
-            (2, 1 << 20),
-            (5, 8192),
-            (40, 1 << 20),
+            (MIN_ENTRIES, MIN_BUDGET_BYTES),
+            (MIN_ENTRIES, 1 << 20),
+            (MIN_ENTRIES, 1 << 30),
+            (40, MIN_BUDGET_BYTES),
+            (1000, MIN_BUDGET_BYTES),
         ] {
             let c = cache(entries, bytes);
-            c.ins(&tok(1), data(1)).unwrap();
-            assert!(c.g(&tok(1)).is_some(), "{entries} entries, {bytes} bytes");
+            for i in 0..500 {
+                let t = "z".repeat((i % 3) as usize * 60) + &tok(i);
+                c.ins(&t, data(i as i64)).unwrap();
+                assert!(
+                    c.g(&t).is_some(),
+                    "{entries} entries, {bytes} bytes, insert {i}"
+                );
+            }
         }
     }
 
@@ -1500,15 +1512,15 @@ mod tests {
     #[test]
     fn limits_are_validated() {
         assert!(Limits::new(0, 1 << 20, 1.0, 1.0).is_err());
-        assert!(Limits::new(1, 1 << 20, 1.0, 1.0).is_err());
-        assert!(Limits::new(2, MIN_BUDGET_BYTES - 1, 1.0, 1.0).is_err());
-        assert!(Limits::new(2, MIN_BUDGET_BYTES, 1.0, 1.0).is_ok());
-        assert!(Limits::new(10, 10, 1.0, 1.0).is_err());
-        assert!(Limits::new(10, 1 << 50, 1.0, 1.0).is_err());
-        assert!(Limits::new(10, 1 << 20, 0.0, 1.0).is_err());
-        assert!(Limits::new(10, 1 << 20, 1.0, f64::NAN).is_err());
-        assert!(Limits::new(10, 1 << 20, 1e12, 1.0).is_err());
-        let c = cache(10, 1 << 20);
+        assert!(Limits::new(MIN_ENTRIES - 1, 1 << 20, 1.0, 1.0).is_err());
+        assert!(Limits::new(MIN_ENTRIES, MIN_BUDGET_BYTES - 1, 1.0, 1.0).is_err());
+        assert!(Limits::new(MIN_ENTRIES, MIN_BUDGET_BYTES, 1.0, 1.0).is_ok());
+        assert!(Limits::new(100, 10, 1.0, 1.0).is_err());
+        assert!(Limits::new(100, 1 << 50, 1.0, 1.0).is_err());
+        assert!(Limits::new(100, 1 << 20, 0.0, 1.0).is_err());
+        assert!(Limits::new(100, 1 << 20, 1.0, f64::NAN).is_err());
+        assert!(Limits::new(100, 1 << 20, 1e12, 1.0).is_err());
+        let c = cache(100, 1 << 20);
         assert!(c.ins("", data(1)).is_err());
         assert!(c.ins(&"x".repeat(MAX_TOKEN_BYTES + 1), data(1)).is_err());
         let mut d = data(1);

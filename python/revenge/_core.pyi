@@ -162,8 +162,8 @@ class SessionCache:
     flushing the hot sessions.
 
     Errors: a non-``str`` token, non-int ids/flags, non-number times raise
-    ``TypeError``; out-of-range values (``max_entries < 2``, ``max_bytes``
-    below 2096 (two entries of the largest size) or above 1 TiB,
+    ``TypeError``; out-of-range values (``max_entries < 32``, ``max_bytes``
+    below 16768 (sixteen entries of the largest size) or above 1 TiB,
     ``ttl``/``idle_timeout`` not in
     ``(0, 10 years]``, a token of 0 or > 512 bytes, a role > 256 bytes, a
     negative ``flags``, a non-finite ``expires_at``) raise ``ValueError``.

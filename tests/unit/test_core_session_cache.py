@@ -216,8 +216,8 @@ def test_stats_count_hits_misses_inserts() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    max_entries=st.integers(min_value=2, max_value=300),
-    max_bytes=st.integers(min_value=2096, max_value=200_000),
+    max_entries=st.integers(min_value=32, max_value=300),
+    max_bytes=st.integers(min_value=16768, max_value=200_000),
     ops=st.lists(
         st.tuples(
             st.integers(min_value=0, max_value=500),
@@ -319,7 +319,8 @@ def test_threads_hammering_keep_the_bounds() -> None:
     [
         ({"max_entries": 0}, ValueError),
         ({"max_entries": 1}, ValueError),
-        ({"max_bytes": 2095}, ValueError),
+        ({"max_entries": 31}, ValueError),
+        ({"max_bytes": 16767}, ValueError),
         ({"max_entries": -5}, ValueError),
         ({"max_entries": 2**80}, ValueError),
         ({"max_entries": 1.5}, TypeError),
