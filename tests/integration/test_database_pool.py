@@ -298,19 +298,27 @@ async def test_stats_feed_the_runtime_metrics(fresh_pg_url: str) -> None:
 
 
 async def _scale_up_once(db: Database) -> None:
-    """Hold every connection with clients queued, then run one scaler step."""
+    """Make clients queue while the pool grows, keep room below max, run one scaler step.
+
+    (A pool already at max_conns is never raised: psycopg_pool would open more.)
+    """
     hold = asyncio.Event()
+    held = db.config.max_conns - 3
+    holding = 0
 
     async def holder() -> None:
+        nonlocal holding
         async with db.connection(wait=5.0):
+            holding += 1
             await hold.wait()
 
-    tasks = [asyncio.create_task(holder()) for _ in range(db.config.max_conns + 2)]
+    tasks = [asyncio.create_task(holder()) for _ in range(held)]
 
-    async def queued() -> bool:
-        return db.stats().waiting > 0
+    async def all_held() -> bool:
+        return holding == held
 
-    assert await _until(queued)
+    assert await _until(all_held)
+    assert db.stats().size < db.config.max_conns
     await db.sample()
     hold.set()
     await asyncio.gather(*tasks)
