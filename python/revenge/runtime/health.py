@@ -23,13 +23,14 @@ about routes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
+
+from revenge.runtime.periodic import Periodic
 
 log = logging.getLogger("revenge.runtime.health")
 
@@ -166,11 +167,11 @@ class HealthChecker:
         for check in checks:
             self.add(check)
         self.interval = interval
+        self._refresher = Periodic("revenge-health-refresh", interval, self.refresh, run_first=True)
         self._report: HealthReport | None = None
         # Built once per report, so a probe only returns them (treat as read-only).
         self._full: tuple[int, dict[str, Any]] = (503, {"status": "starting", "services": {}})
         self._ready: tuple[int, dict[str, Any]] = (503, {"status": "starting"})
-        self._task: asyncio.Task[None] | None = None
         self._on_report: list[Callable[[HealthReport], None]] = []
 
     def add(self, check: Check) -> None:
@@ -210,25 +211,11 @@ class HealthChecker:
 
     def start(self) -> None:
         """Refresh every ``interval`` seconds in the background (idempotent)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._loop(), name="revenge-health-refresh"
-            )
+        self._refresher.interval = self.interval
+        self._refresher.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("health refresh failed")
-            await asyncio.sleep(self.interval)
+        await self._refresher.stop()
 
     # -- HTTP-shaped answers ---------------------------------------------------
 

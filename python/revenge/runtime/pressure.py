@@ -20,7 +20,6 @@ services).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,6 +30,7 @@ import psutil
 
 from revenge import _core
 from revenge.runtime.metrics import PRESSURE_LEVELS, DeltaCounter
+from revenge.runtime.periodic import Periodic
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
@@ -133,7 +133,7 @@ class PressureMonitor:
         self._level: PressureLevel = "normal"
         self._reading: Reading | None = None
         self._process = psutil.Process()
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = Periodic("revenge-memory-pressure", interval, self.check, run_first=True)
         if metrics is not None:
             for category, size in self.budget.items():
                 metrics.memory_budget.labels(category).set(size)
@@ -321,22 +321,8 @@ class PressureMonitor:
     # -- background loop ---------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._loop(), name="revenge-memory-pressure"
-            )
+        self._ticker.interval = self.interval
+        self._ticker.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.check()
-            except Exception:
-                log.exception("memory pressure check failed")
-            await asyncio.sleep(self.interval)
+        await self._ticker.stop()

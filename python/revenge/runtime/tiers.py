@@ -22,8 +22,6 @@ failing close instead of raising it. Cold services are reached through
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ from revenge.runtime.degrade import Degradable
 from revenge.runtime.errors import ServiceUnavailable
 from revenge.runtime.health import Category, Check, HealthChecker, HealthReport
 from revenge.runtime.lazy import Lazy, call_maybe_async
+from revenge.runtime.periodic import Periodic
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -125,7 +124,7 @@ class Runtime:
         self._start_errors: dict[str, BaseException] = {}
         self._started: list[ServiceSpec] = []
         self._degradables: list[Degradable[Any]] = []
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper: Periodic | None = None
         self._running = False
         if metrics is not None:
             self.health.on_report(self._report_metrics)
@@ -344,9 +343,10 @@ class Runtime:
         await self.health.refresh()
         self.health.start()
         if self._lazies:
-            self._sweeper = asyncio.get_running_loop().create_task(
-                self._sweep_loop(), name="revenge-offload-sweeper"
+            self._sweeper = Periodic(
+                "revenge-offload-sweeper", self.sweep_interval, self.offload_idle
             )
+            self._sweeper.start()
         if self.pressure is not None:
             self.pressure.start()
         if self.metrics is not None:
@@ -379,9 +379,7 @@ class Runtime:
             return
         sweeper, self._sweeper = self._sweeper, None
         if sweeper is not None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            await sweeper.stop()
         await self.health.stop()
         if self.pressure is not None:
             await self.pressure.stop()
@@ -437,14 +435,6 @@ class Runtime:
             if lazy.offloadable(idle_ttl) and await lazy.offload(reason):
                 offloaded.append(lazy.name)
         return offloaded
-
-    async def _sweep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_interval)
-            try:
-                await self.offload_idle()
-            except Exception:
-                log.exception("offload sweep failed")
 
     async def _on_pressure(self, old: PressureLevel, new: PressureLevel) -> None:
         if new == "critical":

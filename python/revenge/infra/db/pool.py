@@ -8,7 +8,6 @@ connection lost mid-query is replaced by the pool while the caller gets the 503.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
@@ -27,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from revenge.infra.db.errors import DatabaseUnreachable, redact_url
 from revenge.infra.db.scaling import PoolSample, ScalePolicy
 from revenge.runtime.errors import ServiceUnavailable
+from revenge.runtime.periodic import Periodic
 
 if TYPE_CHECKING:
     from revenge.config import DatabaseSettings
@@ -148,7 +148,7 @@ class Database:
             down_threshold=self.config.scale_down_threshold,
         )
         self._pool: AsyncConnectionPool[Connection] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._background: list[Periodic] = []
         self._scale_up_events = 0
         self._scale_down_events = 0
         self._utilisation = 0.0
@@ -191,10 +191,14 @@ class Database:
         self._pool = pool
         self._last_counters = pool.get_stats()
         self._last_sample_at = time.monotonic()
-        self._tasks = [
-            asyncio.create_task(self._every(cfg.health_check, self._background_check)),
-            asyncio.create_task(self._every(cfg.scale_check_interval, self.sample)),
+        self._background = [
+            Periodic(
+                f"database pool {self.name!r}: check", cfg.health_check, self._background_check
+            ),
+            Periodic(f"database pool {self.name!r}: scaler", cfg.scale_check_interval, self.sample),
         ]
+        for job in self._background:
+            job.start()
 
     async def _probe(self) -> None:
         """One direct connection first: the pool only reports a timeout, this reports why."""
@@ -208,12 +212,9 @@ class Database:
         await conn.close()
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        for job in self._background:
+            await job.stop()
+        self._background = []
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -409,14 +410,6 @@ class Database:
         """``pool.check()``: test the idle connections, replace the broken ones."""
         if self._pool is not None:
             await self._pool.check()
-
-    async def _every(self, period: float, step: Callable[[], Any]) -> None:
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await step()
-            except Exception:
-                log.exception("database pool %r: background step failed", self.name)
 
     # -- helpers ------------------------------------------------------------------------
 
