@@ -18,6 +18,7 @@ runtime_metrics.setup_process()
 import asyncio  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
 
 from revenge import __version__  # noqa: E402
 from revenge._core import SessionCache, TranscodeCache  # noqa: E402
@@ -153,10 +154,12 @@ def _add_system_routes(router: Router, runtime: Runtime, settings: Settings) -> 
         body, content_type = await runtime_metrics.render_async()
         return Response(200, body, [("content-type", content_type)])
 
-    document = openapi_document(router, title="Revenge", version=__version__)
+    document: dict[str, Any] = {}
 
     async def openapi(request: Request) -> Response:
         """The OpenAPI 3.1 document of this API."""
+        if not document:  # built at first request, when every module has added its routes
+            document.update(openapi_document(router, title="Revenge", version=__version__))
         return json_response(document)
 
     router.add("GET", "/health/live", live, public=True, tags=("health",))
@@ -164,7 +167,6 @@ def _add_system_routes(router: Router, runtime: Runtime, settings: Settings) -> 
     router.add("GET", "/health", health, public=True, tags=("health",))
     router.add("GET", "/metrics", metrics, public=settings.metrics.public, tags=("metrics",))
     router.add("GET", "/api/v1/openapi.json", openapi, tags=("meta",))
-    document.update(openapi_document(router, title="Revenge", version=__version__))
 
 
 def _embedded_postgres(settings: Settings, db: Database) -> Phase:
