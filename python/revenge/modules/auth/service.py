@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -112,8 +113,16 @@ class AuthService:
         return found
 
     async def revoke_session(self, user_id: int, session_id: uuid.UUID) -> bool:
+        return await self._revoke_credential(
+            lambda conn: repo.delete_session(conn, user_id, session_id)
+        )
+
+    async def _revoke_credential(
+        self, delete: Callable[[repo.Conn], Awaitable[str | None]]
+    ) -> bool:
+        """Delete one credential and announce its hash in the same transaction."""
         async with self.db.transaction() as conn:
-            digest = await repo.delete_session(conn, user_id, session_id)
+            digest = await delete(conn)
             if digest is not None:
                 await self.publisher.notify(conn, encode_token(digest))
         if digest is None:
@@ -146,14 +155,9 @@ class AuthService:
             return await repo.list_api_keys(conn, user_id)
 
     async def revoke_api_key(self, user_id: int, key_id: str) -> bool:
-        async with self.db.transaction() as conn:
-            digest = await repo.delete_api_key(conn, user_id, key_id)
-            if digest is not None:
-                await self.publisher.notify(conn, encode_token(digest))
-        if digest is None:
-            return False
-        await self._after_revoke(encode_token(digest), digest=digest)
-        return True
+        return await self._revoke_credential(
+            lambda conn: repo.delete_api_key(conn, user_id, key_id)
+        )
 
     # -- users ------------------------------------------------------------------------
 
