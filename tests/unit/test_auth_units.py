@@ -4,23 +4,21 @@ directory, password hasher and the middleware's hit/miss/revocation logic."""
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 
 import pytest
 
 from revenge.config import load_settings
-from revenge.http import Problem, Request
-from revenge.modules.auth import build_session_cache
+from revenge.http import Problem
 from revenge.modules.auth.authenticator import Authenticator
 from revenge.modules.auth.directory import UserDirectory
 from revenge.modules.auth.passwords import PasswordHasher
-from revenge.modules.auth.repository import Credential
 from revenge.modules.auth.revocation import encode_token, encode_user, parse
 from revenge.modules.auth.service import check_new_credentials
 from revenge.modules.auth.throttle import ClientAddress, LoginThrottle, Policy
 from revenge.modules.auth.tokens import api_key_id, new_api_key, new_session_token, token_hash
 from revenge.runtime.errors import ServiceUnavailable
+from tests.unit.auth_support import FakeStore, credential, make_authenticator, make_request
 
 FAST_ARGON2 = {
     "REVENGE_AUTH__ARGON2_TIME_COST": "1",
@@ -226,38 +224,6 @@ def test_new_credentials_are_checked() -> None:
 # -- the middleware ----------------------------------------------------------------------
 
 
-def make_request(headers: dict[str, str]) -> Request:
-    async def no_body():  # type: ignore[no-untyped-def]
-        if False:
-            yield b""
-
-    return Request("GET", "/api/v1/me", "", headers, "127.0.0.1", "http", no_body, 1024)
-
-
-class FakeStore:
-    """Resolvers over dicts: stands in for PostgreSQL so the unit tests see every lookup."""
-
-    def __init__(self) -> None:
-        self.sessions: dict[str, Credential] = {}
-        self.keys: dict[str, Credential] = {}
-        self.lookups = 0
-        self.gate: asyncio.Event | None = None
-
-    async def session(self, digest: str) -> Credential | None:
-        self.lookups += 1
-        if self.gate is not None:
-            await self.gate.wait()
-        return self.sessions.get(digest)
-
-    async def key(self, digest: str) -> Credential | None:
-        self.lookups += 1
-        return self.keys.get(digest)
-
-
-def credential(user_id: int = 7, name: str = "alice") -> Credential:
-    return Credential(user_id, name, "user", datetime(2026, 1, 1, tzinfo=UTC), time.time() + 3600)
-
-
 @pytest.fixture
 def store() -> FakeStore:
     return FakeStore()
@@ -265,14 +231,7 @@ def store() -> FakeStore:
 
 @pytest.fixture
 def authenticator(store: FakeStore) -> Authenticator:
-    return Authenticator(
-        build_session_cache(load_settings(env={})),
-        UserDirectory(),
-        resolve_session=store.session,
-        resolve_api_key=store.key,
-        cookie_name="revenge_session",
-        api_key_header="X-Api-Key",
-    )
+    return make_authenticator(store)
 
 
 async def test_miss_then_hit_without_lookup(authenticator: Authenticator, store: FakeStore) -> None:

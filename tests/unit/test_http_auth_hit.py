@@ -6,83 +6,33 @@ credential form, and ``None`` (never a database lookup) when the cache cannot.
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-
 import pytest
 
-from revenge.config import load_settings
-from revenge.http import Problem, Request
-from revenge.modules.auth import build_session_cache
+from revenge.http import Problem
 from revenge.modules.auth.authenticator import Authenticator
-from revenge.modules.auth.directory import UserDirectory
-from revenge.modules.auth.repository import Credential
 from revenge.modules.auth.tokens import new_api_key, new_session_token, token_hash
-
-
-def request(headers: dict[str, str]) -> Request:
-    no_body: tuple[bytes, ...] = ()  # these requests are never read
-    return Request("GET", "/api/v1/me", "", headers, "127.0.0.1", "http", _Chunks(no_body), 1024)
-
-
-class _Chunks:
-    def __init__(self, chunks: tuple[bytes, ...]) -> None:
-        self.chunks = chunks
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._read()
-
-    async def _read(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            yield chunk
-
-
-class Store:
-    def __init__(self) -> None:
-        self.sessions: dict[str, Credential] = {}
-        self.keys: dict[str, Credential] = {}
-        self.lookups = 0
-
-    async def session(self, digest: str) -> Credential | None:
-        self.lookups += 1
-        return self.sessions.get(digest)
-
-    async def key(self, digest: str) -> Credential | None:
-        self.lookups += 1
-        return self.keys.get(digest)
-
-
-def alice() -> Credential:
-    return Credential(7, "alice", "user", datetime(2026, 1, 1, tzinfo=UTC), time.time() + 3600)
+from tests.unit.auth_support import FakeStore, credential, make_authenticator, make_request
 
 
 @pytest.fixture
-def store() -> Store:
-    return Store()
+def store() -> FakeStore:
+    return FakeStore()
 
 
 @pytest.fixture
-def auth(store: Store) -> Authenticator:
-    return Authenticator(
-        build_session_cache(load_settings(env={})),
-        UserDirectory(),
-        resolve_session=store.session,
-        resolve_api_key=store.key,
-        cookie_name="revenge_session",
-        api_key_header="X-Api-Key",
-    )
+def auth(store: FakeStore) -> Authenticator:
+    return make_authenticator(store)
 
 
 async def test_cached_is_none_before_the_first_resolution_and_the_principal_after(
-    auth: Authenticator, store: Store
+    auth: Authenticator, store: FakeStore
 ) -> None:
     token = new_session_token()
-    store.sessions[token_hash(token)] = alice()
+    store.sessions[token_hash(token)] = credential()
     headers = {"authorization": f"Bearer {token}"}
-    assert auth.cached(request(headers)) is None and store.lookups == 0
-    resolved = await auth(request(headers))
-    assert auth.cached(request(headers)) is resolved and store.lookups == 1
+    assert auth.cached(make_request(headers)) is None and store.lookups == 0
+    resolved = await auth(make_request(headers))
+    assert auth.cached(make_request(headers)) is resolved and store.lookups == 1
 
 
 @pytest.mark.parametrize(
@@ -96,23 +46,25 @@ async def test_cached_is_none_before_the_first_resolution_and_the_principal_afte
     ],
 )
 async def test_every_session_form_hits_the_same_entry(
-    auth: Authenticator, store: Store, form: str
+    auth: Authenticator, store: FakeStore, form: str
 ) -> None:
     token = new_session_token()
-    store.sessions[token_hash(token)] = alice()
-    await auth(request({"authorization": f"Bearer {token}"}))
+    store.sessions[token_hash(token)] = credential()
+    await auth(make_request({"authorization": f"Bearer {token}"}))
     name, _, value = form.partition("=")
-    hit = auth.cached(request({name: value.format(t=token)}))
+    hit = auth.cached(make_request({name: value.format(t=token)}))
     assert hit is not None and hit.credential_id == token_hash(token) and hit.via == "session"
 
 
-async def test_api_keys_hit_only_through_their_header(auth: Authenticator, store: Store) -> None:
+async def test_api_keys_hit_only_through_their_header(
+    auth: Authenticator, store: FakeStore
+) -> None:
     key, key_id = new_api_key()
-    store.keys[token_hash(key)] = alice()
-    await auth(request({"x-api-key": key}))
-    hit = auth.cached(request({"x-api-key": key}))
+    store.keys[token_hash(key)] = credential()
+    await auth(make_request({"x-api-key": key}))
+    hit = auth.cached(make_request({"x-api-key": key}))
     assert hit is not None and hit.via == "api_key" and hit.credential_id == key_id
-    assert auth.cached(request({"authorization": f"Bearer {key}"})) is None
+    assert auth.cached(make_request({"authorization": f"Bearer {key}"})) is None
 
 
 @pytest.mark.parametrize(
@@ -130,17 +82,17 @@ def test_missing_or_malformed_credentials_are_401_on_the_fast_path_too(
     auth: Authenticator, headers: dict[str, str]
 ) -> None:
     with pytest.raises(Problem) as caught:
-        auth.cached(request(headers))
+        auth.cached(make_request(headers))
     assert caught.value.status == 401 and caught.value.code == "unauthenticated"
 
 
-async def test_revocation_ends_the_fast_path(auth: Authenticator, store: Store) -> None:
+async def test_revocation_ends_the_fast_path(auth: Authenticator, store: FakeStore) -> None:
     token = new_session_token()
-    store.sessions[token_hash(token)] = alice()
+    store.sessions[token_hash(token)] = credential()
     headers = {"authorization": f"Bearer {token}"}
-    await auth(request(headers))
+    await auth(make_request(headers))
     auth.revoke_hash(token_hash(token))
-    assert auth.cached(request(headers)) is None
+    assert auth.cached(make_request(headers)) is None
     del store.sessions[token_hash(token)]
     with pytest.raises(Problem):
-        await auth(request(headers))
+        await auth(make_request(headers))
