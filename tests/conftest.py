@@ -39,6 +39,17 @@ def pg_url() -> Iterator[str]:
     _drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def migrated_url(pg_url: str) -> str:
+    """``pg_url`` with every migration applied (idempotent, so suites may share it)."""
+    import asyncio
+
+    from revenge.infra.database import migrate
+
+    asyncio.run(migrate(pg_url))
+    return pg_url
+
+
 @pytest.fixture
 def fresh_pg_url() -> Iterator[str]:
     """URL of an empty database for one test (migrations, destructive tests)."""

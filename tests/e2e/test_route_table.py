@@ -7,7 +7,6 @@ routes the design makes public may answer without a session or API key.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,6 @@ import pytest
 from revenge.app import build_app
 from revenge.config import load_settings
 from revenge.http import Route
-from revenge.infra.database import migrate
 from tests.e2e.conftest import free_port, granian_argv, run_server
 
 pytestmark = pytest.mark.e2e
@@ -47,10 +45,9 @@ def routes(pg_url: str) -> list[Route]:
 
 
 @pytest.fixture(scope="module")
-def base_url(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    asyncio.run(migrate(pg_url))
+def base_url(migrated_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
-    env = {"REVENGE_DATABASE__URL": pg_url}
+    env = {"REVENGE_DATABASE__URL": migrated_url}
     tmp: Path = tmp_path_factory.mktemp("route-table")
     with run_server(granian_argv(port), port, tmp, env) as server:
         yield server.base_url

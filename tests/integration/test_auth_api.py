@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -61,12 +61,6 @@ class Node:
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
-
-
-@pytest.fixture(scope="module")
-def migrated_url(pg_url: str) -> Iterator[str]:
-    asyncio.run(migrate(pg_url))
-    yield pg_url
 
 
 @asynccontextmanager

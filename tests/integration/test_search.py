@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from revenge.config import load_settings
-from revenge.infra.database import Database, PoolConfig, migrate
+from revenge.infra.database import Database, PoolConfig
 from revenge.infra.search import PostgresSearch, SearchDocument, SearchService
 
 pytestmark = pytest.mark.integration
@@ -46,12 +46,6 @@ CATALOGUE = [
     SearchDocument("e1", "episode", "The Matrix of Time", year=2019, overview="Episode 5."),
     SearchDocument("m5", "movie", "Heat", year=1995, people=("Al Pacino", "Robert De Niro")),
 ]
-
-
-@pytest.fixture(scope="module")
-def migrated_url(pg_url: str) -> str:
-    asyncio.run(migrate(pg_url))
-    return pg_url
 
 
 @pytest.fixture

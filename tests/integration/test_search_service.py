@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from revenge.infra.database import Database, PoolConfig, migrate
+from revenge.infra.database import Database, PoolConfig
 from revenge.infra.search import PostgresSearch, SearchDocument, SearchHit, SearchService
 from revenge.runtime.lazy import Lazy
 
@@ -74,12 +74,6 @@ class InProcessIndex:
 
     async def close(self) -> None:
         return None
-
-
-@pytest.fixture(scope="module")
-def migrated_url(pg_url: str) -> str:
-    asyncio.run(migrate(pg_url))
-    return pg_url
 
 
 @pytest.fixture
