@@ -31,6 +31,8 @@ from pydantic_settings import (
 
 ENV_PREFIX = "REVENGE_"
 CONFIG_ENV = "REVENGE_CONFIG"
+# The test suite's and the benches' own variables (REVENGE_TEST_REDIS_URL, ...), not settings.
+_NOT_SETTINGS = ("REVENGE_TEST_", "REVENGE_BENCH_")
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("offloading.yaml")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -209,7 +211,7 @@ def _check_env_keys(env: Mapping[str, str]) -> None:
     """Pydantic ignores unknown variables; a typo in a REVENGE_ variable must not pass silently."""
     sections = _field_names(Settings)
     for var in env:
-        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
+        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV or var.startswith(_NOT_SETTINGS):
             continue
         parts = var[len(ENV_PREFIX) :].lower().split("__")
         section = sections.get(parts[0], ...)

@@ -89,6 +89,13 @@ def test_unrelated_env_is_ignored() -> None:
     load_settings(env={"HOME": "/root", "REVENGE_CONFIG": str(DEFAULT_CONFIG_FILE)})
 
 
+def test_the_test_suites_and_benches_variables_are_not_settings() -> None:
+    """REVENGE_TEST_REDIS_URL (tests/conftest.py) must not stop ``import revenge.app``."""
+    load_settings(
+        env={"REVENGE_TEST_REDIS_URL": "redis://x/13", "REVENGE_BENCH_PG_ADMIN_URL": "postgresql:"}
+    )
+
+
 def test_cross_field_check() -> None:
     with pytest.raises(ConfigError, match="min_conns"):
         load_settings(env={"REVENGE_DATABASE__MIN_CONNS": "60"})
