@@ -121,7 +121,7 @@ async def test_finished_jobs_show_their_outcome_and_last_error(
             done = await wait_for(
                 lambda: get_job(api, admin, ok_id), lambda b: b["state"] == "succeeded", "success"
             )
-    assert failed["attempts"] == 2 and "the disk is on fire" in failed["error"]
+    assert failed["attempts"] == 2 and failed["error"] == "ValueError: the disk is on fire"
     assert done["attempts"] == 1 and done["error"] is None
     assert (done["progress"]["done"], done["progress"]["total"]) == (2, 2)
     assert done["progress"]["message"] == "all done"

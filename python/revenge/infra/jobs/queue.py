@@ -34,6 +34,30 @@ _FINAL: dict[str, JobState] = {
 }
 
 
+def describe_failure(exc_type: str, message: str) -> str:
+    """The text a failed run leaves on its job: the exception's type, then its message.
+
+    A retry's record is pgqueuer's ``RetryRequested`` whose message already names the
+    failure (the worker builds it with this function), so it is kept as it is.
+
+    >>> describe_failure("ValueError", "the disk is on fire")
+    'ValueError: the disk is on fire'
+    >>> describe_failure("TimeoutError", "")
+    'TimeoutError'
+    >>> describe_failure("RetryRequested", "ValueError: the disk is on fire")
+    'ValueError: the disk is on fire'
+    """
+    if exc_type == "RetryRequested":
+        return message
+    return f"{exc_type}: {message}" if message else exc_type
+
+
+def _error_of(row: dict[str, Any]) -> str | None:
+    if row["error_type"] is None:
+        return None
+    return describe_failure(row["error_type"], row["error"] or "")
+
+
 @dataclass(frozen=True)
 class JobProgress:
     """How far a job got; ``total`` is ``None`` while unknown.
@@ -58,7 +82,7 @@ class JobProgress:
 
 @dataclass(frozen=True)
 class JobStatus:
-    """A job as the API shows it. ``error`` is the last failure's message, if any."""
+    """A job as the API shows it. ``error`` is the last failure's type and message, if any."""
 
     job_id: int
     kind: str
@@ -267,6 +291,7 @@ class Jobs:
             )
         done = await self._fetch(
             "SELECT entrypoint, status::text AS status, created, "
+            "traceback->>'exception_type' AS error_type, "
             "traceback->>'exception_message' AS error "
             "FROM pgqueuer_log WHERE job_id = %s AND status NOT IN ('queued', 'picked') "
             "ORDER BY id DESC LIMIT 1",
@@ -282,16 +307,17 @@ class Jobs:
             attempts,
             row["created"],
             progress,
-            row["error"],
+            _error_of(row),
         )
 
     async def _last_error(self, job_id: int) -> str | None:
         rows = await self._fetch(
-            "SELECT traceback->>'exception_message' AS error FROM pgqueuer_log "
+            "SELECT traceback->>'exception_type' AS error_type, "
+            "traceback->>'exception_message' AS error FROM pgqueuer_log "
             "WHERE job_id = %s AND traceback IS NOT NULL ORDER BY id DESC LIMIT 1",
             (job_id,),
         )
-        return rows[0]["error"] if rows else None
+        return _error_of(rows[0]) if rows else None
 
     async def queue_depth(self) -> dict[tuple[str, JobState], int]:
         """Jobs in the queue table by (kind, state): queued, scheduled, running, stalled, failed."""

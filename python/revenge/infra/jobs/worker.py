@@ -37,7 +37,7 @@ from revenge.infra.jobs.driver import PsycopgPoolDriver
 from revenge.infra.jobs.kinds import REGISTRY, Handler, JobKind, KindRegistry
 from revenge.infra.jobs.manager import SlotBoundQueueManager
 from revenge.infra.jobs.metrics import JobMetrics, get_job_metrics
-from revenge.infra.jobs.queue import Jobs
+from revenge.infra.jobs.queue import Jobs, describe_failure
 from revenge.infra.jobs.schema import install_schema
 
 if TYPE_CHECKING:
@@ -169,12 +169,17 @@ class _KindExecutor(AbstractEntrypointExecutor):
                 if rt.releasing and scope.expired():
                     rt.metrics.observe(self.kind.name, "released", elapsed)
                     raise self._release(job_id) from None
+                failure = _timed_out(self.kind) if scope.expired() else exc
                 if self.kind.retry.gives_up_after(job.attempts):
                     rt.metrics.observe(self.kind.name, "failed", elapsed)
-                    raise
+                    if failure is exc:
+                        raise
+                    raise failure from exc
                 rt.metrics.observe(self.kind.name, "retried", elapsed)
                 delay = timedelta(seconds=self.kind.retry.delay(job.attempts))
-                raise RetryRequested(delay=delay, reason=f"{type(exc).__name__}: {exc}") from exc
+                raise RetryRequested(
+                    delay=delay, reason=describe_failure(type(failure).__name__, str(failure))
+                ) from exc
             finally:
                 rt.scopes.pop(job_id, None)
             rt.metrics.observe(self.kind.name, "succeeded", time.perf_counter() - started)
@@ -182,6 +187,11 @@ class _KindExecutor(AbstractEntrypointExecutor):
     def _release(self, job_id: int) -> RetryRequested:
         self.runtime.released.add(job_id)
         return RetryRequested(delay=timedelta(0), reason="released at worker shutdown")
+
+
+def _timed_out(kind: JobKind) -> TimeoutError:
+    """asyncio's timeout raises a ``TimeoutError`` without a message: say which limit ran out."""
+    return TimeoutError(f"the job ran longer than its kind's timeout of {kind.timeout:g} s")
 
 
 async def run_worker(
