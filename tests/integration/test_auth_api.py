@@ -236,6 +236,26 @@ async def test_login_throttles_the_guessing_address_not_the_owner(node: Node) ->
     assert owner.status_code == 200
 
 
+async def test_unknown_usernames_are_throttled_like_known_ones(node: Node) -> None:
+    """Password spraying over names that do not exist is slowed down too (and answers alike)."""
+    sprayer = {"x-forwarded-for": "198.51.100.77"}
+    ghost = f"ghost-{uuid.uuid4().hex[:8]}"
+    statuses: list[int] = []
+    # The pair counter allows 5 failures, then waits 1 s, 2 s, 4 s...: a slow machine
+    # may let a wait run out between two attempts, so keep guessing until one is refused.
+    for attempt in range(12):
+        spelling = ghost.upper() if attempt % 2 else ghost  # one account, whatever the case
+        reply = await node.login(spelling, "guess-guess", **sprayer)
+        statuses.append(reply.status_code)
+        if reply.status_code == 429:
+            assert_problem(reply, 429, "too_many_attempts")
+            break
+        assert_problem(reply, 401, "invalid_credentials")
+    assert statuses[:6] == [401] * 6 and statuses[-1] == 429, statuses
+    known = await node.user()
+    assert (await node.login(known, **sprayer)).status_code == 200  # another account: not held
+
+
 async def test_hash_flood_answers_503_not_a_queue(migrated_url: str) -> None:
     env = {"REVENGE_AUTH__MAX_CONCURRENT_HASHES": "1", "REVENGE_AUTH__ARGON2_TIME_COST": "30"}
     async with running_node(migrated_url, env) as node:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import psycopg
 import pytest
@@ -16,8 +17,10 @@ from revenge.modules.auth.revocation import (
     CHANNEL,
     LISTENER_APPLICATION_NAME,
     PubSub,
+    encode_token,
     encode_user,
 )
+from revenge.modules.auth.tokens import token_hash
 from tests.conftest import PG_ADMIN_URL
 from tests.integration.test_auth_api import Node, bearer, running_node
 
@@ -63,6 +66,70 @@ async def test_logout_on_one_worker_reaches_the_other(migrated_fresh: str) -> No
         await until(evicted)
         assert b.auth.listener.received > received
         assert await status(b, token) == 401 and await status(a, token) == 401
+
+
+@asynccontextmanager
+async def notifications(url: str) -> AsyncIterator[Callable[[], Awaitable[list[str]]]]:
+    """``heard()``: every revocation NOTIFY sent on the database since the block began."""
+    heard: list[str] = []
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(f"LISTEN {CHANNEL}")
+        conn.add_notify_handler(lambda n: heard.append(n.payload))
+
+        async def read() -> list[str]:
+            await conn.execute("SELECT 1")  # a round trip delivers what arrived meanwhile
+            return heard
+
+        yield read
+
+
+async def test_deleting_one_session_by_id_notifies_every_worker(migrated_fresh: str) -> None:
+    async with running_node(migrated_fresh) as a, running_node(migrated_fresh) as b:
+        name = await a.user()
+        mine, other = await a.token(name), await a.token(name)
+        assert await status(b, other) == 200  # b holds it in its cache now
+        sessions = (await a.client.get("/api/v1/auth/sessions", headers=bearer(mine))).json()
+        other_id = next(s["id"] for s in sessions["sessions"] if not s["current"])
+        async with notifications(migrated_fresh) as heard:
+            reply = await a.client.delete(f"/api/v1/auth/sessions/{other_id}", headers=bearer(mine))
+            assert reply.status_code == 204
+
+            async def told() -> bool:
+                return bool(await heard())
+
+            await until(told)
+            assert await heard() == [encode_token(token_hash(other))]
+
+        async def rejected() -> bool:
+            return await status(b, other) == 401
+
+        await until(rejected)
+        assert await status(b, mine) == 200
+
+
+async def test_revoking_an_api_key_notifies_every_worker(migrated_fresh: str) -> None:
+    async with running_node(migrated_fresh) as a, running_node(migrated_fresh) as b:
+        token = await a.token(await a.user())
+        created = await a.client.post(
+            "/api/v1/auth/api-keys", json={"name": "box"}, headers=bearer(token)
+        )
+        key, key_id = created.json()["key"], created.json()["id"]
+        assert (await b.client.get("/api/v1/me", headers={"x-api-key": key})).status_code == 200
+        async with notifications(migrated_fresh) as heard:
+            reply = await a.client.delete(f"/api/v1/auth/api-keys/{key_id}", headers=bearer(token))
+            assert reply.status_code == 204
+
+            async def told() -> bool:
+                return bool(await heard())
+
+            await until(told)
+            assert await heard() == [encode_token(token_hash(key))]
+
+        async def rejected() -> bool:
+            reply = await b.client.get("/api/v1/me", headers={"x-api-key": key})
+            return reply.status_code == 401
+
+        await until(rejected)
 
 
 async def test_disable_reaches_the_other_worker(migrated_fresh: str) -> None:

@@ -116,6 +116,25 @@ def test_success_clears_the_pair_counter() -> None:
     assert throttle.retry_after("198.51.100.1", "bob") == 0.0
 
 
+def test_the_account_key_ignores_case_in_every_counter() -> None:
+    """A guesser cannot reset the counters by changing the case of the name."""
+    clock = Clock()
+    throttle = LoginThrottle(
+        ip=Policy(free=1000, base=1.0, cap=1.0),
+        pair=Policy(free=2, base=30.0, cap=30.0),
+        account=Policy(free=3, base=30.0, cap=30.0),
+        clock=clock,
+    )
+    for name in ("Carol", "CAROL", "carol"):  # one account, three spellings: three failures
+        throttle.record_failure("198.51.100.3", name)
+    assert throttle.retry_after("198.51.100.3", "cArOl") == 30.0
+    throttle.record_success("198.51.100.3", "CAROL")  # the owner's success clears the pair
+    assert throttle.retry_after("198.51.100.3", "carol") == 0.0
+    for n, name in enumerate(("Dave", "DAVE", "dave", "dAVE")):  # distributed, case-varied
+        throttle.record_failure(f"10.9.{n}.1", name)
+    assert throttle.retry_after("10.9.0.1", "DaVe") == 30.0  # the account counter saw all four
+
+
 def test_throttle_state_is_bounded() -> None:
     clock = Clock()
     throttle = LoginThrottle(max_entries=50, clock=clock)
