@@ -1,6 +1,12 @@
 //! `revenge._core`: registration only; the logic lives in the sibling modules.
+//!
+//! Each data structure is a folder of one shape: `mod.rs` (its design notes),
+//! `core.rs` (plain Rust, tested without an interpreter), `py.rs` (the thin
+//! PyO3 face) and `tests.rs` (the core's tests). `args.rs` holds the argument
+//! helpers every face shares; `pressure` owns the `Level` the others react to.
 use pyo3::prelude::*;
 
+pub(crate) mod args;
 pub mod clock;
 pub mod counters;
 pub mod lazy;
