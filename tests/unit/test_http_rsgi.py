@@ -104,7 +104,8 @@ def make_app(authenticator: Any = None) -> HttpApp:
 async def test_rare_scope_fields_are_read_only_when_used() -> None:
     scope, protocol = Scope(path="/plain", query_string="a=1"), Protocol()
     await make_app().__rsgi__(scope, protocol)
-    assert protocol.only == (200, {"content-type": "application/json"}, {"path": "/plain"})
+    headers = {"content-type": "application/json", "x-content-type-options": "nosniff"}
+    assert protocol.only == (200, headers, {"path": "/plain"})
     assert not {"client", "scheme", "query_string"} & set(scope.reads)
 
     scope, protocol = Scope(path="/who", query_string="a=1&a=2&b=", scheme="https"), Protocol()

@@ -18,12 +18,15 @@ from typing import Any
 from revenge.http.errors import (
     INTERNAL_ERROR,
     Problem,
+    invalid_path,
     method_not_allowed,
     not_found,
     service_unavailable,
 )
-from revenge.http.request import Principal, Request, RsgiRequest
+from revenge.http.quoting import quoted
+from revenge.http.request import IncompleteBody, Principal, Request, RsgiRequest
 from revenge.http.response import Response
+from revenge.http.sending import send_asgi, send_rsgi
 from revenge.http.router import Router
 from revenge.runtime.errors import ServiceUnavailable
 
@@ -38,6 +41,9 @@ it first and awaits the authenticator only on ``None``: a hit then costs no
 coroutine. Its ``Problem`` (a malformed header, say) is the answer too.
 """
 Hook = Callable[[], Awaitable[None]]
+
+_NOSNIFF = ("x-content-type-options", "nosniff")
+_NO_STORE = ("cache-control", "no-store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +78,7 @@ class HttpApp:
         authenticator: Authenticator = _deny,
         phases: list[Phase] | None = None,
         max_body_bytes: int = 1 << 20,
+        body_timeout: float = 30.0,
     ) -> None:
         self.router = router
         self._match = router.match
@@ -81,35 +88,71 @@ class HttpApp:
         )
         self.phases = phases or []
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+        self._error_map: dict[type[BaseException], Callable[[BaseException], Problem]] = {}
         self._started: list[Phase] = []
 
     # -- the one dispatcher -------------------------------------------------
+
+    def map_exception(
+        self, kind: type[BaseException], to_problem: Callable[[BaseException], Problem]
+    ) -> None:
+        """Answer ``kind`` (and its subclasses) escaping a handler with ``to_problem(exc)``.
+
+        The app registers what lower layers raise for bad input (a database's refusal
+        of a value, say) without this package importing them.
+        """
+        self._error_map[kind] = to_problem
 
     async def handle(self, request: Request) -> Response:
         match = self._match(request.method, request.path)
         try:
             route = match.route
             if route is None:
+                if match.invalid:
+                    raise invalid_path()
                 if match.allowed:
                     raise method_not_allowed(request.method, match.allowed)
                 raise not_found(request.path)
             request.path_params = match.params
-            if not route.public:
+            if route.public:
+                response = await route.handler(request)
+            else:
                 principal = self._cached(request)
                 if principal is None:
                     principal = await self.authenticator(request)
                 request.principal = principal
-            return await route.handler(request)
+                response = await route.handler(request)
+                # What a credential unlocks is nobody else's: no shared cache keeps it,
+                # unless the handler chose its own caching.
+                for name, _ in response.headers:
+                    if name == "cache-control":
+                        break
+                else:
+                    response.headers.append(_NO_STORE)
         except Problem as problem:
-            return problem.to_response(request.path)
+            response = problem.to_response(request.path)
         except ServiceUnavailable as exc:
-            log.warning("%s %s: %s", request.method, request.path, exc)
-            return service_unavailable(exc.code, str(exc), exc.retry_after).to_response(
+            log.warning("%s %s: %s", request.method, quoted(request.path), exc)
+            response = service_unavailable(exc.code, str(exc), exc.retry_after).to_response(
                 request.path
             )
-        except Exception:
-            log.exception("unhandled error in %s %s", request.method, request.path)
-            return INTERNAL_ERROR.to_response(request.path)
+        except Exception as exc:
+            response = self._unexpected(request, exc)
+        response.headers.append(_NOSNIFF)
+        return response
+
+    def _unexpected(self, request: Request, exc: Exception) -> Response:
+        for kind in type(exc).__mro__:
+            to_problem = self._error_map.get(kind)
+            if to_problem is not None:
+                log.info(
+                    "%s %s: %s answered as a problem", request.method, quoted(request.path),
+                    kind.__name__,
+                )  # fmt: skip
+                return to_problem(exc).to_response(request.path)
+        log.exception("unhandled error in %s %s", request.method, quoted(request.path))
+        return INTERNAL_ERROR.to_response(request.path)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -153,8 +196,12 @@ class HttpApp:
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         if scope.proto != "http":
             return  # websockets are not served; granian closes the connection
-        response = await self.handle(RsgiRequest(scope, protocol, self.max_body_bytes))
-        protocol.response_bytes(response.status, response.headers, response.body)
+        request = RsgiRequest(scope, protocol, self.max_body_bytes, self.body_timeout)
+        response = await self.handle(request)
+        if response.__class__ is Response:
+            protocol.response_bytes(response.status, response.headers, response.body)
+        else:
+            await send_rsgi(response, protocol, request.method)
 
     # -- ASGI face ----------------------------------------------------------
 
@@ -171,7 +218,7 @@ class HttpApp:
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":
-                    return
+                    raise IncompleteBody  # the peer went away before the body's end
                 yield message.get("body", b"")
                 more = message.get("more_body", False)
 
@@ -189,19 +236,10 @@ class HttpApp:
             scope.get("scheme", "http"),
             stream(),
             self.max_body_bytes,
+            self.body_timeout,
         )
         response = await self.handle(request)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": [
-                    (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers
-                ],
-            }
-        )
-        body = b"" if request.method == "HEAD" else response.body
-        await send({"type": "http.response.body", "body": body})
+        await send_asgi(response, scope, send, request.method)
 
     async def _asgi_lifespan(self, receive: ASGIReceive, send: ASGISend) -> None:
         while True:

@@ -57,6 +57,10 @@ def not_found(path: str) -> Problem:
     return Problem(404, "not_found", "Not found", f"no resource at {path}")
 
 
+def invalid_path() -> Problem:
+    return Problem(400, "invalid_path", "Invalid path", "the path contains a NUL byte")
+
+
 def method_not_allowed(method: str, allowed: Sequence[str]) -> Problem:
     return Problem(
         405,

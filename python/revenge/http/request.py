@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,10 @@ class Principal:
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
 
+class IncompleteBody(Exception):
+    """The body ended before its end: fewer bytes than declared, a bad chunk, a hang-up."""
+
+
 class Request:
     """One HTTP request. Header names are lower-case; the body is read at most once."""
 
@@ -45,6 +50,7 @@ class Request:
         "_query_string",
         "_scheme",
         "_stream",
+        "body_timeout",
         "headers",
         "max_body",
         "method",
@@ -63,6 +69,7 @@ class Request:
         scheme: str,
         body_source: AsyncIterable[bytes],
         max_body: int,
+        body_timeout: float = 30.0,
     ) -> None:
         self.method = method
         self.path = path
@@ -71,6 +78,7 @@ class Request:
         self._client = client
         self._scheme = scheme
         self.max_body = max_body
+        self.body_timeout = body_timeout
         self.path_params: Mapping[str, str] = _NO_PARAMS
         self.principal: Principal | None = None
         self._stream = body_source
@@ -118,22 +126,50 @@ class Request:
         return self.principal
 
     async def body(self) -> bytes:
-        """The whole body; 413 problem past ``max_body`` bytes, checked while reading."""
+        """The whole body, read within ``body_timeout`` seconds (else a 408 problem).
+
+        413 past ``max_body`` bytes, checked while reading; 400 when the body ends
+        before it is complete (fewer bytes than its Content-Length, a broken chunk).
+        """
         if self._body is not None:
             return self._body
         declared = self.headers.get("content-length")
+        expected: int | None = None
         if declared is not None:
-            if not declared.isdigit():
+            if not declared.isascii() or not declared.isdigit():
                 raise Problem(400, "bad_content_length", "Bad Content-Length header")
-            if int(declared) > self.max_body:
+            expected = int(declared)
+            if expected > self.max_body:
                 raise _too_large(self.max_body)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in self._stream:
-            size += len(chunk)
-            if size > self.max_body:
-                raise _too_large(self.max_body)
-            chunks.append(chunk)
+        ended = False
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                async for chunk in self._stream:
+                    if ended:
+                        # Granian's RSGI body yields b"" at its end; a failed read (a
+                        # truncated or malformed body) yields one b"" more before it.
+                        raise IncompleteBody
+                    if not chunk:
+                        ended = True
+                        continue
+                    size += len(chunk)
+                    if size > self.max_body:
+                        raise _too_large(self.max_body)
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise Problem(
+                408,
+                "body_timeout",
+                "Request body timeout",
+                f"the body was not received within {self.body_timeout:g} s",
+                headers=[("connection", "close")],
+            ) from None
+        except IncompleteBody:
+            raise _incomplete() from None
+        if expected is not None and size != expected:
+            raise _incomplete()
         self._body = b"".join(chunks)
         return self._body
 
@@ -165,13 +201,16 @@ class RsgiRequest(Request):
 
     __slots__ = ("_scope",)
 
-    def __init__(self, scope: Any, protocol: AsyncIterable[bytes], max_body: int) -> None:
+    def __init__(
+        self, scope: Any, protocol: AsyncIterable[bytes], max_body: int, body_timeout: float = 30.0
+    ) -> None:
         # Not Request.__init__: the slots it fills from arguments are properties here.
         self._scope = scope
         self.method = scope.method
         self.path = scope.path
         self.headers = scope.headers
         self.max_body = max_body
+        self.body_timeout = body_timeout
         self.path_params = _NO_PARAMS
         self.principal = None
         self._stream = protocol  # iterated at most once: granian allows one body read
@@ -198,4 +237,14 @@ class RsgiRequest(Request):
 def _too_large(limit: int) -> Problem:
     return Problem(
         413, "payload_too_large", "Payload too large", f"the body may be at most {limit} bytes"
+    )
+
+
+def _incomplete() -> Problem:
+    return Problem(
+        400,
+        "incomplete_body",
+        "Incomplete request body",
+        "the body ended before its declared end",
+        headers=[("connection", "close")],
     )

@@ -1,8 +1,13 @@
-"""The one response type handlers return; the server adapters send it as is."""
+"""What handlers return: a whole body (:class:`Response`), a file part or a stream.
+
+The server faces send a :class:`Response` as is (the hot path); a
+:class:`FileResponse` goes out by the server's own file path (RSGI) or in chunks
+read off the loop (ASGI); a :class:`StreamResponse` as its iterator yields.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +43,33 @@ class Response:
         if secure:
             parts.append("Secure")
         self.headers.append(("set-cookie", "; ".join(parts)))
+
+
+@dataclass(slots=True)
+class FileResponse(Response):
+    """``length`` bytes of the file at ``path`` from ``start``, as they were when it was stat'ed.
+
+    ``headers`` carry the ``content-length`` of that part: the faces never send more,
+    and when the file has shrunk since, the connection is cut short rather than the
+    message ended early, so a client never takes a truncated body for a whole one.
+    Build one with :func:`revenge.http.files.file_response`, which answers Range and
+    the conditional headers.
+    """
+
+    path: str = ""
+    start: int = 0
+    length: int = 0
+
+
+@dataclass(slots=True)
+class StreamResponse(Response):
+    """A body produced as ``stream`` yields it (chunked unless a content-length is given).
+
+    With a ``content-length`` header the faces send exactly that many bytes: a stream
+    that runs short cuts the connection, one that runs long is cut at the length.
+    """
+
+    stream: AsyncIterator[bytes] | None = None
 
 
 _JSON_HEADERS = (("content-type", JSON_CONTENT_TYPE),)
