@@ -20,10 +20,13 @@ from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
+import psycopg  # noqa: E402
+
 from revenge import __version__  # noqa: E402
 from revenge._core import SessionCache, TranscodeCache  # noqa: E402
 from revenge.config import Settings, load_settings  # noqa: E402
 from revenge.http import HttpApp, Phase, Request, Response, Router, json_response  # noqa: E402
+from revenge.http.errors import invalid_input  # noqa: E402
 from revenge.http.openapi import openapi_document  # noqa: E402
 from revenge.infra.cache import Cache  # noqa: E402
 from revenge.infra.database import Database, export_pool_metrics, migrate, resolve_url  # noqa: E402
@@ -55,12 +58,15 @@ def build_app(settings: Settings) -> HttpApp:
     phases = [Phase("runtime", runtime.start, runtime.stop), *auth.phases]
     if not db.url:
         phases.insert(0, _embedded_postgres(settings, db))
-    return HttpApp(
+    http = HttpApp(
         router,
         authenticator=auth.authenticator,
         phases=phases,
         max_body_bytes=settings.server.max_body_bytes,
+        body_timeout=settings.server.body_timeout,
     )
+    http.map_exception(psycopg.DataError, invalid_input)
+    return http
 
 
 def _register_services(

@@ -78,6 +78,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             interface=Interfaces.RSGI,
             workers=args.workers or server.workers,
             loop=Loops.auto,
+            backpressure=server.backpressure,
         ).serve()
     return 0
 

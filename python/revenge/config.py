@@ -71,6 +71,10 @@ class ServerSettings(_Section):
     workers: int = Field(1, ge=1, le=256)
     data_dir: Path = Path("~/.local/share/revenge")
     max_body_bytes: int = Field(1 << 20, ge=1024)
+    body_timeout: Duration = Field(30.0, gt=0)
+    """The whole request body must arrive within this (Granian times the headers only)."""
+    backpressure: int = Field(1024, ge=16)
+    """Requests one worker runs at once; past it Granian stops accepting (the backlog waits)."""
     trusted_proxies: list[str] = Field(default_factory=list)
 
     @property

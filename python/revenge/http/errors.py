@@ -61,6 +61,11 @@ def invalid_path() -> Problem:
     return Problem(400, "invalid_path", "Invalid path", "the path contains a NUL byte")
 
 
+def invalid_input(exc: BaseException) -> Problem:
+    """A value a lower layer refused (the database, say): the client's input, not our fault."""
+    return Problem(400, "invalid_input", "Invalid input", "a value in the request was refused")
+
+
 def method_not_allowed(method: str, allowed: Sequence[str]) -> Problem:
     return Problem(
         405,

@@ -41,6 +41,8 @@ async def send_rsgi(response: Response, protocol: Any, method: str) -> None:
         if isinstance(response, StreamResponse) and response.stream is not None:
             await _close(response.stream)
         protocol.response_empty(response.status, response.headers)
+    elif isinstance(response, FileResponse) and response.length == 0:
+        protocol.response_bytes(response.status, response.headers, b"")  # Granian: no 0-0 range
     elif isinstance(response, FileResponse):
         # Granian opens and reads the file off the loop; its ``end`` is exclusive and it
         # never reads past it, so a file that grew since its stat sends the stat'ed part.

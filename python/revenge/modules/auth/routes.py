@@ -39,6 +39,8 @@ def _text_field(data: dict[str, Any], name: str, max_length: int) -> str:
         raise _invalid(f"{name} must be a string", name)
     if not value or len(value) > max_length:
         raise _invalid(f"{name} must have 1 to {max_length} characters", name)
+    if "\x00" in value:  # PostgreSQL text cannot hold it
+        raise _invalid(f"{name} must not contain a NUL character", name)
     return value
 
 
