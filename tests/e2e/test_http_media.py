@@ -11,7 +11,6 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,7 +26,9 @@ BIG = 48 << 20
 
 
 @pytest.fixture(scope="module", params=["rsgi", "asgi"])
-def media(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def media(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp(f"media-{request.param}")
     (folder / "clip.bin").write_bytes(DATA)
     (folder / "empty.bin").write_bytes(b"")
@@ -208,7 +209,9 @@ def test_a_file_that_shrinks_while_sent_cuts_the_connection(media: Server) -> No
                     tuple(media.base_url.removeprefix("http://").split(":")),  # type: ignore[arg-type]
                     timeout=10,
                 )
-                sock.sendall(b"GET /files/big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-\r\n\r\n")
+                sock.sendall(
+                    b"GET /files/big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-\r\n\r\n"
+                )
             head, rest = _read_head(sock)
             assert head.split(b" ")[1] in (b"200", b"206")
             declared = int(

@@ -26,8 +26,8 @@ from revenge.http.errors import (
 from revenge.http.quoting import quoted
 from revenge.http.request import IncompleteBody, Principal, Request, RsgiRequest
 from revenge.http.response import Response
-from revenge.http.sending import send_asgi, send_rsgi
 from revenge.http.router import Router
+from revenge.http.sending import send_asgi, send_rsgi
 from revenge.runtime.errors import ServiceUnavailable
 
 log = logging.getLogger("revenge.http")

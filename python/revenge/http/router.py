@@ -111,10 +111,7 @@ class Router:
             raise ValueError(f"route path must start with '/': {path!r}")
         method = method.upper()
         route = Route(method, path, handler, public, summary or _first_line(handler), tags)
-        if "{" not in path:
-            methods = self._exact.setdefault(path, {})
-        else:
-            methods = self._node_for(path)
+        methods = self._exact.setdefault(path, {}) if "{" not in path else self._node_for(path)
         if method in methods:
             raise ValueError(f"route {method} {path} registered twice")
         methods[method] = route
