@@ -6,6 +6,7 @@ and echo routes exercise streaming bodies and request-body reading.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -39,6 +40,28 @@ async def short_stream(request: Request) -> Response:
     return StreamResponse(200, b"", headers, _chunks(2, 1000))
 
 
+closed_streams = 0
+
+
+async def _endless() -> AsyncIterator[bytes]:
+    global closed_streams
+    try:
+        while True:
+            yield b"x" * 65536
+            await asyncio.sleep(0.001)  # Granian's RSGI stream channel is unbounded: pace it
+    finally:
+        closed_streams += 1
+
+
+async def endless(request: Request) -> Response:
+    """Never ends on its own: the server must stop it when the client goes."""
+    return StreamResponse(200, b"", [("content-type", "application/octet-stream")], _endless())
+
+
+async def stats(request: Request) -> Response:
+    return json_response({"closed_streams": closed_streams})
+
+
 async def echo(request: Request) -> Response:
     """The body's length, read within the body deadline."""
     return json_response({"received": len(await request.body())})
@@ -51,6 +74,8 @@ router.include("/files", media)
 router.add("GET", "/stream", stream, public=True)
 router.add("GET", "/short-stream", short_stream, public=True)
 router.add("POST", "/echo", echo, public=True)
+router.add("GET", "/endless", endless, public=True)
+router.add("GET", "/stats", stats, public=True)
 
 
 async def live(request: Request) -> Response:

@@ -168,9 +168,13 @@ def test_streams_are_chunked_and_a_short_one_is_cut(media: Server) -> None:
     assert get(media, "/stream").status_code == 200  # and the server serves on
 
 
-def _raw_get(server: Server, path: str) -> socket.socket:
+def address(server: Server) -> tuple[str, int]:
     host, port = server.base_url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=10)
+    return host, int(port)
+
+
+def _raw_get(server: Server, path: str) -> socket.socket:
+    sock = socket.create_connection(address(server), timeout=10)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     return sock
@@ -205,10 +209,7 @@ def test_a_file_that_shrinks_while_sent_cuts_the_connection(media: Server) -> No
             sock = _raw_get(media, "/files/big.bin")
             if ranged:
                 sock.close()
-                sock = socket.create_connection(
-                    tuple(media.base_url.removeprefix("http://").split(":")),  # type: ignore[arg-type]
-                    timeout=10,
-                )
+                sock = socket.create_connection(address(media), timeout=10)
                 sock.sendall(
                     b"GET /files/big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-\r\n\r\n"
                 )
@@ -233,3 +234,26 @@ def test_a_file_that_shrinks_while_sent_cuts_the_connection(media: Server) -> No
         assert "Traceback" not in media.output()
     finally:
         path.unlink()
+
+
+def test_a_client_that_leaves_stops_its_stream_and_file(media: Server) -> None:
+    path = media.folder / "leave.bin"  # type: ignore[attr-defined]
+    path.write_bytes(b"\x02" * BIG)
+    before = get(media, "/stats").json()["closed_streams"]
+    for target in ("/endless", "/files/leave.bin", "/files/leave.bin?r"):
+        sock = _raw_get(media, target)
+        if target.endswith("?r"):
+            sock.close()
+            sock = socket.create_connection(address(media), timeout=10)
+            sock.sendall(b"GET /files/leave.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=10-\r\n\r\n")
+        _read_head(sock)
+        received = 0
+        while received < 1 << 20:
+            received += len(sock.recv(65536))
+        sock.close()
+    deadline = time.monotonic() + 30
+    while get(media, "/stats").json()["closed_streams"] == before:
+        assert time.monotonic() < deadline, "the endless stream outlived its client"
+        time.sleep(0.05)
+    assert get(media).status_code == 200
+    assert "Traceback" not in media.output(), media.output()[-3000:]

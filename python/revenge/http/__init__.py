@@ -1,13 +1,21 @@
-"""HTTP: router, request/response, problem errors, and the RSGI/ASGI application."""
+"""HTTP: router, request/response (whole, file, stream), problem errors, the RSGI/ASGI application."""
 
 from revenge.http.application import Authenticator, HttpApp, Phase
 from revenge.http.errors import Problem
+from revenge.http.files import file_response
 from revenge.http.request import Principal, Request
-from revenge.http.response import Response, empty_response, json_response
+from revenge.http.response import (
+    FileResponse,
+    Response,
+    StreamResponse,
+    empty_response,
+    json_response,
+)
 from revenge.http.router import Handler, Route, Router
 
 __all__ = [
     "Authenticator",
+    "FileResponse",
     "Handler",
     "HttpApp",
     "Phase",
@@ -17,6 +25,8 @@ __all__ = [
     "Response",
     "Route",
     "Router",
+    "StreamResponse",
     "empty_response",
+    "file_response",
     "json_response",
 ]

@@ -239,7 +239,7 @@ class HttpApp:
             self.body_timeout,
         )
         response = await self.handle(request)
-        await send_asgi(response, scope, send, request.method)
+        await send_asgi(response, scope, receive, send, request.method)
 
     async def _asgi_lifespan(self, receive: ASGIReceive, send: ASGISend) -> None:
         while True:

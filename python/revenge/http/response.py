@@ -67,6 +67,9 @@ class StreamResponse(Response):
 
     With a ``content-length`` header the faces send exactly that many bytes: a stream
     that runs short cuts the connection, one that runs long is cut at the length.
+    The stream is closed (``aclose``) when the client goes. Granian's RSGI stream
+    buffers without bound (its channel never blocks the sender), so a producer
+    faster than the network must pace itself; files should be :class:`FileResponse`.
     """
 
     stream: AsyncIterator[bytes] | None = None

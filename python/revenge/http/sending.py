@@ -10,6 +10,7 @@ one that claims to be whole, and the status already sent is never turned into a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -60,7 +61,9 @@ async def send_rsgi(response: Response, protocol: Any, method: str) -> None:
         protocol.response_bytes(response.status, response.headers, response.body)
 
 
-async def send_asgi(response: Response, scope: ASGIScope, send: ASGISend, method: str) -> None:
+async def send_asgi(
+    response: Response, scope: ASGIScope, receive: ASGIReceive, send: ASGISend, method: str
+) -> None:
     """Any response through ASGI; a whole file by ``pathsend`` when the server offers it."""
     await send(
         {
@@ -84,12 +87,34 @@ async def send_asgi(response: Response, scope: ASGIScope, send: ASGISend, method
         if response.start == 0 and "http.response.pathsend" in extensions:
             await send({"type": "http.response.pathsend", "path": response.path})
             return
-        complete = await _pump(_read_file(response), response.length, chunk)
+        pump = _pump(_read_file(response), response.length, chunk)
     else:
         assert response.stream is not None
-        complete = await _pump(response.stream, declared_length(response.headers), chunk)
-    if complete:
+        pump = _pump(response.stream, declared_length(response.headers), chunk)
+    if await _until_disconnect(pump, receive):
         await send({"type": "http.response.body", "body": b""})
+
+
+async def _until_disconnect(pump: Awaitable[bool], receive: ASGIReceive) -> bool:
+    """Run ``pump`` until it ends or the client goes (some servers' ``send`` never says so)."""
+    sending = asyncio.ensure_future(pump)
+    watching = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait((sending, watching), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sending, watching):
+            task.cancel()
+    if not sending.done() or sending.cancelled():
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending  # its finally closes the source
+        log.debug("response body stopped: the client went away")
+        return False
+    return sending.result()
+
+
+async def _disconnected(receive: ASGIReceive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _pump(
