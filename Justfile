@@ -17,12 +17,18 @@ lint:
 serve *ARGS:
     .venv/bin/revenge serve {{ARGS}}
 
-# benchmarks: the Rust core vs its peers (table), every pytest-benchmark suite, the HTTP load harnesses
+# benchmarks: the Rust core vs its peers (table), every pytest-benchmark suite, the job queue
+# against its baselines, the HTTP load harnesses (raw outputs in benches/results/)
 bench:
     . .venv/bin/activate && python benches/bench_core_report.py
     . .venv/bin/activate && python -m pytest benches -q --benchmark-only --ignore=benches/bench_core.py
+    . .venv/bin/activate && python benches/bench_jobs.py
     . .venv/bin/activate && python -m benches.http.run
-    . .venv/bin/activate && python benches/http_db.py
+    . .venv/bin/activate && python -m benches.http.db
+
+# targeted one-line mutations of the security- and data-critical modules: the kill rate
+mutate *ARGS:
+    . .venv/bin/activate && python scripts/mutate.py {{ARGS}}
 
 # the Rust core's comparison table only
 bench-core *ARGS:

@@ -69,6 +69,8 @@ if [ $# -eq 0 ]; then
   # The harnesses must run; their numbers are not pass/fail here (quote them from `just bench`).
   say "benchmark harnesses: one short round each"
   python -m pytest -q benches --benchmark-disable -p no:cacheprovider
+  python benches/bench_jobs.py --jobs 200 --repeat 1
   python -m benches.http.run --rounds 1 --duration 1 --skip-revocation
+  python -m benches.http.db --repeat 1 --seconds 1 --connections 16
 fi
 say "all checks passed"

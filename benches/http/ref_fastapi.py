@@ -13,6 +13,7 @@ Run: ``uvicorn benches.http.ref_fastapi:app --loop uvloop --http httptools``
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from typing import Annotated, Any
 
@@ -23,13 +24,13 @@ SESSIONS: TTLCache[str, dict[str, Any]] = TTLCache(maxsize=100_000, ttl=60)
 TABLE: dict[str, dict[str, Any]] = {}
 """The stand-in for the sessions table behind the cache."""
 _token = os.environ.get("BENCH_TOKEN", "")
+# BENCH_ME: the JSON Revenge answers for the token (the harness checks the bodies match).
+_ME = os.environ.get(
+    "BENCH_ME",
+    '{"id":1,"username":"admin","role":"admin","created_at":"2026-01-01T00:00:00+00:00"}',
+)
 if _token:
-    TABLE[hashlib.sha256(_token.encode()).hexdigest()] = {
-        "id": 1,
-        "username": "admin",
-        "role": "admin",
-        "created_at": "2026-01-01T00:00:00+00:00",
-    }
+    TABLE[hashlib.sha256(_token.encode()).hexdigest()] = json.loads(_ME)
 
 app = FastAPI()
 

@@ -107,6 +107,27 @@ async def test_deleting_one_session_by_id_notifies_every_worker(migrated_fresh: 
         assert await status(b, mine) == 200
 
 
+async def test_revoking_all_sessions_notifies_every_worker(migrated_fresh: str) -> None:
+    async with running_node(migrated_fresh) as a, running_node(migrated_fresh) as b:
+        token = await a.token(await a.user())
+        me = await b.client.get("/api/v1/me", headers=bearer(token))
+        assert me.status_code == 200  # b holds the session and the profile now
+        async with notifications(migrated_fresh) as heard:
+            reply = await a.client.delete("/api/v1/auth/sessions", headers=bearer(token))
+            assert reply.status_code == 200
+
+            async def told() -> bool:
+                return bool(await heard())
+
+            await until(told)
+            assert await heard() == [encode_user(me.json()["id"])]
+
+        async def rejected() -> bool:
+            return await status(b, token) == 401
+
+        await until(rejected)
+
+
 async def test_revoking_an_api_key_notifies_every_worker(migrated_fresh: str) -> None:
     async with running_node(migrated_fresh) as a, running_node(migrated_fresh) as b:
         token = await a.token(await a.user())

@@ -2,17 +2,17 @@
 
 No router, no middleware, no Revenge: what Granian + psycopg_pool + PostgreSQL can
 do on this machine. The Revenge DB-backed route is measured against them in the
-same session (``benches/http_db.py``).
+same session (``python -m benches.http.db``).
 
 * ``app``: every request answers one pooled ``SELECT 1``.
 * ``sessions``: ``GET /api/v1/auth/sessions`` done by hand: the bearer token's
   SHA-256 looked up in a dict (``BENCH_TOKEN`` -> its user), then exactly the
   ``SELECT`` of ``revenge.modules.auth.repository.list_sessions`` through
-  psycopg_pool, and the same JSON body Revenge sends (``http_db.py`` checks that
+  psycopg_pool, and the same JSON body Revenge sends (the harness checks that
   the two bodies are equal before measuring).
 
-    granian --interface rsgi --loop uvloop --working-dir benches floor_db_rsgi:app
-    BENCH_TOKEN=... BENCH_USER_ID=1 granian ... floor_db_rsgi:sessions
+    granian --interface rsgi --loop uvloop benches.http.floor_db:app
+    BENCH_TOKEN=... BENCH_USER_ID=1 granian ... benches.http.floor_db:sessions
 
 Environment: ``REVENGE_BENCH_DB_URL`` (default: the local server's ``postgres``
 database), ``FLOOR_POOL_MIN`` / ``FLOOR_POOL_MAX`` (2 / 50, Revenge's defaults),
