@@ -1,9 +1,10 @@
 """SearchService switching and resync logic, on the real PostgreSQL.
 
-The primary here is an in-process index standing in for Typesense, because no
-Typesense server can be installed on this machine (the real client is covered
-by the fallback test in test_search.py and, with a server, its skip-gated test).
-What is tested is the service's own logic: cold build, count check and rebuild,
+The primary here is an in-process index standing in for Typesense: stopping,
+failing and restarting it on cue is what the switching logic needs, and a real
+server cannot be made to fail mid-test as precisely. The real client runs against
+a real Typesense server in test_search.py (``tests/integration/_typesense_server.py``).
+What is tested here is the service's own logic: cold build, count check and rebuild,
 fallback while the primary is down, rebuild after it returns.
 """
 
