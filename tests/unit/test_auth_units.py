@@ -135,6 +135,27 @@ def test_the_account_key_ignores_case_in_every_counter() -> None:
     assert throttle.retry_after("10.9.0.1", "DaVe") == 30.0  # the account counter saw all four
 
 
+def test_a_wait_shorter_than_a_second_is_enforced_and_rounded_up() -> None:
+    throttle = LoginThrottle(pair=Policy(free=0, base=0.5, cap=0.5), clock=Clock())
+    throttle.record_failure("198.51.100.4", "erin")
+    with pytest.raises(Problem) as caught:
+        throttle.check("198.51.100.4", "erin")
+    assert ("retry-after", "1") in caught.value.headers
+
+
+def test_a_delay_runs_down_with_the_clock_and_the_counter_is_kept_within_the_window() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(pair=Policy(free=1, base=30.0, cap=30.0), window=60.0, clock=clock)
+    throttle.record_failure("198.51.100.5", "fay")
+    throttle.record_failure("198.51.100.5", "fay")
+    clock.now += 10
+    assert throttle.retry_after("198.51.100.5", "fay") == pytest.approx(20.0)
+    clock.now += 25  # the delay is over, the failures are not forgotten yet
+    assert throttle.retry_after("198.51.100.5", "fay") == 0.0
+    throttle.record_failure("198.51.100.5", "fay")  # a third failure: 60 s, capped at 30
+    assert throttle.retry_after("198.51.100.5", "fay") == pytest.approx(30.0)
+
+
 def test_throttle_state_is_bounded() -> None:
     clock = Clock()
     throttle = LoginThrottle(max_entries=50, clock=clock)
