@@ -127,10 +127,17 @@ def run_wrk(
     headers: Sequence[str] = (),
     script: Path | None = None,
     env: dict[str, str] | None = None,
+    timeout: float | None = None,
 ) -> tuple[Wrk, str]:
-    """One wrk run: its numbers and its whole output (with the command on the first line)."""
+    """One wrk run: its numbers and its whole output (with the command on the first line).
+
+    ``timeout``: seconds before wrk gives up on a response (its default is 2 s; a slow
+    request past it counts as a socket error, not as a latency).
+    """
     argv = [*PIN["load"], "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
             "--latency"]  # fmt: skip
+    if timeout is not None:
+        argv += ["--timeout", f"{timeout:g}s"]
     for header in headers:
         argv += ["-H", header]
     if script is not None:
@@ -326,6 +333,8 @@ def measure(
                     used = target.server.cpu_seconds() - before
                     cpu = used / max(1, wrk.requests) * 1e6
                 record.raw(f"r{round_}-{_slug(target.label)}-c{conns}", output)
+                if wrk.requests == 0:
+                    raise SystemExit(f"{target.label}: wrk completed no request:\n{output}")
                 record.round(
                     round=round_, label=target.label, connections=conns, cpu_us=cpu,
                     loadavg=os.getloadavg()[0], **asdict(wrk),

@@ -165,6 +165,24 @@ async def test_unknown_user_and_wrong_password_answer_alike(node: Node) -> None:
     assert "set-cookie" not in wrong.headers
 
 
+async def test_unknown_usernames_spend_a_password_check(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the dummy check an unknown name answers at once: timing would tell names apart."""
+    hasher = node.auth.service.hasher
+    real, checks = hasher.verify, []
+
+    async def counting(password_hash: str, password: str) -> bool:
+        checks.append(password_hash)
+        return await real(password_hash, password)
+
+    monkeypatch.setattr(hasher, "verify", counting)
+    assert_problem(
+        await node.login(f"ghost-{uuid.uuid4().hex[:8]}", "whatever"), 401, "invalid_credentials"
+    )
+    assert len(checks) == 1 and checks[0].startswith("$argon2id$")
+
+
 async def test_username_is_case_insensitive(node: Node) -> None:
     name = await node.user()
     assert (await node.login(name.upper())).status_code == 200
