@@ -270,6 +270,12 @@ def main() -> None:
             script=ROOT / "benches/http/login.lua", env={"BENCH_LOGIN_BODY": login_body},
         )  # fmt: skip
         record.raw("login", login_output)
+        for label, extra in args.variant:  # gc_app's per-worker collector logs, if any
+            if extra.get("BENCH_GC_LOG"):
+                for log in sorted(Path(extra["BENCH_GC_LOG"]).parent.glob(
+                        Path(extra["BENCH_GC_LOG"]).name + ".*.json")):  # fmt: skip
+                    record.raw(f"gc-{label}-{log.name}", log.read_text())
+                    record.print(f"collector, revenge {label} worker: {log.read_text()}")
         stack.close()  # every server down before the restart and two-worker measurements
         misses = miss_cost(port, db_url, token, revenge)
         delays: list[float] = []
