@@ -274,6 +274,18 @@ async def test_unknown_usernames_are_throttled_like_known_ones(node: Node) -> No
     assert (await node.login(known, **sprayer)).status_code == 200  # another account: not held
 
 
+async def test_a_successful_login_clears_the_failures_of_that_address(node: Node) -> None:
+    name = await node.user()
+    owner = {"x-forwarded-for": "203.0.113.44"}
+    for _ in range(5):  # the pair's free allowance, used up by typos
+        assert_problem(await node.login(name, "typo-typo", **owner), 401, "invalid_credentials")
+    assert (await node.login(name, **owner)).status_code == 200
+    # Counted afresh: five more typos are free again (without the reset the sixth
+    # failure would start a delay of 1 s, then 2, 4, 8: some attempt would be refused).
+    for _ in range(5):
+        assert_problem(await node.login(name, "typo-typo", **owner), 401, "invalid_credentials")
+
+
 async def test_hash_flood_answers_503_not_a_queue(migrated_url: str) -> None:
     env = {"REVENGE_AUTH__MAX_CONCURRENT_HASHES": "1", "REVENGE_AUTH__ARGON2_TIME_COST": "30"}
     async with running_node(migrated_url, env) as node:
@@ -325,6 +337,17 @@ async def test_logout_revokes_and_clears_cookie(node: Node) -> None:
     )
     assert_problem(
         await node.client.post("/api/v1/auth/logout", headers=bearer(token)), 401, "unauthenticated"
+    )
+
+
+async def test_the_revoking_worker_forgets_at_once_without_its_own_notify(node: Node) -> None:
+    """Its own NOTIFY comes back later (or never, if its listener is down): it must not wait."""
+    token = await node.token(await node.user())
+    assert (await node.client.get("/api/v1/me", headers=bearer(token))).status_code == 200
+    await node.auth.listener.stop()
+    assert (await node.client.post("/api/v1/auth/logout", headers=bearer(token))).status_code == 204
+    assert_problem(
+        await node.client.get("/api/v1/me", headers=bearer(token)), 401, "unauthenticated"
     )
 
 

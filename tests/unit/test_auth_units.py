@@ -4,6 +4,8 @@ directory, password hasher and the middleware's hit/miss/revocation logic."""
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -284,6 +286,21 @@ async def test_miss_then_hit_without_lookup(authenticator: Authenticator, store:
     assert store.lookups == 1 and authenticator.misses == 1
     cookie = await authenticator(make_request({"cookie": f"revenge_session={token}"}))
     assert cookie.user_id == 7 and store.lookups == 1
+
+
+async def test_a_session_is_not_served_from_the_cache_past_its_own_expiry(
+    authenticator: Authenticator, store: FakeStore
+) -> None:
+    """The cache entry ends with the session, even when the cache's TTL (60 s) runs longer."""
+    token = new_session_token()
+    store.sessions[token_hash(token)] = replace(credential(), expires_at=time.time() + 30)
+    request = make_request({"authorization": f"Bearer {token}"})
+    await authenticator(request)
+    await authenticator(request)
+    assert store.lookups == 1  # the second was a hit
+    authenticator._cache.advance_clock(31)  # past the session's expiry, inside the cache TTL
+    await authenticator(make_request({"authorization": f"Bearer {token}"}))
+    assert store.lookups == 2  # asked the store again instead of trusting the expired entry
 
 
 @pytest.mark.parametrize(
