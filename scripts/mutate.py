@@ -184,7 +184,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("P2", "modules/auth/repository.py",
            '"AND s.expires_at > now() AND s.last_seen_at > now() - make_interval(secs => %s) "',
            '"AND s.expires_at > now() AND %s IS NOT NULL "',
-           "the idle timeout is ignored", (AUTH_API,)),
+           "the idle timeout is ignored", (AUTH_API, "-k", "idle")),
     Mutant("P3", "modules/auth/repository.py",
            '"DELETE FROM sessions WHERE id = %s AND user_id = %s RETURNING token_hash",',
            '"DELETE FROM sessions WHERE id = %s AND (user_id = %s OR true) RETURNING token_hash",',

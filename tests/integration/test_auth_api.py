@@ -23,6 +23,7 @@ from revenge.http import HttpApp, Phase, Router
 from revenge.infra.database import Database, migrate
 from revenge.modules.auth import AuthModule, install
 from revenge.modules.auth.revocation import PubSub
+from revenge.modules.auth.tokens import token_hash
 
 pytestmark = pytest.mark.integration
 
@@ -382,6 +383,19 @@ async def test_nobody_revokes_someone_elses_session(node: Node) -> None:
     assert (await node.client.get("/api/v1/me", headers=bearer(theirs))).status_code == 200
 
 
+async def test_a_session_idle_past_the_idle_timeout_is_refused(node: Node) -> None:
+    token = await node.token(await node.user())
+    async with node.db.connection() as conn:  # unused for 8 days (the default allows 7)
+        await conn.execute(
+            "UPDATE sessions SET last_seen_at = now() - interval '8 days' WHERE token_hash = %s",
+            (token_hash(token),),
+        )
+    node.auth.authenticator.forget_everything()  # as a worker that never saw it would be
+    assert_problem(
+        await node.client.get("/api/v1/me", headers=bearer(token)), 401, "unauthenticated"
+    )
+
+
 async def test_revoke_all_my_sessions(node: Node) -> None:
     name = await node.user()
     tokens = [await node.token(name) for _ in range(3)]
@@ -430,6 +444,17 @@ async def test_api_key_life_cycle(node: Node) -> None:
     )
     gone = await node.client.delete(f"/api/v1/auth/api-keys/{key_id}", headers=bearer(token))
     assert_problem(gone, 404, "api_key_not_found")
+
+
+async def test_nobody_revokes_someone_elses_api_key(node: Node) -> None:
+    owner, other = await node.token(await node.user()), await node.token(await node.user())
+    created = await node.client.post(
+        "/api/v1/auth/api-keys", json={"name": "box"}, headers=bearer(owner)
+    )
+    key, key_id = created.json()["key"], created.json()["id"]
+    reply = await node.client.delete(f"/api/v1/auth/api-keys/{key_id}", headers=bearer(other))
+    assert_problem(reply, 404, "api_key_not_found")
+    assert (await node.client.get("/api/v1/me", headers={"x-api-key": key})).status_code == 200
 
 
 @pytest.mark.parametrize(
