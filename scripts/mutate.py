@@ -51,6 +51,7 @@ JOBS = "tests/integration/test_jobs.py"
 JOBS_API = "tests/integration/test_api_jobs.py"
 JOBS_RECOVERY = "tests/integration/test_jobs_recovery.py"
 JOBS_REGISTRY = "tests/integration/test_jobs_registry.py"
+JOBS_SHUTDOWN = "tests/integration/test_jobs_shutdown.py"
 MIGRATIONS = "tests/integration/test_migrations.py"
 
 
@@ -195,7 +196,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "anyone revokes anyone's API key", (AUTH_API, "-k", "api_key")),
     Mutant("P5", "modules/auth/repository.py",
            '"AND (k.expires_at IS NULL OR k.expires_at > now()) "', '"AND true "',
-           "expired API keys resolve", (AUTH_API, "-k", "api_key")),
+           "expired API keys resolve", (AUTH_API, "-k", "expired_api_key")),
     # -- HTTP body handling ---------------------------------------------------------------------
     Mutant("H1", "http/request.py", "            if int(declared) > self.max_body:",
            "            if int(declared) >= self.max_body:",
@@ -225,7 +226,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("J5", "infra/jobs/queue.py",
            '                state = "stalled" if row["stale"] else "running"',
            '                state = "running"', "a dead worker's job shows as running",
-           (JOBS_RECOVERY, "-k", "sigkilled")),
+           (JOBS_SHUTDOWN, "-k", "stale_heartbeat")),
     Mutant("J6", "infra/jobs/queue.py",
            "\"AND job_id NOT IN (SELECT id FROM pgqueuer WHERE status IN ('queued', 'picked'))\",",
            '"AND true",', "cleanup deletes the history of live jobs",
@@ -238,10 +239,10 @@ MUTANTS: tuple[Mutant, ...] = (
            "                failure = exc", "a timed-out job is stored without a reason",
            (JOBS, "-k", "timeout")),
     Mutant("J9", "infra/jobs/worker.py", "            if rt.stopping:", "            if False:",
-           "jobs start after shutdown began", (JOBS_RECOVERY, "-k", "sigterm")),
+           "jobs start after shutdown began", (JOBS_SHUTDOWN, "-k", "not_started")),
     Mutant("J10", "infra/jobs/worker.py", '"UPDATE pgqueuer SET attempts = greatest(attempts - 1, 0) "',
            '"UPDATE pgqueuer SET attempts = greatest(attempts, 0) "',
-           "a released job loses an attempt", (JOBS_RECOVERY, "-k", "sigterm")),
+           "a released job loses an attempt", (JOBS_SHUTDOWN, "-k", "not_charged")),
     Mutant("J11", "infra/jobs/queue.py", '    if exc_type == "RetryRequested":\n        return message',
            '    if exc_type == "RetryRequested":\n        return exc_type',
            "a retried job's reason is lost", (PKG + "infra/jobs/queue.py",)),
@@ -315,6 +316,9 @@ def _check_imports_from(tree: Path) -> None:
 
 
 def _first_failure(output: str) -> str:
+    for line in output.splitlines():  # pytest's summary lines, not captured log lines
+        if line.startswith(("FAILED ", "ERROR ")) and "::" in line.split(" - ")[0]:
+            return line[:160]
     for line in output.splitlines():
         if line.startswith(("FAILED", "ERROR")):
             return line[:160]

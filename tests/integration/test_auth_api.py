@@ -446,6 +446,23 @@ async def test_api_key_life_cycle(node: Node) -> None:
     assert_problem(gone, 404, "api_key_not_found")
 
 
+async def test_an_expired_api_key_is_refused(node: Node) -> None:
+    token = await node.token(await node.user())
+    created = await node.client.post(
+        "/api/v1/auth/api-keys", json={"name": "box"}, headers=bearer(token)
+    )
+    key, key_id = created.json()["key"], created.json()["id"]
+    async with node.db.connection() as conn:
+        await conn.execute(
+            "UPDATE api_keys SET expires_at = now() - interval '1 minute' WHERE id = %s",
+            (key_id,),
+        )
+    node.auth.authenticator.forget_everything()  # as a worker that never saw it would be
+    assert_problem(
+        await node.client.get("/api/v1/me", headers={"x-api-key": key}), 401, "unauthenticated"
+    )
+
+
 async def test_nobody_revokes_someone_elses_api_key(node: Node) -> None:
     owner, other = await node.token(await node.user()), await node.token(await node.user())
     created = await node.client.post(

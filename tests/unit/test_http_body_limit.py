@@ -70,3 +70,30 @@ async def test_rsgi_reads_exactly_the_limit_and_refuses_one_byte_more(declared: 
     assert await _rsgi(LIMIT, declared=declared) == (200, {"bytes": LIMIT})
     status, problem = await _rsgi(LIMIT + 1, declared=declared)
     assert (status, problem["code"]) == (413, "payload_too_large")
+
+
+async def _asgi_declared_only(length: str) -> tuple[int, bytes]:
+    """A request that declares ``length`` and whose body must never be read."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        raise AssertionError("the body was read although its declared length settles it")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-length", length.encode())]
+    scope = {"type": "http", "method": "POST", "path": "/upload", "headers": headers}
+    await make_app()(scope, receive, send)  # type: ignore[arg-type]
+    return int(sent[0]["status"]), b"".join(m.get("body", b"") for m in sent[1:])
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_reading() -> None:
+    status, body = await _asgi_declared_only(str(LIMIT + 1))
+    assert status == 413 and b'"payload_too_large"' in body
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1e3", ""])
+async def test_a_malformed_content_length_is_a_400_problem(length: str) -> None:
+    status, body = await _asgi_declared_only(length)
+    assert status == 400 and b'"bad_content_length"' in body
