@@ -258,7 +258,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("M5", "infra/db/migrate.py", '    return hashlib.sha256(text.replace("\\r\\n", "\\n")',
            '    return hashlib.sha256(text', "CRLF checkouts break applied checksums", (MIGRATIONS,)),
     Mutant("M6", "infra/db/migrate.py", "            async with conn.transaction():",
-           "            if True:", "a failing migration leaves half its changes", (MIGRATIONS,)),
+           "            if True:", "a migration applied but not recorded when its record fails", (MIGRATIONS,)),
     Mutant("M7", "infra/db/migrate.py", "                if migration.version not in applied:",
            "                if True:", "applied migrations run again", (MIGRATIONS,)),
 )  # fmt: skip

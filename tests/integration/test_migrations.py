@@ -106,6 +106,29 @@ async def test_line_endings_do_not_change_the_checksum(fresh_pg_url: str, tmp_pa
     assert await migrate(fresh_pg_url, load_migrations(tmp_path)) == []
 
 
+def test_the_checksum_ignores_line_endings_whatever_read_the_text() -> None:
+    """read_text() already turns CRLF into LF; a text from anywhere else must not differ."""
+    assert checksum("CREATE TABLE a (n int);\r\n") == checksum("CREATE TABLE a (n int);\n")
+
+
+async def test_a_migration_and_its_record_commit_together(
+    fresh_pg_url: str, tmp_path: Path
+) -> None:
+    """If recording the file fails, what the file did is rolled back too: never applied
+    but unrecorded (the next start would apply it again)."""
+    migrations = _write(
+        tmp_path,
+        {
+            "0001_x.sql": "CREATE TABLE x (n int); "
+            "ALTER TABLE schema_migrations ADD COLUMN must int NOT NULL;"  # the record fails
+        },
+    )
+    with pytest.raises(MigrationError, match=r"0001_x\.sql failed"):
+        await migrate(fresh_pg_url, migrations)
+    with psycopg.connect(fresh_pg_url) as conn:
+        assert conn.execute("SELECT to_regclass('x')").fetchone() == (None,)
+
+
 async def test_failing_file_rolls_back_and_names_itself(fresh_pg_url: str, tmp_path: Path) -> None:
     migrations = _write(
         tmp_path,
