@@ -204,3 +204,41 @@ def test_stalled_connections_do_not_stop_other_clients(hardening_db: str, tmp_pa
             for sock in socks:
                 sock.close()
         assert "Traceback" not in served.output()
+
+
+def test_serve_hands_its_backpressure_to_granian(hardening_db: str, tmp_path: Path) -> None:
+    """With ``server.backpressure`` 16, sixteen stalled bodies hold the worker's every slot.
+
+    A ninth request is then not taken up until a stalled one's deadline frees a slot:
+    what the setting bounds (and why its default is far above a few hundred).
+    """
+    port = free_port()
+    env = {
+        "REVENGE_DATABASE__URL": hardening_db,
+        "REVENGE_SERVER__BODY_TIMEOUT": "8s",
+        "REVENGE_SERVER__BACKPRESSURE": "16",
+        "REVENGE_SERVER__DATA_DIR": str(tmp_path / "data"),
+        **FAST,
+    }
+    argv = [sys.executable, "-m", "revenge.cli", "serve", "--port", str(port)]
+    with run_server(argv, port, tmp_path, env) as served:
+        request = (
+            f"POST {LOGIN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: 100\r\n\r\n{"
+        ).encode()
+        stalled = [socket.create_connection(address(served), timeout=15) for _ in range(16)]
+        try:
+            for sock in stalled:
+                sock.sendall(request)
+            time.sleep(1.5)  # let the worker take every one of them up (well within 8 s)
+            with socket.create_connection(address(served), timeout=15) as waiting:
+                waiting.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+                ready, _, _ = select.select([waiting], [], [], 3)
+                assert not ready, "a request was served past the backpressure bound"
+                answer = waiting.recv(65536)  # once a deadline has freed a slot
+                assert answer.startswith(b"HTTP/1.1 200"), answer
+            for sock in stalled:
+                assert sock.recv(65536).startswith(b"HTTP/1.1 408")
+        finally:
+            for sock in stalled:
+                sock.close()
