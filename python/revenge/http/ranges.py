@@ -21,9 +21,9 @@ from typing import Final
 MAX_RANGES: Final = 64
 """More ranges than this in one header: ignored (a 200), not worked through."""
 
-_MAX_DIGITS: Final = 18
-"""Longer positions are beyond any file; capping them keeps ``int()`` cheap and total."""
-_HUGE: Final = 10**_MAX_DIGITS
+_MAX_DIGITS: Final = 30
+"""A position with more significant digits is malformed: ``int()`` stays cheap (and within
+Python's digit limit), and no file comes near 10**30 bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,4 +117,7 @@ def _position(text: str) -> int | None:
     # isdigit() alone accepts other scripts' digits ("\u0663"); RFC 9110 means ASCII.
     if not text or not text.isascii() or not text.isdigit():
         return None
-    return _HUGE if len(text) > _MAX_DIGITS else int(text)
+    significant = text.lstrip("0")
+    if len(significant) > _MAX_DIGITS:
+        return None
+    return int(significant or "0")
