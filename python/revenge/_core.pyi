@@ -317,7 +317,7 @@ class PressureReading:
     def available_bytes(self) -> int: ...
     @property
     def ratio(self) -> float:
-        """``used / limit``, 0.0..1.0+."""
+        """``used / limit``, 0.0..1.0+; a limit of 0 (``memory.max`` = 0) reads as 1.0."""
     @property
     def psi_some_avg10(self) -> float | None:
         """PSI ``some avg10`` (percent) from the cgroup's ``memory.pressure`` or
@@ -344,13 +344,16 @@ class MemoryPressure:
     or new ``memory.events`` ``max``/``oom_kill``; ``moderate`` when
     ``ratio >= moderate``, PSI ``>= psi_moderate`` or new ``high`` events.
     Leaving a level needs the ratio below ``threshold - hysteresis`` (PSI below
-    ``psi_threshold - 100 * hysteresis``). cgroup v1's memory controller is
-    used on hybrid hosts without a v2 memory controller.
+    ``psi_threshold - 100 * hysteresis``). Where PSI is unavailable it is no
+    signal (not a reading of 0). A cgroup ``memory.max`` of 0 is critical.
+    cgroup v1's memory controller is used on hybrid hosts without a v2 memory
+    controller.
 
     ``root`` must be a directory (``ValueError``); thresholds need
-    ``0 < moderate < critical <= 1``, ``0 <= hysteresis < moderate`` and
-    ``0 <= psi_moderate < psi_critical <= 100`` (``ValueError``). ``read()``
-    raises ``OSError`` when ``/proc/meminfo`` is missing or unreadable.
+    ``0 < moderate < critical <= 1``, ``0 <= hysteresis < moderate``,
+    ``0 <= psi_moderate < psi_critical <= 100`` and ``psi_moderate > 100 *
+    hysteresis`` (else ``moderate`` could never be left) (``ValueError``).
+    ``read()`` raises ``OSError`` when ``/proc/meminfo`` is missing or unreadable.
     """
 
     def __init__(

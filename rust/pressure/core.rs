@@ -78,6 +78,15 @@ impl Thresholds {
                  psi_moderate={psi_moderate}, psi_critical={psi_critical}"
             ));
         }
+        // Leaving `moderate` needs PSI below psi_moderate - 100 * hysteresis:
+        // at or below zero no reading could ever leave it.
+        if psi_moderate <= 100.0 * hysteresis {
+            return Err(format!(
+                "psi_moderate ({psi_moderate}) must exceed 100 * hysteresis ({}), or the \
+                 moderate level could never be left",
+                100.0 * hysteresis
+            ));
+        }
         Ok(Thresholds {
             moderate,
             critical,
@@ -126,9 +135,11 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// `used / limit`. A limit of zero (`memory.max` = 0: nothing may be
+    /// used) reads as full, 1.0, which is critical whatever the thresholds.
     pub fn ratio(&self) -> f64 {
         if self.limit == 0 {
-            return 0.0;
+            return 1.0;
         }
         self.used as f64 / self.limit as f64
     }
@@ -380,15 +391,15 @@ impl Paths {
 /// Classifies a sample with every threshold lowered by `margin`.
 fn classify(t: &Thresholds, s: &Sample, new: &Events, margin: f64) -> Level {
     let ratio = s.ratio();
-    let psi = s.psi_some_avg10.unwrap_or(0.0);
     let psi_margin = margin * 100.0;
-    if ratio >= t.critical - margin
-        || psi >= t.psi_critical - psi_margin
-        || new.max > 0
-        || new.oom_kill > 0
-    {
+    // No PSI (an old kernel, PSI disabled) is no signal, not a reading of 0.
+    let psi_at = |threshold: f64| {
+        s.psi_some_avg10
+            .is_some_and(|p| p >= threshold - psi_margin)
+    };
+    if ratio >= t.critical - margin || psi_at(t.psi_critical) || new.max > 0 || new.oom_kill > 0 {
         Level::Critical
-    } else if ratio >= t.moderate - margin || psi >= t.psi_moderate - psi_margin || new.high > 0 {
+    } else if ratio >= t.moderate - margin || psi_at(t.psi_moderate) || new.high > 0 {
         Level::Moderate
     } else {
         Level::Normal

@@ -15,7 +15,10 @@
 //!   or the cgroup went over `memory.high` since the last reading;
 //! - going *down* needs the ratio below `threshold - hysteresis` (and PSI below
 //!   `psi_threshold - 100 * hysteresis`), so a reading hovering at a threshold
-//!   does not flap.
+//!   does not flap. `psi_moderate` must exceed `100 * hysteresis`, or that
+//!   PSI bound would be negative and `moderate` could never be left;
+//! - no PSI (an old kernel, PSI disabled) is no signal, not a reading of 0;
+//! - a cgroup `memory.max` of 0 (nothing may be used) reads as a full ratio: critical.
 //!
 //! "Used" in a cgroup is `memory.current - inactive_file` (the working set, as
 //! the kubelet counts it): clean page cache the kernel can drop is not pressure.

@@ -255,3 +255,33 @@ fn reads_this_machine() {
         assert!(p.memory_limit().unwrap() > 0);
     }
 }
+
+// ---------------------------------------------------------------- issue 18
+
+#[test]
+fn psi_thresholds_that_would_latch_moderate_are_refused() {
+    // Leaving moderate needs PSI below psi_moderate - 100 * hysteresis: with
+    // 2.0 - 5.0 < 0 no reading could ever leave it.
+    assert!(Thresholds::new(0.8, 0.95, 0.05, 2.0, 40.0).is_err());
+    assert!(Thresholds::new(0.8, 0.95, 0.05, 5.0, 40.0).is_err());
+    assert!(Thresholds::new(0.8, 0.95, 0.05, 5.5, 40.0).is_ok());
+}
+
+#[test]
+fn missing_psi_is_no_signal() {
+    let mut t = Tracker::new(Thresholds::new(0.8, 0.95, 0.05, 10.0, 40.0).unwrap());
+    assert_eq!(t.observe(sample(0.96, None, None)).level, Level::Critical);
+    assert_eq!(t.observe(sample(0.10, None, None)).level, Level::Normal);
+}
+
+#[test]
+fn a_zero_memory_max_is_critical() {
+    let r = Root::new();
+    r.meminfo(8 * 1024 * 1024, 6 * 1024 * 1024);
+    r.write("sys/fs/cgroup/memory.max", "0\n");
+    r.write("sys/fs/cgroup/memory.current", "4096\n");
+    let s = r.paths().sample().unwrap();
+    assert_eq!((s.source, s.limit), (Source::Cgroup, 0));
+    let mut t = Tracker::new(thresholds());
+    assert_eq!(t.observe(s).level, Level::Critical);
+}
