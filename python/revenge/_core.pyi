@@ -6,7 +6,7 @@ raises ``TypeError`` / ``ValueError``; no Rust panic reaches Python.
 """
 
 from collections.abc import Callable
-from typing import Final, Generic, Literal, TypeVar, final
+from typing import ClassVar, Final, Generic, Literal, TypeVar, final
 
 __version__: Final[str]
 
@@ -237,9 +237,28 @@ class TranscodeCache:
 
     The budget is never exceeded: admission and the evictions that make room
     happen under one lock, and an insert that cannot fit after evicting
-    unpinned entries is refused (returns ``False``) without evicting anything.
-    Eviction is least-recently-used among unpinned entries. Pins are counted:
-    ``pin`` twice, ``unpin`` twice.
+    unpinned entries is refused (returns ``False`` / ``None``) without
+    evicting anything. Eviction is least-recently-used among unpinned entries.
+
+    What an entry costs: its value's bytes, its key's bytes (UTF-8) and a
+    fixed ``ENTRY_OVERHEAD_BYTES`` (the slot, the LRU node, the ``bytes``
+    object's header), so neither empty values nor long keys are free. Keys
+    are at most ``MAX_KEY_BYTES``. ``stats()["bytes"]`` counts these charges.
+
+    Pins belong to holders. ``pin`` (or ``insert_pinned``) returns a token;
+    only ``unpin`` with that token releases that pin, once. The entry is
+    evictable again when its last pin is released. Tokens are unique for the
+    life of the cache: after ``remove`` or ``clear`` the entry's pins are gone
+    with it, and if the key is inserted again an old holder's token releases
+    nothing (``unpin`` returns ``False``), so it cannot drop a new holder's
+    pin. A replacing ``insert`` of a pinned key keeps its holders' pins.
+
+    The model for playback: each stream (session x segment) pins the segments
+    it is about to send and keeps the token with the stream; it unpins with
+    that token when the segment has been sent or the stream ends (a ``finally``),
+    and never unpins a token twice. A transcoder restart that removes and
+    re-inserts a segment leaves the old streams' tokens dead, which is safe:
+    they only needed the old bytes, which they hold.
 
     Zero copy: the cache keeps the very ``bytes`` object given to ``insert``
     and ``get`` returns that object (a new reference), so a segment can be
@@ -249,26 +268,36 @@ class TranscodeCache:
     admits only pinned entries; ``critical`` evicts every unpinned entry and
     admits only pinned ones (within half the budget). Back on ``normal`` the
     effective budget grows by ``grow_step`` of the budget after each
-    ``quiet_seconds`` without pressure. Pinned bytes are never evicted, so
-    the effective budget may be exceeded by pinned bytes until they are
-    unpinned (the full budget never is); ``unpin`` enforces it at once.
+    ``quiet_seconds`` without pressure (all the periods that passed at once).
+    Pinned bytes are never evicted, so the effective budget may be exceeded by
+    pinned bytes until they are unpinned (the full budget never is); ``unpin``
+    enforces it at once.
 
-    Errors: a non-``bytes`` ``data`` raises ``TypeError``; a segment larger than
-    the whole budget, ``budget_bytes`` < 1 or > 1 PiB, ``quiet_seconds`` outside
-    ``[0, 86400]``, ``grow_step`` outside ``(0, 1]``, or an unknown level raise
-    ``ValueError``.
+    Errors: a non-``bytes`` ``data`` or a non-``int`` token raises
+    ``TypeError``; an entry whose charge is larger than the whole budget, a key
+    longer than ``MAX_KEY_BYTES``, a negative token, ``budget_bytes`` < 1 or >
+    1 PiB, ``quiet_seconds`` outside ``[0, 86400]``, ``grow_step`` outside
+    ``(0, 1]``, or an unknown level raise ``ValueError``.
 
     >>> cache = TranscodeCache(budget_bytes=4 << 20)
     >>> seg = bytes(1 << 20)
-    >>> cache.insert("movie/seg1", seg, pinned=True)
-    True
+    >>> token = cache.insert_pinned("movie/seg1", seg)
     >>> cache.get("movie/seg1") is seg
     True
     >>> cache.set_pressure("critical")
     0
     >>> cache.insert("movie/seg2", seg)
     False
+    >>> cache.unpin("movie/seg1", token), cache.unpin("movie/seg1", token)
+    (True, False)
+    >>> len(cache)
+    0
     """
+
+    ENTRY_OVERHEAD_BYTES: ClassVar[int]
+    """Bytes charged per entry besides its value and key."""
+    MAX_KEY_BYTES: ClassVar[int]
+    """Longest key accepted (bytes of UTF-8)."""
 
     def __init__(
         self, *, budget_bytes: int, quiet_seconds: float = 30.0, grow_step: float = 0.25
@@ -281,25 +310,37 @@ class TranscodeCache:
     @property
     def level(self) -> PressureLevel:
         """The last level given to ``set_pressure`` (``normal`` at first)."""
-    def insert(self, key: str, data: bytes, *, pinned: bool = False) -> bool:
-        """Cache ``data`` (replacing ``key``'s entry, keeping its pins); ``False`` if refused."""
+    def insert(self, key: str, data: bytes) -> bool:
+        """Cache ``data`` unpinned (replacing ``key``'s entry, keeping its pins); ``False`` if refused."""
+    def insert_pinned(self, key: str, data: bytes) -> int | None:
+        """Cache ``data`` with a new pin and return its token; ``None`` if refused.
+
+        Admitted under pressure too (within half the budget). A replaced
+        entry's pins are kept alongside the new one.
+        """
     def get(self, key: str) -> bytes | None:
         """The cached segment: the same ``bytes`` object that was inserted, not a copy."""
-    def pin(self, key: str) -> bool:
-        """Add a pin (``False`` if absent); pinned entries are never evicted."""
-    def unpin(self, key: str) -> bool:
-        """Release a pin (``False`` if absent or not pinned); enforces the budget."""
-    def remove(self, key: str) -> bool: ...
+    def pin(self, key: str) -> int | None:
+        """Pin ``key``'s entry for one holder and return the token (``None`` if absent)."""
+    def unpin(self, key: str, token: int) -> bool:
+        """Release the pin ``token`` on ``key``'s entry; enforces the budget at once.
+
+        ``False`` if the entry is gone or ``token`` is not one of its pins
+        (released already, or a pin of an entry removed before this one).
+        """
+    def remove(self, key: str) -> bool:
+        """Drop ``key``'s entry and its pins (their tokens release nothing after)."""
     def set_pressure(self, level: PressureLevel) -> int:
         """React to a pressure level; returns bytes evicted to meet the new budget."""
     def advance_clock(self, seconds: float) -> None:
         """Tests only: move this cache's clock forward (for the quiet period)."""
-    def clear(self) -> None: ...
+    def clear(self) -> None:
+        """Drop every entry and pin."""
     def __len__(self) -> int: ...
     def stats(self) -> dict[str, int]:
-        """``hits``, ``misses``, ``entries``, ``bytes``, ``pinned_bytes``,
-        ``pinned_entries``, ``evictions``, ``evicted_bytes``, ``rejected``,
-        ``budget_bytes``, ``effective_budget_bytes``."""
+        """``hits``, ``misses``, ``entries``, ``bytes`` (charged: values, keys and
+        overhead), ``pinned_bytes``, ``pinned_entries``, ``evictions``,
+        ``evicted_bytes``, ``rejected``, ``budget_bytes``, ``effective_budget_bytes``."""
 
 @final
 class PressureReading:

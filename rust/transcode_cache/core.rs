@@ -10,6 +10,28 @@ use crate::pressure::Level;
 /// Largest budget accepted (1 PiB): anything above is a unit mix-up.
 pub const MAX_BUDGET_BYTES: u64 = 1 << 50;
 
+/// What one entry costs besides its value and key bytes, charged against the
+/// budget: the hash-map slot and its `Arc<str>` key header, the LRU node, the
+/// pin list, and the header of the Python `bytes` object held (33 bytes).
+/// Without it empty values and keys were free: 200,000 of them under a 1 KiB
+/// budget took 220 MiB.
+pub const ENTRY_OVERHEAD_BYTES: u64 = 160;
+
+/// Longest key accepted (bytes of UTF-8).
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Proof of one pin, handed out by `pin` / `insert_pinned` and presented to
+/// `unpin`. Tokens are unique for the life of the cache, so a holder whose
+/// entry was removed (and the key inserted again) cannot release someone
+/// else's pin.
+pub type PinToken = u64;
+
+/// What `key` with a value of `size` bytes is charged.
+pub fn charge(key: &str, size: u64) -> u64 {
+    size.saturating_add(key.len() as u64)
+        .saturating_add(ENTRY_OVERHEAD_BYTES)
+}
+
 /// Validated construction parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
@@ -71,8 +93,10 @@ pub struct Stats {
 #[derive(Debug)]
 struct Slot<V> {
     value: V,
+    /// Bytes charged: value + key + [`ENTRY_OVERHEAD_BYTES`].
     size: u64,
-    pins: u32,
+    /// One token per holder (usually one or two: a short list, scanned).
+    pins: Vec<PinToken>,
     /// Position in the LRU order (meaningful while unpinned).
     tick: u64,
 }
@@ -83,6 +107,7 @@ struct State<V> {
     /// Unpinned entries by last use, oldest first.
     lru: BTreeMap<u64, Arc<str>>,
     next_tick: u64,
+    next_token: PinToken,
     bytes: u64,
     pinned_bytes: u64,
     pinned_entries: u64,
@@ -114,6 +139,7 @@ impl<V> TranscodeCore<V> {
                 entries: HashMap::new(),
                 lru: BTreeMap::new(),
                 next_tick: 0,
+                next_token: 0,
                 bytes: 0,
                 pinned_bytes: 0,
                 pinned_entries: 0,
@@ -156,13 +182,26 @@ impl<V> TranscodeCore<V> {
         }
         let quiet = (self.config.quiet_seconds * 1e9) as u64;
         let step = ((self.config.budget as f64 * self.config.grow_step) as u64).max(1);
-        while st.cap < self.config.budget && now.saturating_sub(st.since) >= quiet {
+        let elapsed = now.saturating_sub(st.since);
+        if quiet == 0 {
+            // No quiet period: one step per call.
             st.cap = st.cap.saturating_add(step).min(self.config.budget);
-            st.since = if quiet == 0 { now } else { st.since + quiet };
-            if quiet == 0 {
-                break; // one step per call when there is no quiet period
-            }
+            st.since = now;
+            return;
         }
+        // All the periods that passed at once (a loop per period would run
+        // under the lock for as long as the clock stood still times the budget).
+        let periods = elapsed / quiet;
+        let needed = (self.config.budget - st.cap).div_ceil(step);
+        let n = periods.min(needed);
+        if n == 0 {
+            return;
+        }
+        st.cap = st
+            .cap
+            .saturating_add(n.saturating_mul(step))
+            .min(self.config.budget);
+        st.since = st.since.saturating_add(n * quiet);
     }
 
     /// Evicts LRU unpinned entries until `bytes + extra <= limit` (or none is
@@ -197,15 +236,36 @@ impl<V> TranscodeCore<V> {
         st.next_tick
     }
 
-    /// Inserts (or replaces) `key`. `size` must be <= the budget (checked by
-    /// the caller's validation: see [`Self::check_size`]).
-    pub fn insert(&self, key: &str, value: V, size: u64, pinned: bool) -> Result<(), Refused> {
+    fn token(st: &mut State<V>) -> PinToken {
+        st.next_token += 1;
+        st.next_token
+    }
+
+    /// Inserts (or replaces) `key`, unpinned (a replaced entry's pins stay).
+    /// `key` and `size` must pass [`Self::check`] (the caller's validation).
+    pub fn insert(&self, key: &str, value: V, size: u64) -> Result<(), Refused> {
+        self.insert_with(key, value, size, false).map(|_| ())
+    }
+
+    /// Inserts (or replaces) `key` with a new pin; returns its token.
+    pub fn insert_pinned(&self, key: &str, value: V, size: u64) -> Result<PinToken, Refused> {
+        self.insert_with(key, value, size, true)
+            .map(|t| t.expect("a pinned insert makes a token"))
+    }
+
+    fn insert_with(
+        &self,
+        key: &str,
+        value: V,
+        size: u64,
+        pinned: bool,
+    ) -> Result<Option<PinToken>, Refused> {
         let mut dropped = Vec::new();
         let result = {
             let mut st = self.lock();
             let now = self.now();
             self.grow(&mut st, now);
-            self.insert_locked(&mut st, key, value, size, pinned, &mut dropped)
+            self.insert_locked(&mut st, key, value, charge(key, size), pinned, &mut dropped)
         };
         drop(dropped);
         result
@@ -219,11 +279,12 @@ impl<V> TranscodeCore<V> {
         size: u64,
         pinned: bool,
         dropped: &mut Vec<V>,
-    ) -> Result<(), Refused> {
-        let existing_pins = st.entries.get(key).map_or(0, |s| s.pins);
-        let will_pin = pinned || existing_pins > 0;
+    ) -> Result<Option<PinToken>, Refused> {
+        let already_pinned = st.entries.get(key).is_some_and(|s| !s.pins.is_empty());
+        let will_pin = pinned || already_pinned;
         if st.level != Level::Normal && !will_pin {
             st.rejected += 1;
+            dropped.push(value); // a value may not be dropped under the lock
             return Err(Refused::Pressure);
         }
         let limit = match st.level {
@@ -236,14 +297,17 @@ impl<V> TranscodeCore<V> {
         let old_pinned = st
             .entries
             .get(key)
-            .map_or(0, |s| if s.pins > 0 { s.size } else { 0 });
+            .map_or(0, |s| if s.pins.is_empty() { 0 } else { s.size });
         if st.pinned_bytes - old_pinned + size > limit {
             st.rejected += 1;
+            dropped.push(value);
             return Err(Refused::NoRoom);
         }
-        if let Some(old) = st.entries.remove(key) {
+        let mut pins = Vec::new();
+        if let Some(mut old) = st.entries.remove(key) {
             st.bytes -= old.size;
-            if old.pins > 0 {
+            pins = std::mem::take(&mut old.pins);
+            if !pins.is_empty() {
                 st.pinned_bytes -= old.size;
                 st.pinned_entries -= 1;
             } else {
@@ -254,9 +318,10 @@ impl<V> TranscodeCore<V> {
         self.evict_to(st, limit, size, dropped);
         debug_assert!(st.bytes + size <= limit);
         let key: Arc<str> = Arc::from(key);
-        let pins = existing_pins + u32::from(pinned);
+        let token = pinned.then(|| Self::token(st));
+        pins.extend(token);
         let tick = Self::tick(st);
-        if pins > 0 {
+        if !pins.is_empty() {
             st.pinned_bytes += size;
             st.pinned_entries += 1;
         } else {
@@ -272,7 +337,7 @@ impl<V> TranscodeCore<V> {
                 tick,
             },
         );
-        Ok(())
+        Ok(token)
     }
 
     /// Looks `key` up and hands its value to `f` (under the lock: `f` should
@@ -284,7 +349,7 @@ impl<V> TranscodeCore<V> {
             Some(slot) => {
                 let old_tick = slot.tick;
                 slot.tick = next;
-                Some((f(&slot.value), slot.pins == 0, old_tick))
+                Some((f(&slot.value), slot.pins.is_empty(), old_tick))
             }
             None => None,
         };
@@ -306,8 +371,10 @@ impl<V> TranscodeCore<V> {
         }
     }
 
-    pub fn pin(&self, key: &str) -> bool {
+    /// Adds a pin to `key`'s entry and returns its token (`None` if absent).
+    pub fn pin(&self, key: &str) -> Option<PinToken> {
         let mut st = self.lock();
+        let token = Self::token(&mut st);
         let State {
             entries,
             lru,
@@ -315,23 +382,22 @@ impl<V> TranscodeCore<V> {
             pinned_entries,
             ..
         } = &mut *st;
-        match entries.get_mut(key) {
-            Some(slot) => {
-                if slot.pins == 0 {
-                    lru.remove(&slot.tick);
-                    *pinned_bytes += slot.size;
-                    *pinned_entries += 1;
-                }
-                slot.pins = slot.pins.saturating_add(1);
-                true
-            }
-            None => false,
+        let slot = entries.get_mut(key)?;
+        if slot.pins.is_empty() {
+            lru.remove(&slot.tick);
+            *pinned_bytes += slot.size;
+            *pinned_entries += 1;
         }
+        slot.pins.push(token);
+        Some(token)
     }
 
-    /// Releases one pin; when the last goes, the entry becomes evictable and
-    /// the effective budget is enforced at once.
-    pub fn unpin(&self, key: &str) -> bool {
+    /// Releases the pin `token` on `key`'s entry (`false` if the entry is gone
+    /// or the token is not one of its pins: released already, or a pin of an
+    /// entry that was removed before this one was inserted). When the last pin
+    /// goes the entry becomes evictable and the effective budget is enforced
+    /// at once.
+    pub fn unpin(&self, key: &str, token: PinToken) -> bool {
         let mut dropped = Vec::new();
         let ok = {
             let mut st = self.lock();
@@ -343,24 +409,25 @@ impl<V> TranscodeCore<V> {
                 pinned_entries,
                 ..
             } = &mut *st;
-            let ok = match entries.get_mut(key) {
-                Some(slot) if slot.pins > 0 => {
-                    slot.pins -= 1;
-                    if slot.pins == 0 {
-                        *pinned_bytes -= slot.size;
-                        *pinned_entries -= 1;
-                        slot.tick = tick;
-                        lru.insert(
-                            tick,
-                            entries
-                                .get_key_value(key)
-                                .map(|(k, _)| k.clone())
-                                .expect("present"),
-                        );
+            let ok = match entries.get_key_value(key) {
+                Some((k, _)) => {
+                    let k = k.clone();
+                    let slot = entries.get_mut(key).expect("present");
+                    match slot.pins.iter().position(|&p| p == token) {
+                        Some(pos) => {
+                            slot.pins.swap_remove(pos);
+                            if slot.pins.is_empty() {
+                                *pinned_bytes -= slot.size;
+                                *pinned_entries -= 1;
+                                slot.tick = tick;
+                                lru.insert(tick, k);
+                            }
+                            true
+                        }
+                        None => false,
                     }
-                    true
                 }
-                _ => false,
+                None => false,
             };
             if ok {
                 self.enforce(&mut st, &mut dropped);
@@ -385,7 +452,7 @@ impl<V> TranscodeCore<V> {
             match st.entries.remove(key) {
                 Some(slot) => {
                     st.bytes -= slot.size;
-                    if slot.pins > 0 {
+                    if !slot.pins.is_empty() {
                         st.pinned_bytes -= slot.size;
                         st.pinned_entries -= 1;
                     } else {
@@ -486,17 +553,28 @@ impl<V> TranscodeCore<V> {
         let st = self.lock();
         st.entries
             .iter()
-            .filter(|(_, s)| s.pins > 0)
+            .filter(|(_, s)| !s.pins.is_empty())
             .map(|(k, _)| k.to_string())
             .collect()
     }
 
-    /// A segment larger than the whole budget can never be cached: that is a
-    /// configuration error, not a cache decision.
-    pub fn check_size(&self, size: u64) -> Result<(), String> {
-        if size > self.config.budget {
+    /// Checks an entry before it is offered: a key longer than
+    /// [`MAX_KEY_BYTES`], or an entry whose charge (value, key and overhead)
+    /// is larger than the whole budget, can never be cached: a caller's error,
+    /// not a cache decision.
+    pub fn check(&self, key: &str, size: u64) -> Result<(), String> {
+        if key.len() > MAX_KEY_BYTES {
             return Err(format!(
-                "segment of {size} bytes is larger than the whole budget ({} bytes)",
+                "key must be at most {MAX_KEY_BYTES} bytes of UTF-8, got {}",
+                key.len()
+            ));
+        }
+        let charged = charge(key, size);
+        if charged > self.config.budget {
+            return Err(format!(
+                "segment of {size} bytes (charged {charged} with its key and the \
+                 {ENTRY_OVERHEAD_BYTES}-byte entry overhead) is larger than the whole budget \
+                 ({} bytes)",
                 self.config.budget
             ));
         }

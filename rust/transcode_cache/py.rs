@@ -13,6 +13,25 @@ pub struct TranscodeCache {
     core: TranscodeCore<Py<PyBytes>>,
 }
 
+impl TranscodeCache {
+    /// The segment as stored (the caller's own `bytes` object) and its size,
+    /// after the checks that make a bad argument an error, not a refusal.
+    fn checked(&self, key: &str, data: &Bound<'_, PyAny>) -> PyResult<(Py<PyBytes>, u64)> {
+        let data = data.cast_exact::<PyBytes>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "data must be bytes, got {}",
+                data.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        let size = data.as_bytes().len() as u64;
+        self.core.check(key, size).map_err(PyValueError::new_err)?;
+        Ok((data.clone().unbind(), size))
+    }
+}
+
 #[pymethods]
 impl TranscodeCache {
     #[new]
@@ -46,23 +65,22 @@ impl TranscodeCache {
         self.core.level().as_str()
     }
 
-    #[pyo3(signature = (key, data, *, pinned = false))]
-    fn insert(&self, key: &str, data: &Bound<'_, PyAny>, pinned: bool) -> PyResult<bool> {
-        let data = data.cast_exact::<PyBytes>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "data must be bytes, got {}",
-                data.get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))
-        })?;
-        let size = data.as_bytes().len() as u64;
-        self.core.check_size(size).map_err(PyValueError::new_err)?;
-        Ok(self
-            .core
-            .insert(key, data.clone().unbind(), size, pinned)
-            .is_ok())
+    /// Bytes charged per entry besides its value and key.
+    #[classattr]
+    const ENTRY_OVERHEAD_BYTES: u64 = super::ENTRY_OVERHEAD_BYTES;
+
+    /// Longest key accepted (bytes of UTF-8).
+    #[classattr]
+    const MAX_KEY_BYTES: usize = super::MAX_KEY_BYTES;
+
+    fn insert(&self, key: &str, data: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let (data, size) = self.checked(key, data)?;
+        Ok(self.core.insert(key, data, size).is_ok())
+    }
+
+    fn insert_pinned(&self, key: &str, data: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
+        let (data, size) = self.checked(key, data)?;
+        Ok(self.core.insert_pinned(key, data, size).ok())
     }
 
     /// The cached bytes object itself (a new reference, no copy).
@@ -70,12 +88,13 @@ impl TranscodeCache {
         self.core.get_with(key, |v| v.clone_ref(py))
     }
 
-    fn pin(&self, key: &str) -> bool {
+    fn pin(&self, key: &str) -> Option<u64> {
         self.core.pin(key)
     }
 
-    fn unpin(&self, key: &str) -> bool {
-        self.core.unpin(key)
+    fn unpin(&self, key: &str, token: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let token = int_in(token, "token", 0, u64::MAX as i128)? as u64;
+        Ok(self.core.unpin(key, token))
     }
 
     fn remove(&self, key: &str) -> bool {

@@ -44,11 +44,17 @@ class ScriptedSensor:
         return FakeReading(level, ratio)
 
 
+def _charged(key: str, charge: int) -> bytes:
+    """A segment that ``key``'s entry is charged exactly ``charge`` bytes for."""
+    return bytes(charge - len(key) - TranscodeCache.ENTRY_OVERHEAD_BYTES)
+
+
 def filled_cache(quiet_seconds: float = 30.0) -> TranscodeCache:
-    cache = TranscodeCache(budget_bytes=1000, quiet_seconds=quiet_seconds, grow_step=1.0)
-    assert cache.insert("pinned", b"p" * 100, pinned=True)
+    """Ten entries of 1,000 charged bytes under a 10,000-byte budget; one pinned."""
+    cache = TranscodeCache(budget_bytes=10_000, quiet_seconds=quiet_seconds, grow_step=1.0)
+    assert cache.insert_pinned("pinned", _charged("pinned", 1000)) is not None
     for i in range(9):
-        assert cache.insert(f"seg{i}", bytes(100))
+        assert cache.insert(f"seg{i}", _charged(f"seg{i}", 1000))
     return cache
 
 
@@ -77,7 +83,7 @@ async def test_levels_evict_caches_and_tell_listeners() -> None:
     sessions.insert("tok", user_id=1, role="user", flags=0, expires_at=time.time() + 3600)
     changes: list[tuple[str, str]] = []
     sensor = ScriptedSensor("normal", "moderate", "critical", "normal")
-    monitor = PressureMonitor(budget={"transcode_cache": 1000}, sensor=sensor, metrics=metrics)
+    monitor = PressureMonitor(budget={"transcode_cache": 10_000}, sensor=sensor, metrics=metrics)
     monitor.attach_transcode_cache("t_pressure", cache)
     monitor.attach_session_cache("t_pressure", sessions)
     monitor.on_level_change(lambda old, new: changes.append((old, new)))
@@ -85,24 +91,24 @@ async def test_levels_evict_caches_and_tell_listeners() -> None:
     before = REGISTRY.get_sample_value(*evicted) or 0.0
 
     await monitor.check()
-    assert monitor.level == "normal" and cache.stats()["bytes"] == 1000 and changes == []
+    assert monitor.level == "normal" and cache.stats()["bytes"] == 10_000 and changes == []
 
     await monitor.check()
     assert monitor.level == "moderate"
-    assert cache.stats()["bytes"] <= 500 and cache.get("pinned") is not None
+    assert cache.stats()["bytes"] <= 5000 and cache.get("pinned") is not None
     assert len(sessions) == 1  # sessions are only dropped at critical
     assert REGISTRY.get_sample_value("revenge_memory_pressure_ratio") == 0.85
     assert REGISTRY.get_sample_value("revenge_memory_pressure_level") == 1
 
     await monitor.check()
     assert monitor.level == "critical"
-    assert cache.stats()["bytes"] == 100  # only the pinned segment is left
+    assert cache.stats()["bytes"] == 1000  # only the pinned segment is left
     assert len(sessions) == 0
-    assert REGISTRY.get_sample_value(*evicted) == before + 900
+    assert REGISTRY.get_sample_value(*evicted) == before + 9000
 
     await monitor.check()
     assert monitor.level == "normal"
-    assert cache.effective_budget_bytes == 1000
+    assert cache.effective_budget_bytes == 10_000
     assert changes == [("normal", "moderate"), ("moderate", "critical"), ("critical", "normal")]
 
 
@@ -113,7 +119,7 @@ async def test_usage_per_category_and_sampled_metrics() -> None:
     sessions.insert("tok", user_id=1, role="user", flags=0, expires_at=time.time() + 3600)
     waits = 0
     monitor = PressureMonitor(
-        budget={"session_cache": 100 * MB, "transcode_cache": 1000, "database_pool": 50 * MB},
+        budget={"session_cache": 100 * MB, "transcode_cache": 10_000, "database_pool": 50 * MB},
         sensor=ScriptedSensor("normal"),
         metrics=metrics,
     )
@@ -127,12 +133,12 @@ async def test_usage_per_category_and_sampled_metrics() -> None:
     monitor.register_pool("t_usage_other", lambda: PoolStats(active=1, idle=0, max=5))
 
     lines = {line.category: line for line in monitor.usage()}
-    assert lines["transcode_cache"].used_bytes == 1000
+    assert lines["transcode_cache"].used_bytes == 10_000
     assert lines["session_cache"].used_bytes == sessions.stats()["bytes"] > 0
     assert lines["database_pool"].used_bytes is None
     assert lines["database_pool"].connections == 6
     assert lines["process"].used_bytes is not None and lines["process"].used_bytes > 0
-    assert lines["process"].budget_bytes == 100 * MB + 1000 + 50 * MB
+    assert lines["process"].budget_bytes == 100 * MB + 10_000 + 50 * MB
 
     hits_before = REGISTRY.get_sample_value("revenge_session_cache_hits_total") or 0.0
     waits_labels = {"pool": "t_usage_db"}
@@ -149,7 +155,7 @@ async def test_usage_per_category_and_sampled_metrics() -> None:
     assert REGISTRY.get_sample_value("revenge_pool_active_connections", other) is None
     assert REGISTRY.get_sample_value("revenge_session_cache_hits_total") == hits_before + 1
     assert (REGISTRY.get_sample_value("revenge_heap_in_use_bytes") or 0) > 0
-    assert REGISTRY.get_sample_value("revenge_transcode_cache_bytes") == 1000
+    assert REGISTRY.get_sample_value("revenge_transcode_cache_bytes") == 10_000
 
 
 async def test_critical_pressure_offloads_idle_cold_services_through_the_runtime() -> None:
@@ -192,7 +198,7 @@ def test_from_settings_uses_the_memory_section() -> None:
 def test_set_pressure_contract(level: str) -> None:
     cache = filled_cache()
     cache.set_pressure(level)  # type: ignore[arg-type]
-    expected = {"normal": 1000, "moderate": 500, "critical": 100}[level]
+    expected = {"normal": 10_000, "moderate": 5000, "critical": 1000}[level]
     assert cache.stats()["bytes"] <= expected
 
 
