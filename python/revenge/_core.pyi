@@ -33,9 +33,13 @@ class LazyCell(Generic[_T]):
     A value of ``None`` is stored like any other, but ``get()`` cannot tell it
     from "not ready": use ``is_ready`` (or do not initialise to ``None``).
 
-    All state lives in atomics and one small mutex, so the cell is correct on a
-    free-threaded build too. It takes part in garbage collection: a value, or
-    a failure's traceback, that refers back to the cell does not leak.
+    All state lives in atomics and one small mutex, and no Python object is
+    ever released while that mutex is held: an error whose ``__del__`` (or a
+    finaliser its traceback keeps alive) reads the cell, or releases the GIL,
+    cannot deadlock it. The cell takes part in garbage collection: a value, or
+    a failure's traceback, that refers back to the cell does not leak. The
+    module declares that it needs the GIL (it is built for the stable ABI,
+    which a free-threaded interpreter does not load).
 
     >>> cell = LazyCell()
     >>> cell.get() is None
@@ -63,7 +67,10 @@ class LazyCell(Generic[_T]):
         Runs ``init`` if this caller wins the attempt; otherwise waits (GIL
         released, in 50 ms slices so signals are still handled) for the attempt
         in flight and returns its value or raises its error: every waiter of one
-        attempt gets that attempt's outcome. Raises ``LazyInitBackoff`` while a
+        attempt gets that attempt's outcome, even when the cell is reset (or
+        tried again) before the waiter wakes. An abandoned attempt (see
+        ``abandon``) sends its waiters back to claim or wait for the next one.
+        Raises ``LazyInitBackoff`` while a
         failure's back-off runs, ``TimeoutError`` when ``timeout`` seconds pass
         with the attempt still in flight (``None`` = wait as long as it takes),
         and ``RuntimeError`` instead of deadlocking when the thread that owns the
@@ -88,12 +95,24 @@ class LazyCell(Generic[_T]):
         Threads blocked in ``get_or_init`` on this attempt raise ``error``.
         Raises ``ValueError`` if ``attempt`` is not the attempt in flight.
         """
+    def abandon(self, attempt: int) -> None:
+        """End attempt ``attempt`` without an outcome (its initialiser never ran).
+
+        For an owner that cannot finish or fail it, e.g. a task cancelled
+        before its first step: no failure is counted and no back-off starts;
+        the state goes back to ``empty`` (``failed`` if the attempt was a
+        retry after a failure), and threads waiting on it claim or wait for
+        the next attempt. Raises ``ValueError`` if ``attempt`` is not in flight.
+        """
     def wait(self, timeout: float | None = None) -> LazyState:
         """Block (GIL released) until no attempt is in flight or ``timeout`` passes.
 
         Returns the state then. For the async side when an attempt it did not
         start (e.g. a thread's ``get_or_init``) is in flight:
-        ``await asyncio.to_thread(cell.wait, 1.0)``.
+        ``await asyncio.to_thread(cell.wait, 1.0)``. Raises ``RuntimeError``
+        instead of blocking when the calling thread owns the attempt in flight
+        (called inside ``init``, or on the event loop whose task holds an async
+        attempt): it would wait for itself.
         """
     @property
     def attempt(self) -> int | None:

@@ -91,7 +91,7 @@ pub fn current_owner() -> Owner {
 pub enum Begin<T, E> {
     /// Already ready: here is the value.
     Ready(Arc<T>),
-    /// The caller owns attempt `id` and must `finish` or `fail` it.
+    /// The caller owns attempt `id` and must `finish`, `fail` or `abandon` it.
     Claimed(u64),
     /// Attempt `id` is in flight, claimed by `owner`.
     InFlight { id: u64, owner: Owner },
@@ -102,13 +102,37 @@ pub enum Begin<T, E> {
     },
 }
 
-/// The outcome of one attempt, as seen by its waiters.
+/// What `join` decided: like [`Begin`], but an attempt in flight comes with a
+/// [`Waiter`] already registered on it, so its outcome is kept for this caller.
 #[derive(Debug)]
-pub enum Outcome<E> {
-    Ready,
+pub enum Join<'a, T, E> {
+    Ready(Arc<T>),
+    Claimed(u64),
+    Wait(Waiter<'a, T, E>),
+    Backoff {
+        retry_after: Duration,
+        error: Option<Arc<E>>,
+    },
+}
+
+/// The outcome of one attempt, as handed to each of its waiters.
+#[derive(Debug)]
+pub enum Outcome<T, E> {
+    /// The attempt's own value (even if the cell was reset since).
+    Ready(Arc<T>),
     Failed(Arc<E>),
-    /// The outcome was overwritten by a later attempt; callers look again.
-    Superseded,
+    /// Ended without an outcome (its owner gave up): callers look again.
+    Abandoned,
+}
+
+impl<T, E> Clone for Outcome<T, E> {
+    fn clone(&self) -> Self {
+        match self {
+            Outcome::Ready(v) => Outcome::Ready(v.clone()),
+            Outcome::Failed(e) => Outcome::Failed(e.clone()),
+            Outcome::Abandoned => Outcome::Abandoned,
+        }
+    }
 }
 
 /// Refusal of a completion whose attempt is not the one in flight.
@@ -136,23 +160,40 @@ struct InFlight {
     id: u64,
     owner: Owner,
     started: Instant,
+    /// Registered [`Waiter`]s: each gets this attempt's outcome.
+    waiters: usize,
+}
+
+/// A finished attempt's outcome, kept until each of its waiters has taken it.
+#[derive(Debug)]
+struct Handoff<T, E> {
+    id: u64,
+    outcome: Outcome<T, E>,
+    waiters: usize,
 }
 
 #[derive(Debug)]
-struct Inner<E> {
+struct Inner<T, E> {
     next_attempt: u64,
     in_flight: Option<InFlight>,
-    /// Attempt id and error of the most recent completed attempt (None error = success).
-    last_done: Option<(u64, Option<Arc<E>>)>,
-    last_error: Option<Arc<E>>,
+    /// One per finished attempt whose waiters have not all woken yet.
+    handoffs: Vec<Handoff<T, E>>,
     consecutive_failures: u32,
     retry_at: Option<Instant>,
 }
 
 /// The interpreter-free lazy cell. `T` is the value, `E` the error.
+///
+/// Rule for every lock here: nothing of `T` or `E` is dropped while the lock is
+/// held (for Python they are objects whose last reference may run arbitrary
+/// code that re-enters the cell or releases the GIL). Whatever a section
+/// replaces is moved out and dropped after the guard.
 #[derive(Debug)]
 pub struct LazyCore<T, E> {
     value: ArcSwapOption<T>,
+    /// The last failure's error: outside the lock, so the garbage collector
+    /// reads it without one (written only under the lock).
+    last_error: ArcSwapOption<E>,
     state: AtomicU8,
     last_use: AtomicU64,
     used: AtomicBool,
@@ -160,14 +201,114 @@ pub struct LazyCore<T, E> {
     failure_count: AtomicU64,
     last_init_nanos: AtomicU64,
     backoff: Backoff,
-    inner: Mutex<Inner<E>>,
+    inner: Mutex<Inner<T, E>>,
     done: Condvar,
+    #[cfg(test)]
+    hook: TestHook,
+}
+
+/// Tests only: a callback run at named points, to pause a thread there and
+/// force an interleaving.
+#[cfg(test)]
+type HookFn = Arc<dyn Fn(&'static str) + Send + Sync>;
+
+#[cfg(test)]
+#[derive(Default)]
+struct TestHook(Mutex<Option<HookFn>>);
+
+#[cfg(test)]
+impl std::fmt::Debug for TestHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TestHook")
+    }
+}
+
+/// A caller registered on an attempt in flight (from [`LazyCore::join`]).
+/// Dropping it unregisters (a timeout, a signal), releasing its share of the
+/// outcome.
+#[derive(Debug)]
+pub struct Waiter<'a, T, E> {
+    core: &'a LazyCore<T, E>,
+    id: u64,
+    owner: Owner,
+    collected: bool,
+}
+
+impl<T, E> Waiter<'_, T, E> {
+    /// The attempt waited for.
+    pub fn attempt(&self) -> u64 {
+        self.id
+    }
+
+    /// The thread that owns the attempt.
+    pub fn owner(&self) -> Owner {
+        self.owner
+    }
+
+    /// Waits up to `timeout` for the attempt to end; `None` = still in flight
+    /// (call again). The outcome is the attempt's own, whatever happened to
+    /// the cell after it (a reset, a later attempt).
+    pub fn wait(&mut self, timeout: Duration) -> Option<Outcome<T, E>> {
+        assert!(!self.collected, "the outcome was already taken");
+        let deadline = Instant::now() + timeout;
+        let core = self.core;
+        let mut inner = core.lock();
+        while matches!(&inner.in_flight, Some(f) if f.id == self.id) {
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            inner = core
+                .done
+                .wait_timeout(inner, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        let (outcome, gone) = take_share(&mut inner, self.id);
+        self.collected = true;
+        drop(inner);
+        drop(gone);
+        Some(outcome)
+    }
+}
+
+impl<T, E> Drop for Waiter<'_, T, E> {
+    fn drop(&mut self) {
+        if self.collected {
+            return;
+        }
+        let mut inner = self.core.lock();
+        let gone = match &mut inner.in_flight {
+            Some(f) if f.id == self.id => {
+                f.waiters = f.waiters.saturating_sub(1);
+                None
+            }
+            _ => take_share(&mut inner, self.id).1,
+        };
+        drop(inner);
+        drop(gone);
+    }
+}
+
+/// Takes one waiter's share of attempt `id`'s outcome; returns the handoff
+/// when that was the last share, for the caller to drop after unlocking.
+fn take_share<T, E>(inner: &mut Inner<T, E>, id: u64) -> (Outcome<T, E>, Option<Handoff<T, E>>) {
+    let Some(pos) = inner.handoffs.iter().position(|h| h.id == id) else {
+        // Unreachable while every registration is counted; looking again is safe.
+        return (Outcome::Abandoned, None);
+    };
+    let h = &mut inner.handoffs[pos];
+    h.waiters -= 1;
+    let outcome = h.outcome.clone();
+    let gone = (h.waiters == 0).then(|| inner.handoffs.swap_remove(pos));
+    (outcome, gone)
 }
 
 impl<T, E> LazyCore<T, E> {
     pub fn new(backoff: Backoff) -> Self {
         LazyCore {
             value: ArcSwapOption::const_empty(),
+            last_error: ArcSwapOption::const_empty(),
             state: AtomicU8::new(State::Empty as u8),
             last_use: AtomicU64::new(0),
             used: AtomicBool::new(false),
@@ -178,19 +319,38 @@ impl<T, E> LazyCore<T, E> {
             inner: Mutex::new(Inner {
                 next_attempt: 1,
                 in_flight: None,
-                last_done: None,
-                last_error: None,
+                handoffs: Vec::new(),
                 consecutive_failures: 0,
                 retry_at: None,
             }),
             done: Condvar::new(),
+            #[cfg(test)]
+            hook: TestHook::default(),
         }
     }
+
+    /// Tests only: runs `f(point)` at each named point of the code.
+    #[cfg(test)]
+    pub(crate) fn set_test_hook(&self, f: impl Fn(&'static str) + Send + Sync + 'static) {
+        *self.hook.0.lock().unwrap() = Some(Arc::new(f));
+    }
+
+    #[cfg(test)]
+    fn at(&self, point: &'static str) {
+        let hook = self.hook.0.lock().unwrap().clone();
+        if let Some(f) = hook {
+            f(point);
+        }
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    fn at(&self, _point: &'static str) {}
 
     // A panic while holding the lock cannot leave `Inner` half-updated in a way
     // that matters (every update is a few plain stores), so poisoning is ignored
     // rather than turned into a panic of its own.
-    fn lock(&self) -> MutexGuard<'_, Inner<E>> {
+    fn lock(&self) -> MutexGuard<'_, Inner<T, E>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -207,7 +367,7 @@ impl<T, E> LazyCore<T, E> {
     fn stamp(&self) {
         self.last_use
             .store(monotonic_coarse_nanos(), Ordering::Relaxed);
-        self.used.store(false, Ordering::Relaxed);
+        self.used.store(false, Ordering::Release);
     }
 
     /// Lock-free read: calls `f` with the value when ready and stamps the last use.
@@ -223,8 +383,9 @@ impl<T, E> LazyCore<T, E> {
         State::from_u8(self.state.load(Ordering::Acquire))
     }
 
-    /// Claims an attempt for `owner`, or says why not.
-    pub fn try_begin(&self, owner: Owner) -> Begin<T, E> {
+    /// The common decision of `try_begin` and `join`; with `register`, an
+    /// attempt in flight counts the caller as one of its waiters.
+    fn begin(&self, owner: Owner, register: bool) -> Begin<T, E> {
         if let Some(v) = self.value.load_full() {
             self.touch();
             return Begin::Ready(v);
@@ -234,7 +395,10 @@ impl<T, E> LazyCore<T, E> {
             self.touch();
             return Begin::Ready(v);
         }
-        if let Some(f) = &inner.in_flight {
+        if let Some(f) = &mut inner.in_flight {
+            if register {
+                f.waiters += 1;
+            }
             return Begin::InFlight {
                 id: f.id,
                 owner: f.owner,
@@ -245,7 +409,7 @@ impl<T, E> LazyCore<T, E> {
             if now < at {
                 return Begin::Backoff {
                     retry_after: at - now,
-                    error: inner.last_error.clone(),
+                    error: self.last_error.load_full(),
                 };
             }
         }
@@ -255,13 +419,36 @@ impl<T, E> LazyCore<T, E> {
             id,
             owner,
             started: Instant::now(),
+            waiters: 0,
         });
         self.state
             .store(State::Initialising as u8, Ordering::Release);
         Begin::Claimed(id)
     }
 
-    fn take_attempt(&self, inner: &mut Inner<E>, attempt: u64) -> Result<InFlight, NotInFlight> {
+    /// Claims an attempt for `owner`, or says why not.
+    pub fn try_begin(&self, owner: Owner) -> Begin<T, E> {
+        self.begin(owner, false)
+    }
+
+    /// Like [`Self::try_begin`], but an attempt in flight registers the caller
+    /// as its waiter (in the same step), so that attempt's outcome is kept
+    /// for it however soon the cell is reset or tried again.
+    pub fn join(&self, owner: Owner) -> Join<'_, T, E> {
+        match self.begin(owner, true) {
+            Begin::Ready(v) => Join::Ready(v),
+            Begin::Claimed(id) => Join::Claimed(id),
+            Begin::InFlight { id, owner } => Join::Wait(Waiter {
+                core: self,
+                id,
+                owner,
+                collected: false,
+            }),
+            Begin::Backoff { retry_after, error } => Join::Backoff { retry_after, error },
+        }
+    }
+
+    fn take_attempt(&self, inner: &mut Inner<T, E>, attempt: u64) -> Result<InFlight, NotInFlight> {
         match &inner.in_flight {
             Some(f) if f.id == attempt => Ok(inner.in_flight.take().expect("checked above")),
             other => Err(NotInFlight {
@@ -271,12 +458,32 @@ impl<T, E> LazyCore<T, E> {
         }
     }
 
+    /// Ends `flight` for its waiters: their outcome is kept until each took
+    /// it. Without waiters the outcome is handed back, to drop after unlocking.
+    #[must_use]
+    fn hand_off(
+        inner: &mut Inner<T, E>,
+        flight: &InFlight,
+        outcome: Outcome<T, E>,
+    ) -> Option<Outcome<T, E>> {
+        if flight.waiters == 0 {
+            return Some(outcome);
+        }
+        inner.handoffs.push(Handoff {
+            id: flight.id,
+            outcome,
+            waiters: flight.waiters,
+        });
+        None
+    }
+
     /// Completes `attempt` with `value`; the cell becomes ready.
     pub fn finish(&self, attempt: u64, value: T) -> Result<(), NotInFlight> {
+        let value = Arc::new(value);
         let mut inner = self.lock();
         let flight = self.take_attempt(&mut inner, attempt)?;
         let took = flight.started.elapsed();
-        self.value.store(Some(Arc::new(value)));
+        let old = self.value.swap(Some(value.clone()));
         self.state.store(State::Ready as u8, Ordering::Release);
         self.last_init_nanos
             .store(took.as_nanos() as u64, Ordering::Relaxed);
@@ -284,52 +491,47 @@ impl<T, E> LazyCore<T, E> {
         self.stamp();
         inner.consecutive_failures = 0;
         inner.retry_at = None;
-        inner.last_done = Some((attempt, None));
+        let unused = Self::hand_off(&mut inner, &flight, Outcome::Ready(value));
         drop(inner);
         self.done.notify_all();
+        drop((old, unused));
         Ok(())
     }
 
     /// Fails `attempt` with `error`; the back-off starts.
     pub fn fail(&self, attempt: u64, error: E) -> Result<(), NotInFlight> {
-        let mut inner = self.lock();
-        self.take_attempt(&mut inner, attempt)?;
         let error = Arc::new(error);
+        let mut inner = self.lock();
+        let flight = self.take_attempt(&mut inner, attempt)?;
         inner.consecutive_failures = inner.consecutive_failures.saturating_add(1);
         inner.retry_at = Some(Instant::now() + self.backoff.delay(inner.consecutive_failures));
-        inner.last_error = Some(error.clone());
-        inner.last_done = Some((attempt, Some(error)));
+        let old = self.last_error.swap(Some(error.clone()));
+        let unused = Self::hand_off(&mut inner, &flight, Outcome::Failed(error));
         self.failure_count.fetch_add(1, Ordering::Relaxed);
         self.state.store(State::Failed as u8, Ordering::Release);
         drop(inner);
         self.done.notify_all();
+        drop((old, unused));
         Ok(())
     }
 
-    /// Waits up to `timeout` for attempt `id` to complete. `None` = still in flight.
-    pub fn wait_attempt(&self, id: u64, timeout: Duration) -> Option<Outcome<E>> {
-        let deadline = Instant::now() + timeout;
+    /// Ends `attempt` with no outcome (its owner gave up before it could
+    /// finish or fail it, e.g. a task cancelled before it ran): no failure is
+    /// counted and no back-off starts; waiters look again (one may claim the
+    /// next attempt).
+    pub fn abandon(&self, attempt: u64) -> Result<(), NotInFlight> {
         let mut inner = self.lock();
-        loop {
-            match &inner.in_flight {
-                Some(f) if f.id == id => {}
-                _ => break,
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            inner = self
-                .done
-                .wait_timeout(inner, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        Some(match &inner.last_done {
-            Some((done, None)) if *done == id => Outcome::Ready,
-            Some((done, Some(e))) if *done == id => Outcome::Failed(e.clone()),
-            _ => Outcome::Superseded,
-        })
+        let flight = self.take_attempt(&mut inner, attempt)?;
+        let _nothing_to_drop = Self::hand_off(&mut inner, &flight, Outcome::Abandoned);
+        let state = if inner.consecutive_failures > 0 {
+            State::Failed
+        } else {
+            State::Empty
+        };
+        self.state.store(state as u8, Ordering::Release);
+        drop(inner);
+        self.done.notify_all();
+        Ok(())
     }
 
     /// Waits up to `timeout` until no attempt is in flight; returns the state then.
@@ -352,7 +554,8 @@ impl<T, E> LazyCore<T, E> {
 
     /// Offload: drops the value (returned) and clears a failure's back-off. An
     /// attempt in flight is left alone (it completes normally) and `None` is
-    /// returned.
+    /// returned. Waiters of an attempt that already finished still get its
+    /// value (they hold their own reference until they wake).
     pub fn reset(&self) -> Option<Arc<T>> {
         let mut inner = self.lock();
         if inner.in_flight.is_some() {
@@ -376,8 +579,9 @@ impl<T, E> LazyCore<T, E> {
         self.last_init_nanos.load(Ordering::Relaxed) as f64 / 1e9
     }
 
+    /// The last failure's error (lock-free).
     pub fn last_error(&self) -> Option<Arc<E>> {
-        self.lock().last_error.clone()
+        self.last_error.load_full()
     }
 
     /// The attempt in flight, if any.
@@ -385,28 +589,45 @@ impl<T, E> LazyCore<T, E> {
         self.lock().in_flight.as_ref().map(|f| f.id)
     }
 
+    /// The attempt in flight and the thread that owns it, if any.
+    pub fn flight(&self) -> Option<(u64, Owner)> {
+        self.lock().in_flight.as_ref().map(|f| (f.id, f.owner))
+    }
+
+    /// Waiters registered on the attempt in flight (tests, debugging).
+    pub fn waiting(&self) -> usize {
+        self.lock().in_flight.as_ref().map_or(0, |f| f.waiters)
+    }
+
     /// Seconds since the value was last returned or set; 0.0 when not ready.
     ///
     /// A use is seen at the next call of this method (which then counts from
     /// that moment), so the answer is accurate to the interval between two
     /// calls: it may say "used just now" for a use up to one interval old,
-    /// never "idle" for a value in use. The runtime's idle sweeper polls it.
+    /// never "idle" for a value in use. Two pollers at once agree: the stamp is
+    /// written *before* the flag is cleared, so whoever sees the flag clear
+    /// also sees the new stamp.
     pub fn idle_seconds(&self) -> f64 {
         if self.state() != State::Ready {
             return 0.0;
         }
-        if self.used.swap(false, Ordering::AcqRel) {
+        if self.used.load(Ordering::Acquire) {
             self.last_use
                 .store(monotonic_coarse_nanos(), Ordering::Relaxed);
+            self.at("idle_seconds");
+            self.used.store(false, Ordering::Release);
             return 0.0;
         }
         let last = self.last_use.load(Ordering::Relaxed);
         monotonic_coarse_nanos().saturating_sub(last) as f64 / 1e9
     }
 
-    /// Calls `value` for the held value and `error` once per distinct held
-    /// error (for the garbage collector: each reference exactly once). Skips
-    /// the errors if the state lock is busy, which only hides edges (safe).
+    /// Calls `value` for the held value and `error` for the held error (for
+    /// the garbage collector: each reference exactly once). Takes no lock, so
+    /// a collection during any other call sees both. The outcomes kept for
+    /// waiters are not reported: they live only until the waiters wake, and
+    /// an unreported reference can only delay a collection, never free a
+    /// live object.
     pub fn visit<X>(
         &self,
         mut value: impl FnMut(&T) -> Result<(), X>,
@@ -415,33 +636,24 @@ impl<T, E> LazyCore<T, E> {
         if let Some(v) = self.value.load().as_ref() {
             value(v)?;
         }
-        if let Ok(inner) = self.inner.try_lock() {
-            if let Some(e) = &inner.last_error {
-                error(e)?;
-            }
-            if let Some((_, Some(e))) = &inner.last_done {
-                let seen = inner.last_error.as_ref().is_some_and(|l| Arc::ptr_eq(l, e));
-                if !seen {
-                    error(e)?;
-                }
-            }
+        if let Some(e) = self.last_error.load().as_ref() {
+            error(e)?;
         }
         Ok(())
     }
 
-    /// Drops the value and the remembered errors (garbage-collector clear);
+    /// Drops the value and the remembered error (garbage-collector clear);
     /// they are dropped after the lock is released.
     pub fn clear_refs(&self) {
-        let (value, errors) = {
-            let mut inner = self.lock();
-            let errors = (inner.last_error.take(), inner.last_done.take());
+        let (value, error) = {
+            let inner = self.lock();
             if inner.in_flight.is_none() {
                 self.state.store(State::Empty as u8, Ordering::Release);
             }
-            (self.value.swap(None), errors)
+            (self.value.swap(None), self.last_error.swap(None))
         };
         drop(value);
-        drop(errors);
+        drop(error);
     }
 
     /// Time left of the current back-off (zero when none).

@@ -15,7 +15,18 @@
 //!   slices so Ctrl-C is still seen, which is what keeps an initialiser that
 //!   releases and re-takes the GIL from deadlocking.
 //! - Attempts are numbered, so the asynchronous path (`try_begin` -> `finish` /
-//!   `fail`) needs no callback into asyncio and a stale completion is refused.
+//!   `fail` / `abandon`) needs no callback into asyncio and a stale completion
+//!   is refused. Every attempt ends: an owner that can neither finish nor fail
+//!   it (a task cancelled before it ran) abandons it, and its waiters look again.
+//! - A waiter registers on the attempt in the same locked step that finds it in
+//!   flight (`join`), and the attempt's outcome (its value or error) is kept
+//!   for the registered waiters until each has taken it: a reset or a new
+//!   attempt right after the end cannot make a waiter miss it and starve.
+//! - No `T` or `E` is dropped while the lock is held (for Python, a last
+//!   reference can run `__del__`, which may re-enter the cell or release the
+//!   GIL while another thread waits for the lock with the GIL held): whatever
+//!   a section replaces is moved out and dropped after the guard. The last
+//!   error lives outside the lock, so garbage collection reads it without one.
 //! - A read marks the cell used with a relaxed flag (stored only when it was
 //!   clear, so concurrent readers do not bounce a cache line); `idle_seconds`
 //!   turns the flag into a time stamp, keeping the clock off the hot path.

@@ -7,7 +7,7 @@ use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::PyTraverseError;
 
-use super::{current_owner, Backoff, Begin, LazyCore, Outcome};
+use super::{current_owner, Backoff, Begin, Join, LazyCore, Outcome, Waiter};
 use crate::args::seconds;
 
 pyo3::create_exception!(
@@ -41,27 +41,34 @@ fn backoff_error(py: Python<'_>, retry_after: Duration, error: Option<Arc<Py<PyA
     err
 }
 
-impl LazyCell {
-    /// Waits (GIL released, in slices) for attempt `id`; `Ok(None)` on timeout.
-    fn wait_for(
-        &self,
-        py: Python<'_>,
-        id: u64,
-        timeout: Duration,
-    ) -> PyResult<Option<Outcome<Py<PyAny>>>> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let slice = left.min(WAIT_SLICE);
-            if let Some(outcome) = py.detach(|| self.core.wait_attempt(id, slice)) {
-                return Ok(Some(outcome));
-            }
-            py.check_signals()?;
-            if left <= slice {
-                return Ok(None);
-            }
+/// Waits (GIL released, in slices so signals are seen) for the attempt
+/// `waiter` is registered on; `Ok(None)` on timeout. An error (a signal)
+/// drops the waiter, which unregisters it.
+fn wait_for(
+    py: Python<'_>,
+    waiter: &mut Waiter<'_, Py<PyAny>, Py<PyAny>>,
+    timeout: Duration,
+) -> PyResult<Option<Outcome<Py<PyAny>, Py<PyAny>>>> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let slice = left.min(WAIT_SLICE);
+        if let Some(outcome) = py.detach(|| waiter.wait(slice)) {
+            return Ok(Some(outcome));
+        }
+        py.check_signals()?;
+        if left <= slice {
+            return Ok(None);
         }
     }
+}
+
+fn self_deadlock(what: &str) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "LazyCell.{what} called by the thread that is initialising this cell (recursive \
+         initialisation, or a blocking wait on the event-loop thread running its async \
+         initialiser): it would deadlock"
+    ))
 }
 
 #[pymethods]
@@ -111,12 +118,12 @@ impl LazyCell {
         let deadline = std::time::Instant::now() + timeout;
         let me = current_owner();
         loop {
-            match self.core.try_begin(me) {
-                Begin::Ready(v) => return Ok(v.clone_ref(py)),
-                Begin::Backoff { retry_after, error } => {
+            match self.core.join(me) {
+                Join::Ready(v) => return Ok(v.clone_ref(py)),
+                Join::Backoff { retry_after, error } => {
                     return Err(backoff_error(py, retry_after, error))
                 }
-                Begin::Claimed(id) => {
+                Join::Claimed(id) => {
                     // Whatever happens in `init` (an exception, a Rust panic
                     // unwinding through us), the attempt must end, or every
                     // waiter would hang: the guard fails it on unwind.
@@ -151,20 +158,19 @@ impl LazyCell {
                         }
                     };
                 }
-                Begin::InFlight { id, owner } => {
-                    if owner == me {
-                        return Err(PyRuntimeError::new_err(
-                            "LazyCell.get_or_init called by the thread that is initialising \
-                             this cell (recursive initialisation, or a blocking wait on the \
-                             event-loop thread running its async initialiser): it would deadlock",
-                        ));
+                Join::Wait(mut waiter) => {
+                    if waiter.owner() == me {
+                        return Err(self_deadlock("get_or_init"));
                     }
+                    // Registered on the attempt before it could end: its
+                    // outcome is kept for us, whatever the cell does next.
                     let left = deadline.saturating_duration_since(std::time::Instant::now());
-                    match self.wait_for(py, id, left)? {
+                    match wait_for(py, &mut waiter, left)? {
+                        Some(Outcome::Ready(v)) => return Ok(v.clone_ref(py)),
                         Some(Outcome::Failed(e)) => {
                             return Err(PyErr::from_value(e.bind(py).clone()))
                         }
-                        Some(Outcome::Ready) | Some(Outcome::Superseded) => continue,
+                        Some(Outcome::Abandoned) => continue,
                         None => {
                             return Err(pyo3::exceptions::PyTimeoutError::new_err(format!(
                                 "LazyCell initialisation still in flight after {:.3}s",
@@ -202,10 +208,24 @@ impl LazyCell {
             .map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
+    /// End an attempt without an outcome (its initialiser never ran or gave up).
+    fn abandon(&self, attempt: u64) -> PyResult<()> {
+        self.core
+            .abandon(attempt)
+            .map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
     /// Wait (GIL released) until no attempt is in flight; returns the state.
     #[pyo3(signature = (timeout = None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<&'static str> {
         let timeout = seconds("timeout", timeout)?;
+        if self
+            .core
+            .flight()
+            .is_some_and(|(_, owner)| owner == current_owner())
+        {
+            return Err(self_deadlock("wait"));
+        }
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import random
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -243,7 +246,8 @@ def test_thread_waiting_on_an_async_attempt_gets_its_value() -> None:
     results: list[object] = []
     waiter = threading.Thread(target=lambda: results.append(cell.get_or_init(lambda: "wrong")))
     waiter.start()
-    assert cell.wait(timeout=0.05) == "initialising"
+    time.sleep(0.05)  # (this thread owns the attempt: its own wait() would refuse)
+    assert cell.state == "initialising"
     cell.finish(attempt, "right")
     waiter.join(10)
     assert results == ["right"]
@@ -426,3 +430,164 @@ def test_a_failure_traceback_holding_the_cell_is_collected() -> None:
     probe = _cycle_through_failure()
     gc.collect()
     assert probe() is None
+
+
+# -- issue 18: liveness ------------------------------------------------------
+
+_DEL_TOUCHES_THE_CELL = """
+import threading, time
+from revenge._core import LazyCell
+
+cell = LazyCell(backoff_initial=0.0, backoff_max=0.0)
+
+
+class Boom(Exception):
+    def __del__(self):
+        # What a failing cold service's exception may do when it goes: touch
+        # the cell, and release the GIL (closing a socket, a sleep).
+        cell.last_error
+        cell.retry_after()
+        time.sleep(0.05)
+
+
+stop = threading.Event()
+
+
+def bystander():
+    while not stop.is_set():
+        cell.last_error
+        cell.retry_after()
+        cell.state
+
+
+def boom():
+    raise Boom("down")
+
+
+bystanders = [threading.Thread(target=bystander) for _ in range(2)]
+for t in bystanders:
+    t.start()
+for _ in range(5):
+    try:
+        cell.get_or_init(boom)
+    except Boom:
+        pass
+stop.set()
+for t in bystanders:
+    t.join()
+print("ok")
+"""
+
+
+def test_an_initialisers_exception_whose_del_touches_the_cell_does_not_hang() -> None:
+    # A hang takes the whole interpreter with it, so it runs in a child process.
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _DEL_TOUCHES_THE_CELL],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the interpreter hung: an error was dropped while the cell's lock was held")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_a_waiter_gets_the_value_of_the_attempt_it_waited_for_despite_a_reset() -> None:
+    cell: LazyCell[str] = LazyCell()
+    first = cell.try_begin()
+    assert first is not None
+    results: list[object] = []
+    waiter = threading.Thread(
+        target=lambda: results.append(cell.get_or_init(lambda: "the waiter ran init", timeout=30))
+    )
+    waiter.start()
+    time.sleep(0.2)  # the waiter is blocked on `first`
+    # Finish, reset and claim again while this thread holds the GIL: the
+    # waiter cannot look between these steps.
+    cell.finish(first, "first")
+    cell.reset()
+    second = cell.try_begin()
+    assert second is not None
+    time.sleep(0.2)
+    cell.finish(second, "second")
+    waiter.join(30)
+    assert not waiter.is_alive()
+    assert results == ["first"]
+
+
+def test_waiters_under_reset_churn_get_values() -> None:
+    # Short form of the review's hammer: 3 threads, 0.5 ms initialiser, 10 %
+    # of the calls followed by a reset. Only a generous hang guard is timed.
+    cell: LazyCell[int] = LazyCell(backoff_initial=0.0, backoff_max=0.0)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    got = [0, 0, 0]
+
+    def init() -> int:
+        time.sleep(0.0005)
+        return 7
+
+    def user(i: int) -> None:
+        rnd = random.Random(i)
+        try:
+            while not stop.is_set():
+                assert cell.get_or_init(init, timeout=10.0) == 7
+                got[i] += 1
+                if rnd.random() < 0.1:
+                    cell.reset()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=user, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join(60)
+        assert not t.is_alive(), "a waiter hung"
+    assert errors == []
+    assert all(n > 0 for n in got), got
+
+
+def test_wait_by_the_owner_of_the_attempt_raises_instead_of_blocking() -> None:
+    cell: LazyCell[int] = LazyCell()
+    attempt = cell.try_begin()
+    assert attempt is not None
+    with pytest.raises(RuntimeError, match="deadlock"):
+        cell.wait(0.5)
+    # Another thread may wait for it.
+    out: list[object] = []
+    t = threading.Thread(target=lambda: out.append(cell.wait(0.05)))
+    t.start()
+    t.join(10)
+    assert out == ["initialising"]
+    cell.finish(attempt, 1)
+    assert cell.wait(0) == "ready"
+
+
+def test_wait_inside_init_raises_instead_of_blocking() -> None:
+    cell: LazyCell[object] = LazyCell(backoff_initial=0.0, backoff_max=0.0)
+    with pytest.raises(RuntimeError, match="deadlock"):
+        cell.get_or_init(lambda: cell.wait(0.5))
+
+
+def test_an_abandoned_attempt_leaves_the_cell_usable_and_wakes_its_waiters() -> None:
+    cell: LazyCell[str] = LazyCell(backoff_initial=30.0, backoff_max=30.0)
+    attempt = cell.try_begin()
+    assert attempt is not None
+    results: list[object] = []
+    waiter = threading.Thread(
+        target=lambda: results.append(cell.get_or_init(lambda: "waiter", timeout=30))
+    )
+    waiter.start()
+    time.sleep(0.1)
+    cell.abandon(attempt)
+    waiter.join(30)
+    # No failure, no back-off: the waiter ran the next attempt itself.
+    assert results == ["waiter"]
+    assert (cell.failure_count, cell.retry_after()) == (0, 0.0)
+    with pytest.raises(ValueError):
+        cell.abandon(attempt)

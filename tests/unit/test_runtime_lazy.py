@@ -239,3 +239,25 @@ async def test_concurrent_callers_share_one_failure() -> None:
     assert all(isinstance(r, ServiceInitFailed) for r in results)
     assert all(isinstance(r.__cause__, ConnectionRefusedError) for r in results)
     assert lazy.failure_count == 1
+
+
+async def test_a_cancel_before_the_initialiser_started_leaves_the_service_usable() -> None:
+    calls = 0
+
+    async def factory() -> Service:
+        nonlocal calls
+        calls += 1
+        return Service(calls)
+
+    lazy: Lazy[Service] = Lazy("svc", factory)
+    getter = asyncio.create_task(lazy.get())
+    await asyncio.sleep(0)  # the getter claims the attempt and schedules the init task
+    assert lazy.state == "initialising" and calls == 0
+    # Shutdown cancels the init task before its first step: its body never runs.
+    assert await lazy.offload("shutdown", force=True) is False
+    with pytest.raises(asyncio.CancelledError):
+        await getter
+    assert lazy.state == "empty"
+    service = await asyncio.wait_for(lazy.get(), 10)
+    assert (service.n, calls, lazy.state) == (1, 1, "ready")
+    assert await lazy.offload() is True

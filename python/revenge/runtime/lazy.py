@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import math
@@ -194,6 +195,7 @@ class Lazy(Generic[T]):
                     self._initialise(attempt), name=f"revenge-lazy-init:{self.name}"
                 )
                 future.add_done_callback(_consume_exception)
+                future.add_done_callback(functools.partial(self._attempt_ended, attempt))
                 self._pending = future
                 return await asyncio.shield(future)
             value = self._cell.get()
@@ -225,6 +227,16 @@ class Lazy(Generic[T]):
         if self._observer is not None:
             self._observer.lazy_initialised(self.name, time.perf_counter() - started)
         return typed
+
+    def _attempt_ended(self, attempt: int, future: asyncio.Future[T]) -> None:
+        # An attempt must always end. A task cancelled before its first step
+        # never runs `_initialise`, so neither `finish` nor `fail` was called:
+        # abandon the attempt (no failure, no back-off) or the cell would stay
+        # `initialising` and every later caller would meet the dead task.
+        if self._pending is future:
+            self._pending = None
+        if self._cell.attempt == attempt:
+            self._cell.abandon(attempt)
 
     def _backoff_error(self, exc: LazyInitBackoff) -> ServiceInitFailed:
         retry_after = float(exc.args[1]) if len(exc.args) > 1 else 1.0
