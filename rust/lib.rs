@@ -14,7 +14,10 @@ pub mod pressure;
 pub mod session_cache;
 pub mod transcode_cache;
 
-#[pymodule(gil_used = false)]
+// The module does not declare it runs without the GIL: the abi3 build (3.11+)
+// cannot load on a free-threaded interpreter, and none is available to build
+// and test a 3.13t wheel against.
+#[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
