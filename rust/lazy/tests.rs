@@ -416,3 +416,59 @@ fn garbage_collection_sees_the_error_while_the_lock_is_held() {
     .unwrap();
     assert_eq!(errors, 1);
 }
+
+#[derive(Debug)]
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_handed_off_value_lives_only_until_its_waiters_took_it() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let cell: LazyCore<Counted, String> = LazyCore::new(quick());
+    let Begin::Claimed(id) = cell.try_begin(1) else {
+        panic!("should claim")
+    };
+    let (Join::Wait(mut first), Join::Wait(second)) = (cell.join(2), cell.join(3)) else {
+        panic!("both should wait")
+    };
+    assert_eq!(cell.waiting(), 2);
+    cell.finish(id, Counted(drops.clone())).unwrap();
+    drop(cell.reset()); // offloaded before the waiters woke
+    assert_eq!(drops.load(Ordering::SeqCst), 0, "kept for the waiters");
+    assert!(matches!(
+        first.wait(Duration::ZERO),
+        Some(Outcome::Ready(_))
+    ));
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        0,
+        "the second waiter has not taken it"
+    );
+    drop(second); // gives up (a timeout, a signal) after the end
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "nothing holds it any more");
+    assert!(cell.lock().handoffs.is_empty());
+}
+
+#[test]
+fn a_waiter_that_gives_up_in_flight_is_not_waited_for() {
+    let cell: LazyCore<u64, String> = LazyCore::new(quick());
+    let Begin::Claimed(id) = cell.try_begin(1) else {
+        panic!("should claim")
+    };
+    let Join::Wait(mut w) = cell.join(2) else {
+        panic!("should wait")
+    };
+    assert!(w.wait(Duration::from_millis(1)).is_none());
+    drop(w);
+    assert_eq!(cell.waiting(), 0);
+    cell.finish(id, 5).unwrap();
+    assert!(
+        cell.lock().handoffs.is_empty(),
+        "no outcome kept for nobody"
+    );
+}
