@@ -499,10 +499,15 @@ def test_a_waiter_gets_the_value_of_the_attempt_it_waited_for_despite_a_reset() 
     first = cell.try_begin()
     assert first is not None
     results: list[object] = []
-    waiter = threading.Thread(
-        target=lambda: results.append(cell.get_or_init(lambda: "the waiter ran init", timeout=30))
-    )
+    calling = threading.Event()
+
+    def wait_for_it() -> None:
+        calling.set()
+        results.append(cell.get_or_init(lambda: "the waiter ran init", timeout=30))
+
+    waiter = threading.Thread(target=wait_for_it)
     waiter.start()
+    calling.wait(30)
     time.sleep(0.2)  # the waiter is blocked on `first`
     # Finish, reset and claim again while this thread holds the GIL: the
     # waiter cannot look between these steps.
