@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ class TranscoderError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class StreamInfo:
+    """One stream as ffprobe names it (codec ``h264``, profile ``High``, level ``41``...)."""
+
     index: int
     kind: str  # video | audio | subtitle | data
     codec: str
@@ -27,6 +30,17 @@ class StreamInfo:
     height: int | None = None
     channels: int | None = None
     language: str | None = None
+    profile: str | None = None
+    level: int | None = None  # ffprobe's raw level: H.264 41 = 4.1, HEVC 123 = 4.1 (x30)
+    bit_depth: int | None = None
+    hdr: str | None = None  # hdr10 | hlg | dolby-vision; None for SDR
+    bit_rate: int | None = None
+    frame_rate: Fraction | None = None
+    sample_rate: int | None = None
+    default: bool = False
+    forced: bool = False
+    cover: bool = False  # an attached picture (cover art), not something to play
+    title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +49,25 @@ class MediaInfo:
     duration: float | None
     bit_rate: int | None
     streams: tuple[StreamInfo, ...]
+    start_time: float = 0.0
+
+    def of_kind(self, kind: str) -> tuple[StreamInfo, ...]:
+        """The playable streams of one kind, cover art left out."""
+        return tuple(s for s in self.streams if s.kind == kind and not s.cover)
+
+
+@dataclass(frozen=True, slots=True)
+class PacketIndex:
+    """Where a file's video keyframes are, and how many bytes lie between them.
+
+    Times are seconds from the file's start (``MediaInfo.start_time``), the timeline ffmpeg's output
+    uses. ``chunk_bytes[i]`` counts the packets of every stream from keyframe i to keyframe i + 1,
+    the bytes ffmpeg writes for that stretch when it copies the streams.
+    """
+
+    keyframes: tuple[float, ...]
+    chunk_bytes: tuple[int, ...]
+    video_end: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,19 +105,30 @@ class Transcoder:
         )  # fmt: skip
         return _parse_probe(orjson.loads(raw))
 
+    async def packets(
+        self, path: Path, *, video_stream: int, start_time: float, time_limit: float = 600.0
+    ) -> PacketIndex:
+        """The keyframes of one video stream and the bytes between them (reads packets, decodes
+        nothing: a few seconds for a feature film, so run at probe time and keep the result)."""
+        raw = await _run(
+            self.ffprobe,
+            "-v", "error", "-show_entries", "packet=stream_index,pts_time,dts_time,duration_time,size,flags",
+            "-of", "compact=p=0", str(path),
+            time_limit=time_limit,
+        )  # fmt: skip
+        return await asyncio.to_thread(_parse_packets, raw, video_stream, start_time)
 
-async def _run(*argv: str) -> str:
+
+async def _run(*argv: str, time_limit: float = _PROBE_TIMEOUT) -> str:
     process = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     try:
-        out, err = await asyncio.wait_for(process.communicate(), _PROBE_TIMEOUT)
+        out, err = await asyncio.wait_for(process.communicate(), time_limit)
     except TimeoutError:
         process.kill()
         await process.wait()
-        raise TranscoderError(
-            f"{Path(argv[0]).name} took longer than {_PROBE_TIMEOUT:g}s"
-        ) from None
+        raise TranscoderError(f"{Path(argv[0]).name} took longer than {time_limit:g}s") from None
     if process.returncode != 0:
         reason = err.decode(errors="replace").strip().splitlines()
         raise TranscoderError(
@@ -102,24 +146,114 @@ def _parse_encoders(listing: str) -> frozenset[str]:
 
 def _parse_probe(data: dict[str, Any]) -> MediaInfo:
     fmt = data.get("format", {})
-    streams = tuple(
-        StreamInfo(
-            index=int(s.get("index", i)),
-            kind=str(s.get("codec_type", "data")),
-            codec=str(s.get("codec_name", "unknown")),
-            width=s.get("width"),
-            height=s.get("height"),
-            channels=s.get("channels"),
-            language=(s.get("tags") or {}).get("language"),
-        )
-        for i, s in enumerate(data.get("streams", []))
-    )
+    streams = tuple(_parse_stream(i, s) for i, s in enumerate(data.get("streams", [])))
     return MediaInfo(
         container=str(fmt.get("format_name", "unknown")),
         duration=float(fmt["duration"]) if _numeric(fmt.get("duration")) else None,
         bit_rate=int(fmt["bit_rate"]) if _numeric(fmt.get("bit_rate"), integral=True) else None,
         streams=streams,
+        start_time=float(fmt["start_time"]) if _numeric(fmt.get("start_time")) else 0.0,
     )
+
+
+# Transfer characteristics that mean HDR; ffprobe names them after their standards.
+_HDR_TRANSFERS = {"smpte2084": "hdr10", "arib-std-b67": "hlg"}
+
+
+def _parse_stream(position: int, s: dict[str, Any]) -> StreamInfo:
+    tags = {str(k).lower(): v for k, v in (s.get("tags") or {}).items()}
+    disposition = s.get("disposition") or {}
+    kind = str(s.get("codec_type", "data"))
+    language = tags.get("language")
+    level = s.get("level")
+    return StreamInfo(
+        index=int(s.get("index", position)),
+        kind=kind,
+        codec=str(s.get("codec_name", "unknown")),
+        width=s.get("width"),
+        height=s.get("height"),
+        channels=s.get("channels"),
+        language=None if language in (None, "und") else str(language),
+        profile=str(s["profile"]) if s.get("profile") not in (None, "unknown") else None,
+        level=level if isinstance(level, int) and level > 0 else None,
+        bit_depth=_bit_depth(s) if kind == "video" else None,
+        hdr=_hdr(s) if kind == "video" else None,
+        bit_rate=int(s["bit_rate"]) if _numeric(s.get("bit_rate"), integral=True) else None,
+        frame_rate=_rate(s.get("avg_frame_rate")) or _rate(s.get("r_frame_rate"))
+        if kind == "video"
+        else None,
+        sample_rate=int(s["sample_rate"])
+        if _numeric(s.get("sample_rate"), integral=True)
+        else None,
+        default=bool(disposition.get("default")),
+        forced=bool(disposition.get("forced")),
+        cover=bool(disposition.get("attached_pic")),
+        title=str(tags["title"]) if tags.get("title") else None,
+    )
+
+
+def _bit_depth(s: dict[str, Any]) -> int:
+    """From ``bits_per_raw_sample`` where the demuxer gives it, else from the pixel format name."""
+    if _numeric(s.get("bits_per_raw_sample"), integral=True):
+        return int(s["bits_per_raw_sample"])
+    pix_fmt = str(s.get("pix_fmt", ""))
+    for depth in (16, 14, 12, 10, 9):
+        if f"p{depth}" in pix_fmt:
+            return depth
+    return 8
+
+
+def _hdr(s: dict[str, Any]) -> str | None:
+    side_data = s.get("side_data_list") or []
+    if any("DOVI" in str(d.get("side_data_type", "")) for d in side_data):
+        return "dolby-vision"
+    return _HDR_TRANSFERS.get(str(s.get("color_transfer", "")))
+
+
+def _rate(value: object) -> Fraction | None:
+    """``30000/1001`` -> Fraction; ffprobe writes ``0/0`` where it has none."""
+    if not isinstance(value, str) or "/" not in value:
+        return None
+    num, _, den = value.partition("/")
+    if not (num.isdigit() and den.isdigit()) or int(num) == 0 or int(den) == 0:
+        return None
+    return Fraction(int(num), int(den))
+
+
+def _parse_packets(raw: str, video_stream: int, start_time: float) -> PacketIndex:
+    """Lines of ``stream_index=0|pts_time=..|dts_time=..|duration_time=..|size=..|flags=K_``."""
+    keyframes: list[float] = []
+    chunk_bytes: list[int] = []
+    pending = 0  # bytes of packets seen before the first keyframe, counted into the first chunk
+    video_end = 0.0
+    for line in raw.splitlines():
+        fields = dict(part.partition("=")[::2] for part in line.split("|"))
+        size = int(fields["size"]) if fields.get("size", "").isdigit() else 0
+        if fields.get("stream_index") != str(video_stream):
+            if chunk_bytes:
+                chunk_bytes[-1] += size
+            else:
+                pending += size
+            continue
+        stamp = fields.get("pts_time", "N/A")
+        if not _numeric(stamp):
+            stamp = fields.get("dts_time", "N/A")
+        if not _numeric(stamp):
+            continue
+        pts = float(stamp) - start_time
+        duration = float(fields["duration_time"]) if _numeric(fields.get("duration_time")) else 0
+        video_end = max(video_end, pts + duration)
+        if "K" in fields.get("flags", ""):
+            keyframes.append(pts)
+            chunk_bytes.append(pending + size if not chunk_bytes else size)
+            pending = 0
+        elif chunk_bytes:
+            chunk_bytes[-1] += size
+        else:
+            pending += size
+    if not keyframes:
+        raise TranscoderError("no keyframes in the video stream")
+    return PacketIndex(tuple(keyframes), tuple(chunk_bytes), video_end)
 
 
 def _numeric(value: object, *, integral: bool = False) -> bool:
