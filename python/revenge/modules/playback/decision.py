@@ -166,6 +166,7 @@ class Decision:
     audio: AudioOutput | None
     subtitles: tuple[SubtitleOutput, ...]
     max_bitrate: int | None  # the cap that applied (client and user), if any
+    encode_profile: str | None = None  # the H.264 profile this client gets when we encode
 
     @property
     def selected_subtitle(self) -> SubtitleOutput | None:
@@ -251,7 +252,9 @@ def decide(media: MediaInfo, client: ClientCaps, prefs: Preferences = Preference
         container = client.segment_format
     subtitles = _subtitle_outputs(media, subtitle_src, burn, method, client)
     ordered = tuple(r for r in Reason if r in reasons)
-    return Decision(method, ordered, container, video_out, audio_out, subtitles, cap)
+    h264 = client.video_support("h264")
+    profile = _h264_profile(h264) if h264 else None
+    return Decision(method, ordered, container, video_out, audio_out, subtitles, cap, profile)
 
 
 def _video_output(
