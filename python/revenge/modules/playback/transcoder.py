@@ -40,6 +40,7 @@ class StreamInfo:
     default: bool = False
     forced: bool = False
     cover: bool = False  # an attached picture (cover art), not something to play
+    b_frames: bool = False  # decode order differs from display order (ffprobe has_b_frames)
     title: str | None = None
 
 
@@ -188,6 +189,7 @@ def _parse_stream(position: int, s: dict[str, Any]) -> StreamInfo:
         default=bool(disposition.get("default")),
         forced=bool(disposition.get("forced")),
         cover=bool(disposition.get("attached_pic")),
+        b_frames=bool(s.get("has_b_frames")),
         title=str(tags["title"]) if tags.get("title") else None,
     )
 
