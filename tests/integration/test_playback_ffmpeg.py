@@ -405,8 +405,14 @@ async def test_backpressure_pauses_and_resumes_ffmpeg(hd_clip: Path, tmp_path: P
             if n >= len(job.variant.segments):
                 break
             async with asyncio.timeout(120):
-                await job.wait_for_segment(n)
+                segment = await job.wait_for_segment(n)
             job.mark_read(n)
+            await job.discard(n)
+            assert not segment.path.exists()
+            on_disk = [p for p in job.workdir.iterdir() if p.name.endswith((".m4s", ".tmp"))]
+            # held back: max_ahead unread segments, the one being written, and one that may
+            # complete between two looks of the watcher
+            assert len(on_disk) <= 2 + 2
         assert await job.wait() == 0 and not job.paused
     finally:
         await job.kill()

@@ -47,7 +47,9 @@ class SegmentNotInRun(LookupError):
 
 def _die_with_parent(parent: int) -> None:
     """Runs in the child between fork and exec: the kernel SIGKILLs ffmpeg when the process that
-    started it dies, however it dies (even SIGKILL, which runs no cleanup of ours)."""
+    started it dies, however it dies (even SIGKILL, which runs no cleanup of ours). Linux ties the
+    signal to the forking *thread*: jobs are started from the event loop's thread, which lives as
+    long as the process; never start one from a short-lived worker thread."""
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
@@ -168,6 +170,12 @@ class TranscodeJob:
             self._changed.clear()
             await self._changed.wait()
         return self._ready[index]
+
+    async def discard(self, index: int) -> None:
+        """Remove a segment's file once it lives elsewhere (the transcode cache): the disk holds
+        only what is being written and what nobody has taken yet."""
+        if index in self._ready:
+            await asyncio.to_thread(self._ready[index].path.unlink, missing_ok=True)
 
     def mark_read(self, index: int) -> None:
         """The client has ``index``: with ``max_ahead``, ffmpeg may go on when it was held back."""
