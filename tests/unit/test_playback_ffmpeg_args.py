@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from revenge.modules.playback.decision import AudioSupport, ClientCaps, VideoSupport, decide
-from revenge.modules.playback.ffmpeg import TIMELINE_OFFSET, hls_args
+from revenge.modules.playback.ffmpeg import TIMELINE_OFFSET, Tuning, hls_args
 from revenge.modules.playback.hls import plan_hls
 from revenge.modules.playback.job import _without_styp
 from revenge.modules.playback.transcoder import MediaInfo, PacketIndex, StreamInfo
@@ -116,3 +116,15 @@ def test_a_copy_restart_undoes_ffmpeg_s_b_frame_seek_heuristic(
     seek = float(value(argv, "-ss"))
     assert seek == pytest.approx(16.0 + extra, abs=1e-5)
     assert float(value(argv, "-output_ts_offset")) == pytest.approx(TIMELINE_OFFSET + seek)
+
+
+def test_tuning_reaches_the_command_line() -> None:
+    plan = plan_hls(MEDIA, decide(MEDIA, CAPS), 6.0, PACKETS)
+    variant = plan.variant("480p")
+    plain = hls_args(Path("/m/a.mkv"), MEDIA, plan, variant, 0, WORK)
+    assert "-probesize" not in plain and value(plain, "-preset") == "veryfast"
+    tuned = hls_args(Path("/m/a.mkv"), MEDIA, plan, variant, 0, WORK,
+                     Tuning(preset="superfast", x264_params="rc-lookahead=5", probe_bytes=500_000))  # fmt: skip
+    assert tuned.index("-probesize") < tuned.index("-i")
+    assert value(tuned, "-preset") == "superfast"
+    assert value(tuned, "-x264-params") == "scenecut=0:rc-lookahead=5"

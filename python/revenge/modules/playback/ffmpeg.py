@@ -54,6 +54,7 @@ class Tuning:
     x264_params: str = ""  # extra -x264-params, e.g. "rc-lookahead=10"
     threads: int = 0  # 0: ffmpeg decides
     scale_flags: str = "bicubic"
+    probe_bytes: int | None = None  # -probesize: how much ffmpeg reads to learn the streams
 
 
 def chunk_name(fmt: str, index: int) -> str:
@@ -85,6 +86,8 @@ def hls_args(
     first = variant.segments[start_segment]
     video, audio = variant.video, variant.audio
     argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    if tuning.probe_bytes is not None:
+        argv += ["-probesize", str(tuning.probe_bytes), "-analyzeduration", "0"]
     seek = 0.0
     if start_segment > 0:
         seek = first.start
