@@ -112,6 +112,12 @@ def test_private_responses_are_not_stored_and_none_is_sniffed(server: Server) ->
         assert reply.headers["x-content-type-options"] == "nosniff", path
     for path in ("/health/live", "/api/v1/me", "/nowhere", "/api/v1/openapi.json"):
         assert httpx.get(server.base_url + path).headers["x-content-type-options"] == "nosniff"
+    login = httpx.post(
+        server.base_url + LOGIN, json={"username": "admin", "password": PASSWORD}, timeout=30
+    )
+    key = httpx.post(server.base_url + "/api/v1/auth/api-keys", json={"name": "k"}, headers=auth)
+    for reply in (login, key):  # secrets in the answer: one no-store, not two
+        assert reply.headers.get_list("cache-control") == ["no-store"], reply.headers
 
 
 def test_truncated_bodies_are_400(server: Server) -> None:

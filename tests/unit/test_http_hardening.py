@@ -50,7 +50,7 @@ async def mine(request: Request) -> Response:
 
 
 async def cacheable(request: Request) -> Response:
-    return json_response({"public": "ish"}, headers=[("cache-control", "private, max-age=60")])
+    return json_response({"public": "ish"})
 
 
 async def alice(request: Request) -> Principal:
@@ -64,8 +64,9 @@ def make_app(body_timeout: float = 0.2) -> HttpApp:
     router.add("GET", "/down/{name}", down, public=True)
     router.add("GET", "/boom/{name}", boom, public=True)
     router.add("GET", "/me", mine)
-    router.add("GET", "/cacheable", cacheable)
-    router.add("GET", "/open", cacheable, public=True)
+    router.add("GET", "/cacheable", cacheable, cache_control="private, max-age=60")
+    router.add("GET", "/open", cacheable, public=True, cache_control="private, max-age=60")
+    router.add("GET", "/plain", cacheable, public=True)
     return HttpApp(router, authenticator=alice, max_body_bytes=1024, body_timeout=body_timeout)
 
 
@@ -184,8 +185,9 @@ async def test_every_response_says_nosniff_and_private_ones_no_store() -> None:
     app = make_app()
     for path, expected in (
         ("/me", "no-store"),  # authenticated JSON: no shared cache keeps it
-        ("/cacheable", "private, max-age=60"),  # the handler chose
+        ("/cacheable", "private, max-age=60"),  # the route chose
         ("/open", "private, max-age=60"),
+        ("/plain", None),  # public: no Cache-Control unless the route says
         ("/nowhere", None),
     ):
         _, headers, _ = await asgi_call(app, "GET", path, [])

@@ -42,9 +42,6 @@ coroutine. Its ``Problem`` (a malformed header, say) is the answer too.
 """
 Hook = Callable[[], Awaitable[None]]
 
-_NOSNIFF = ("x-content-type-options", "nosniff")
-_NO_STORE = ("cache-control", "no-store")
-
 
 @dataclass(frozen=True, slots=True)
 class Phase:
@@ -123,24 +120,17 @@ class HttpApp:
                     principal = await self.authenticator(request)
                 request.principal = principal
                 response = await route.handler(request)
-                # What a credential unlocks is nobody else's: no shared cache keeps it,
-                # unless the handler chose its own caching.
-                for name, _ in response.headers:
-                    if name == "cache-control":
-                        break
-                else:
-                    response.headers.append(_NO_STORE)
+            response.headers += route.tail  # nosniff, and the route's Cache-Control
+            return response
         except Problem as problem:
-            response = problem.to_response(request.path)
+            return problem.to_response(request.path)
         except ServiceUnavailable as exc:
             log.warning("%s %s: %s", request.method, quoted(request.path), exc)
-            response = service_unavailable(exc.code, str(exc), exc.retry_after).to_response(
+            return service_unavailable(exc.code, str(exc), exc.retry_after).to_response(
                 request.path
             )
         except Exception as exc:
-            response = self._unexpected(request, exc)
-        response.headers.append(_NOSNIFF)
-        return response
+            return self._unexpected(request, exc)
 
     def _unexpected(self, request: Request, exc: Exception) -> Response:
         for kind in type(exc).__mro__:

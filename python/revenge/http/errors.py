@@ -8,6 +8,8 @@ from typing import Any
 from revenge.http.response import Response, json_response
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+NOSNIFF = ("x-content-type-options", "nosniff")
+"""On every response: a browser never guesses another type than the one sent."""
 
 
 class Problem(Exception):
@@ -49,7 +51,7 @@ class Problem(Exception):
         if instance:
             body["instance"] = instance
         body.update(self.extra)
-        headers = [("content-type", PROBLEM_CONTENT_TYPE), *self.headers]
+        headers = [("content-type", PROBLEM_CONTENT_TYPE), NOSNIFF, *self.headers]
         return json_response(body, self.status, headers=headers)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from revenge.http.errors import NOSNIFF
 from revenge.http.request import Request
 from revenge.http.response import Response
 
@@ -31,6 +32,11 @@ class Route:
     """Served without a session or API key (health, metrics, login)."""
     summary: str = ""
     tags: tuple[str, ...] = ()
+    cache_control: str | None = None
+    """``Cache-Control`` of its answers; ``None``: none when public, ``no-store`` when not
+    (what a credential unlocks is nobody else's, so no shared cache may keep it)."""
+    tail: tuple[tuple[str, str], ...] = (NOSNIFF,)
+    """Headers the dispatcher adds to each of its answers (built by :meth:`Router.add`)."""
 
 
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
@@ -106,11 +112,15 @@ class Router:
         public: bool = False,
         summary: str = "",
         tags: tuple[str, ...] = (),
+        cache_control: str | None = None,
     ) -> None:
         if not path.startswith("/"):
             raise ValueError(f"route path must start with '/': {path!r}")
         method = method.upper()
-        route = Route(method, path, handler, public, summary or _first_line(handler), tags)
+        caching = cache_control if cache_control is not None else None if public else "no-store"
+        tail = (NOSNIFF,) if caching is None else (("cache-control", caching), NOSNIFF)
+        summary = summary or _first_line(handler)
+        route = Route(method, path, handler, public, summary, tags, cache_control, tail)
         methods = self._exact.setdefault(path, {}) if "{" not in path else self._node_for(path)
         if method in methods:
             raise ValueError(f"route {method} {path} registered twice")
@@ -144,6 +154,7 @@ class Router:
                 public=route.public,
                 summary=route.summary,
                 tags=route.tags,
+                cache_control=route.cache_control,
             )
 
     def _node_for(self, path: str) -> dict[str, Route]:

@@ -101,7 +101,7 @@ def add_routes(router: Router, service: AuthService, addresses: ClientAddress) -
                     "role": result.user.role,
                 },
             },
-            headers=[_JSON, ("cache-control", "no-store")],
+            headers=[_JSON],
         )
         response.set_cookie(
             cookie_name, result.token, max_age=cookie_max_age, secure=addresses.is_tls(request)
@@ -160,7 +160,7 @@ def add_routes(router: Router, service: AuthService, addresses: ClientAddress) -
         return json_response(
             {**_key_json(created.record), "key": created.key},
             201,
-            headers=[_JSON, ("cache-control", "no-store")],
+            headers=[_JSON],
         )
 
     async def list_api_keys(request: Request) -> Response:
@@ -185,7 +185,10 @@ def add_routes(router: Router, service: AuthService, addresses: ClientAddress) -
             raise Problem(401, "unauthenticated", "Authentication required", "no such user")
         return Response(200, view.me_body, [_JSON])
 
-    router.add("POST", "/api/v1/auth/login", login, public=True, tags=_TAGS)
+    # a token in the answer: no cache keeps it (authenticated routes get no-store anyway)
+    router.add(
+        "POST", "/api/v1/auth/login", login, public=True, tags=_TAGS, cache_control="no-store"
+    )
     router.add("POST", "/api/v1/auth/logout", logout, tags=_TAGS)
     router.add("GET", "/api/v1/auth/sessions", list_sessions, tags=_TAGS)
     router.add("DELETE", "/api/v1/auth/sessions", revoke_all_sessions, tags=_TAGS)
