@@ -97,3 +97,22 @@ async def test_a_declared_length_over_the_limit_is_refused_before_reading() -> N
 async def test_a_malformed_content_length_is_a_400_problem(length: str) -> None:
     status, body = await _asgi_declared_only(length)
     assert status == 400 and b'"bad_content_length"' in body
+
+
+@pytest.mark.parametrize("declared", [LIMIT, 10])
+async def test_a_body_shorter_than_its_content_length_is_incomplete(declared: int) -> None:
+    """The sender says the body ended with fewer bytes than it declared: a 400, not a read."""
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": b"x" * 9, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-length", str(declared).encode())]
+    scope = {"type": "http", "method": "POST", "path": "/upload", "headers": headers}
+    await make_app()(scope, receive, send)  # type: ignore[arg-type]
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    assert sent[0]["status"] == 400 and b'"incomplete_body"' in body
