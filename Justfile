@@ -33,3 +33,9 @@ mutate *ARGS:
 # the Rust core's comparison table only
 bench-core *ARGS:
     . .venv/bin/activate && python benches/bench_core_report.py {{ARGS}}
+
+# cargo-mutants over the transcode cache's budget code (installs cargo-mutants on first use).
+# It runs the cargo tests only: a mutant the Python property tests would catch shows as missed.
+mutate-rust *ARGS:
+    command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
+    cargo mutants -f 'rust/transcode_cache/core.rs' -j 1 {{ARGS}}
