@@ -170,7 +170,11 @@ async def _backdate(url: str, job_ids: list[int], days: float) -> None:
             "UPDATE revenge_job_progress SET updated = now() - %s::interval WHERE job_id = ANY(%s)",
             (age, job_ids),
         )
-        await conn.execute("UPDATE pgqueuer_statistics SET created = now() - %s::interval", (age,))
+        # Shifted, not set: rows from different seconds must stay in different seconds
+        # (a unique index covers the second), or a slow run collides with itself.
+        await conn.execute(
+            "UPDATE pgqueuer_statistics SET created = created - %s::interval", (age,)
+        )
 
 
 async def _count(url: str, query: str, *params: object) -> int:
