@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from revenge.infra.database import start_embedded
+from revenge.infra.db import start_embedded
 from revenge.infra.db.embedded import Backend
 
 ROUNDS = 3

@@ -19,7 +19,7 @@ import pytest
 import uvloop
 from psycopg_pool import AsyncConnectionPool
 
-from revenge.infra.database import Database, PoolConfig
+from revenge.infra.db import Database, PoolConfig
 
 DB_URL = os.environ.get("REVENGE_BENCH_DB_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SEQUENTIAL = 200

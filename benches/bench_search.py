@@ -21,8 +21,9 @@ import psycopg
 import pytest
 import uvloop
 
-from revenge.infra.database import Database, migrate
+from revenge.infra.db import Database
 from revenge.infra.search import PostgresSearch, SearchDocument
+from revenge.wiring import migrate
 
 ADMIN_URL = os.environ.get("REVENGE_BENCH_DB_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TITLES = 20_000

@@ -276,7 +276,7 @@ MUTANTS: tuple[Mutant, ...] = (
            '    return hashlib.sha256(text', "CRLF checkouts break applied checksums", (MIGRATIONS,)),
     Mutant("M6", "infra/db/migrate.py", "            async with conn.transaction():",
            "            if True:", "a migration applied but not recorded when its record fails", (MIGRATIONS,)),
-    Mutant("M7", "infra/db/migrate.py", "                if migration.version not in applied:",
+    Mutant("M7", "infra/db/migrate.py", "                if migration.key not in applied:",
            "                if True:", "applied migrations run again", (MIGRATIONS,)),
 )  # fmt: skip
 

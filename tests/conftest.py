@@ -44,7 +44,7 @@ def migrated_url(pg_url: str) -> str:
     """``pg_url`` with every migration applied (idempotent, so suites may share it)."""
     import asyncio
 
-    from revenge.infra.database import migrate
+    from revenge.wiring import migrate
 
     asyncio.run(migrate(pg_url))
     return pg_url

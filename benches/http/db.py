@@ -253,7 +253,7 @@ async def _profile(db_url: str, n: int) -> list[tuple[str, float, float]]:
     from revenge.app import build_app
     from revenge.config import load_settings
     from revenge.http import Request, json_response
-    from revenge.infra.database import Database
+    from revenge.infra.db import Database
     from revenge.modules.auth import repository
 
     password = "bench-" + uuid.uuid4().hex
@@ -412,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--revenge-pool",
         action="store_true",
-        help="also measure the floor app going through revenge.infra.database.Database",
+        help="also measure the floor app going through revenge.infra.db.Database",
     )
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--connections", default="16,64")

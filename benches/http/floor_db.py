@@ -17,7 +17,7 @@ same session (``python -m benches.http.db``).
 Environment: ``REVENGE_BENCH_DB_URL`` (default: the local server's ``postgres``
 database), ``FLOOR_POOL_MIN`` / ``FLOOR_POOL_MAX`` (2 / 50, Revenge's defaults),
 ``FLOOR_TRANSACTION=1`` for a transaction per request instead of autocommit,
-``FLOOR_POOL=revenge`` to go through ``revenge.infra.database.Database`` instead
+``FLOOR_POOL=revenge`` to go through ``revenge.infra.db.Database`` instead
 of a bare psycopg_pool (the same app otherwise: the HTTP cost of that layer).
 """
 
@@ -43,7 +43,7 @@ class RevengePoolApp:
     """The same app through Revenge's ``Database`` (stale check, 503 translation, scaler)."""
 
     def __init__(self) -> None:
-        from revenge.infra.database import Database, PoolConfig
+        from revenge.infra.db import Database, PoolConfig
 
         self.db = Database(DB_URL, PoolConfig(min_conns=POOL_MIN, max_conns=POOL_MAX))
 

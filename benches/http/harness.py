@@ -458,7 +458,7 @@ def fresh_database(socket_dir: str | None = None) -> Iterator[str]:
     import asyncio
     import uuid
 
-    from revenge.infra.database import migrate
+    from revenge.wiring import migrate
 
     name = f"revenge_bench_{uuid.uuid4().hex[:10]}"
     with admin_connect() as conn:

@@ -9,9 +9,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from revenge import __version__
 from revenge.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from revenge.runtime import Runtime
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -33,7 +37,8 @@ def _prepared_database(settings: Settings) -> Iterator[str]:
 
     Raises :class:`_Failed` saying which URL failed and why.
     """
-    from revenge.infra.database import (
+    from revenge import wiring
+    from revenge.infra.db import (
         DatabaseUnreachable,
         EmbeddedDatabaseError,
         MigrationError,
@@ -41,7 +46,7 @@ def _prepared_database(settings: Settings) -> Iterator[str]:
     )
 
     try:
-        prepared = prepare_database(settings)
+        prepared = prepare_database(settings, wiring.migrations(settings))
     except (DatabaseUnreachable, EmbeddedDatabaseError, MigrationError) as exc:
         raise _Failed(str(exc)) from None
     try:
@@ -91,25 +96,52 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """Run background jobs until SIGINT/SIGTERM; any number of these may run on any host."""
+    """Run background jobs until SIGINT/SIGTERM; any number of these may run on any host.
+
+    The worker builds the same application as ``serve`` (the module list's services,
+    job kinds and bodies) with the job worker as its critical background service.
+    """
     import asyncio
 
-    import revenge.modules.auth  # noqa: F401  (registers its job bodies and cleanup steps)
-    from revenge.infra.database import DatabaseUnreachable
-    from revenge.infra.jobs import WorkerConfig
-    from revenge.infra.jobs.worker import run_worker_until_signal
+    from revenge import wiring
+    from revenge.infra.db import DatabaseUnreachable
 
-    with _prepared_database(settings) as url:
-        overrides: dict[str, object] = {"url": url}
+    with _prepared_database(settings):
+        overrides: dict[str, object] = {}
         if args.concurrency:
             overrides["concurrency"] = args.concurrency
         if args.queues:
             overrides["queues"] = frozenset(q.strip() for q in args.queues.split(",") if q.strip())
+        settings = load_settings()  # with the URL the database step exported
+        assembly = wiring.build(settings, role="worker", worker=overrides)
         try:
-            asyncio.run(run_worker_until_signal(WorkerConfig.from_settings(settings, **overrides)))
+            asyncio.run(_run_until_signal(assembly.runtime))
         except DatabaseUnreachable as exc:
             raise _Failed(str(exc)) from None
     return 0
+
+
+async def _run_until_signal(runtime: Runtime) -> None:
+    """Start ``runtime``; stop it on SIGINT/SIGTERM, or when its job worker ends by itself."""
+    import asyncio
+    import signal
+
+    from revenge.contract import JOB_WORKER
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    try:
+        worker = runtime.get(JOB_WORKER)
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({stopped, worker.task}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+    finally:
+        await runtime.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def cmd_health(args: argparse.Namespace, settings: Settings) -> int:

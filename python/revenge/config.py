@@ -163,6 +163,12 @@ class SearchSettings(_Section):
     typesense_api_key: SecretStr = SecretStr("")
 
 
+class ModulesSettings(_Section):
+    """``extra``: import paths of modules installed after the built-in list (third-party features)."""
+
+    extra: list[str] = Field(default_factory=list)
+
+
 class Settings(BaseSettings):
     """The whole configuration; sections mirror ``configs/offloading.yaml``."""
 
@@ -184,6 +190,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     jobs: JobsSettings = JobsSettings()
     search: SearchSettings = SearchSettings()
+    modules: ModulesSettings = ModulesSettings()
 
     @classmethod
     def settings_customise_sources(

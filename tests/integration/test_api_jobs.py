@@ -14,8 +14,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from revenge.infra.database import migrate
 from revenge.infra.jobs import JobContext, JobKind, Jobs, KindRegistry, Payload, RetryPolicy
+from revenge.wiring import migrate
 
 from .jobs_support import config, running_worker, wait_for
 from .test_api_search import RunningApp, assert_problem, bearer, running_app
@@ -23,7 +23,14 @@ from .test_api_search import RunningApp, assert_problem, bearer, running_app
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 JOBS = "/api/v1/jobs"
+# Kinds a content module would declare (the API reads any kind's job by id).
 # library_scan is unique per key: each test queues its own library so it gets its own job.
+CONTENT_KINDS = KindRegistry(
+    (
+        JobKind("library_scan", queue="library", unique=True),
+        JobKind("metadata_fetch", queue="metadata", unique=True),
+    )
+)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -35,7 +42,7 @@ async def api(pg_url: str) -> AsyncIterator[RunningApp]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def jobs(api: RunningApp) -> AsyncIterator[Jobs]:
-    async with Jobs.open(api.url) as queue:
+    async with Jobs.open(api.url, registry=CONTENT_KINDS) as queue:
         yield queue
 
 
@@ -160,7 +167,7 @@ async def test_jobs_require_a_signed_in_caller(api: RunningApp, jobs: Jobs) -> N
 async def test_a_queue_not_started_yet_is_503_not_500() -> None:
     """Before the runtime has built the queue, its provider raises ServiceUnavailable."""
     from revenge.http import HttpApp, Principal, Request, Router
-    from revenge.modules.jobs import JobQueue, install
+    from revenge.modules.jobs import JobQueue, add_jobs_routes
     from revenge.runtime.errors import ServiceUnavailable
 
     async def admin_caller(request: Request) -> Principal:
@@ -170,7 +177,7 @@ async def test_a_queue_not_started_yet_is_503_not_500() -> None:
         raise ServiceUnavailable("jobs", "not started")
 
     router = Router()
-    install(router, not_started)
+    add_jobs_routes(router, not_started)
     transport = httpx.ASGITransport(app=HttpApp(router, authenticator=admin_caller))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         reply = await client.get(f"{JOBS}/1")

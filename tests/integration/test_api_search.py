@@ -20,9 +20,10 @@ import pytest_asyncio
 from revenge.app import build_app
 from revenge.config import Settings, load_settings
 from revenge.http import HttpApp
-from revenge.infra.database import Database, PoolConfig, migrate
+from revenge.infra.db import Database, PoolConfig
 from revenge.infra.search import PostgresSearch, SearchDocument, SearchService
 from revenge.modules.auth.admin import create_user
+from revenge.wiring import migrate
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -260,13 +261,15 @@ async def test_the_route_is_in_the_openapi_document(api: RunningApp, auth: dict[
 async def test_an_unreachable_database_is_503_with_retry_after_not_500() -> None:
     """The real service over a pool that is not open: the database's own outage answer."""
     from revenge.http import Principal, Request, Router
-    from revenge.modules.search import install
+    from revenge.modules.search import add_search_route
 
     async def signed_in(request: Request) -> Principal:
         return Principal(1, "someone", "user", "session", "hash")
 
     router = Router()
-    install(router, SearchService(PostgresSearch(Database("postgresql://127.0.0.1:1/none"))))
+    add_search_route(
+        router, SearchService(PostgresSearch(Database("postgresql://127.0.0.1:1/none")))
+    )
     app = HttpApp(router, authenticator=signed_in)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

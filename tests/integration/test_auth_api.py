@@ -1,8 +1,9 @@
 """The auth API over ASGI against the machine's real PostgreSQL.
 
-``running_node`` is one worker: its own pool, session cache, listener and
-HttpApp, exactly as ``install`` wires them; two nodes in one test are two
-workers sharing the database.
+``running_node`` is one worker: the auth module assembled over the platform
+(pool, cache) exactly as the module list builds it, with its own session cache,
+listener, runtime and HttpApp; two nodes in one test are two workers sharing the
+database.
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ from typing import Any
 import httpx
 import pytest
 
+from revenge._core import SessionCache
 from revenge.config import load_settings
-from revenge.http import HttpApp, Phase, Router
-from revenge.infra.database import Database, migrate
-from revenge.modules.auth import AuthModule, install
-from revenge.modules.auth.revocation import PubSub
+from revenge.contract import DATABASE, assemble
+from revenge.http import HttpApp
+from revenge.infra.db import Database
+from revenge.modules.auth import AUTH, MODULE, REVOCATIONS, SESSION_CACHE, AuthService
+from revenge.modules.auth.authenticator import Authenticator
+from revenge.modules.auth.revocation import RevocationListener
 from revenge.modules.auth.tokens import token_hash
+from revenge.runtime import Runtime
+from revenge.wiring import migrate
 
 pytestmark = pytest.mark.integration
 
@@ -36,11 +42,22 @@ PASSWORD = "correct horse battery"
 
 
 @dataclass
+class AuthParts:
+    """The auth module's services, as this node's runtime holds them."""
+
+    service: AuthService
+    authenticator: Authenticator
+    cache: SessionCache
+    listener: RevocationListener
+
+
+@dataclass
 class Node:
     app: HttpApp
     db: Database
-    auth: AuthModule
+    auth: AuthParts
     client: httpx.AsyncClient
+    runtime: Runtime
 
     async def login(
         self, username: str, password: str = PASSWORD, **headers: str
@@ -66,33 +83,31 @@ def bearer(token: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def running_node(
-    url: str, env: dict[str, str] | None = None, pubsub: PubSub | None = None, scheme: str = "http"
+    url: str, env: dict[str, str] | None = None, scheme: str = "http"
 ) -> AsyncIterator[Node]:
     settings = load_settings(
         env={
             "REVENGE_DATABASE__URL": url,
             "REVENGE_SERVER__TRUSTED_PROXIES": '["127.0.0.1"]',
             "REVENGE_SERVER__MAX_BODY_BYTES": "2048",
+            "REVENGE_JOBS__IN_PROCESS_WORKER": "false",
             **FAST_ARGON2,
             **(env or {}),
         }
     )
-    db = Database.from_settings(url, settings.database)
-    router = Router()
-    auth = install(router, settings, db, pubsub=pubsub)
-    app = HttpApp(
-        router,
-        authenticator=auth.authenticator,
-        phases=[Phase("database", db.start, db.close), *auth.phases],
-        max_body_bytes=settings.server.max_body_bytes,
-    )
+    runtime = Runtime.from_settings(settings, with_pressure=False)
+    app = assemble(settings, [MODULE], runtime=runtime).http_app()
     await app.startup()
+    service = runtime.get(AUTH)
+    auth = AuthParts(
+        service, service.authenticator, runtime.get(SESSION_CACHE), runtime.get(REVOCATIONS)
+    )
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
     try:
         async with httpx.AsyncClient(
             transport=transport, base_url=f"{scheme}://testserver"
         ) as client:
-            yield Node(app, db, auth, client)
+            yield Node(app, runtime.get(DATABASE), auth, client, runtime)
     finally:
         await app.shutdown()
 

@@ -12,15 +12,14 @@ import pytest
 
 from revenge.config import CacheSettings
 from revenge.infra.cache import Cache
-from revenge.infra.database import migrate
 from revenge.modules.auth.revocation import (
     CHANNEL,
     LISTENER_APPLICATION_NAME,
-    PubSub,
     encode_token,
     encode_user,
 )
 from revenge.modules.auth.tokens import token_hash
+from revenge.wiring import migrate
 from tests.conftest import PG_ADMIN_URL
 from tests.integration.test_auth_api import Node, bearer, running_node
 
@@ -198,13 +197,11 @@ async def test_a_lost_listener_reconnects_and_forgets_everything(migrated_fresh:
 
 
 async def test_redis_pubsub_carries_revocations(migrated_fresh: str, redis_url: str) -> None:
-    cache = Cache.from_settings(CacheSettings(url=redis_url))
     sender = Cache.from_settings(CacheSettings(url=redis_url))
-    await cache.start()
     await sender.start()
-    pubsub: PubSub = cache  # the infra cache satisfies the protocol the listener needs
     try:
-        async with running_node(migrated_fresh, pubsub=pubsub) as node:
+        # The node's cache (the platform's) is on Redis; the listener subscribes through it.
+        async with running_node(migrated_fresh, {"REVENGE_CACHE__URL": redis_url}) as node:
             token = await node.token(await node.user())
             user_id = (await node.client.get("/api/v1/me", headers=bearer(token))).json()["id"]
             assert len(node.auth.cache) == 1
@@ -218,17 +215,16 @@ async def test_redis_pubsub_carries_revocations(migrated_fresh: str, redis_url: 
             assert node.auth.authenticator.directory.get(user_id) is None
     finally:
         await sender.close()
-        await cache.close()
 
 
 async def test_health_check_and_stats(migrated_fresh: str) -> None:
-    from revenge.runtime.health import run_check
-
     async with running_node(migrated_fresh) as node:
         token = await node.token(await node.user())
         await status(node, token)
-        assert (await run_check(node.auth.health_check())).healthy
-        stats = node.auth.stats()
-        assert stats["session_cache_entries"] == 1 and stats["session_cache_hits"] >= 1
+        report = await node.runtime.health.refresh()
+        assert report.services["auth_revocations"].healthy
+        stats = node.auth.cache.stats()
+        assert stats["entries"] == 1 and stats["hits"] >= 1
         await node.auth.listener.stop()
-        assert not (await run_check(node.auth.health_check())).healthy
+        report = await node.runtime.health.refresh()
+        assert not report.services["auth_revocations"].healthy

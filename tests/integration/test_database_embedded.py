@@ -16,17 +16,19 @@ import psycopg
 import pytest
 
 from revenge.config import load_settings
-from revenge.infra.database import (
+from revenge.infra.db import (
     Database,
     MigrationError,
-    load_migrations,
     migrate,
     resolve_url,
     resolve_url_sync,
     start_embedded,
+    system_pg,
 )
-from revenge.infra.db import system_pg
 from revenge.infra.db.embedded import cluster_path
+from revenge.wiring import migrations
+
+SHIPPED = migrations(load_settings(env={}))
 
 pytestmark = pytest.mark.integration
 
@@ -84,15 +86,15 @@ async def test_default_resolution_runs_the_packaged_migrations(tmp_path: Path) -
     url, stop = await resolve_url(settings)
     assert stop is not None
     try:
-        applied = await migrate(url)
-        assert applied and applied[0] == "0001_init.sql"
+        applied = await migrate(url, SHIPPED)
+        assert applied and applied[0] == "core/0001_init.sql"
     finally:
         stop()
     url2, stop2 = await resolve_url(settings)
     assert stop2 is not None
     try:
         assert url2 == url
-        assert await migrate(url2) == []
+        assert await migrate(url2, SHIPPED) == []
     finally:
         stop2()
 
@@ -106,10 +108,9 @@ async def test_pgserver_lacks_contrib_extensions(tmp_path: Path) -> None:
                 "SELECT count(*) FROM pg_available_extensions WHERE name = 'pg_trgm'"
             ).fetchone()
         assert row == (0,)
-        packaged = [m.name for m in load_migrations()]
-        if any("search" in name for name in packaged):
+        if any(m.module == "search" for m in SHIPPED):
             with pytest.raises(MigrationError, match="pg_trgm"):
-                await migrate(server.url)
+                await migrate(server.url, SHIPPED)
     finally:
         server.stop()
 
@@ -125,7 +126,7 @@ def test_configured_url_wins(pg_url: str, tmp_path: Path) -> None:
 _CHILD = """
 import json, sys
 from pathlib import Path
-from revenge.infra.database import start_embedded
+from revenge.infra.db import start_embedded
 server = start_embedded(Path(sys.argv[1]), sys.argv[2])
 pid = int((Path(sys.argv[1]) / "postgres" / "postmaster.pid").read_text().split()[0])
 print(json.dumps({"url": server.url, "pid": pid, "stops": server.stops_server}), flush=True)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from revenge.infra.database import Database, PoolConfig
+from revenge.infra.db import Database, PoolConfig
 from revenge.runtime.errors import ServiceUnavailable
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import psycopg
 import pytest
 
-from revenge.infra.database import (
+from revenge.infra.db import (
     Database,
     DatabaseUnreachable,
     PoolConfig,
@@ -271,7 +271,7 @@ async def test_recovers_after_a_real_server_restart(db: Database) -> None:
 async def test_stats_feed_the_runtime_metrics(fresh_pg_url: str) -> None:
     from prometheus_client import REGISTRY
 
-    from revenge.infra.database import export_pool_metrics
+    from revenge.infra.db import export_pool_metrics
     from revenge.runtime.metrics import get_metrics
 
     metrics = get_metrics()

@@ -8,10 +8,9 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection
 
-import revenge.modules.auth  # noqa: F401  (adds the expired-sessions step)
-from revenge.infra.database import migrate
-from revenge.infra.jobs import REGISTRY, Jobs
-from revenge.infra.jobs import cleanup as cleanup_module
+from revenge.config import load_settings
+from revenge.infra.jobs import Jobs
+from revenge.wiring import build, migrate
 from tests.integration.jobs_support import config, running_worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -35,22 +34,25 @@ async def _live_sessions(url: str) -> list[str]:
         return [row[0] for row in await cur.fetchall()]
 
 
-async def test_cleanup_job_runs_every_step_and_fails_if_one_did(
-    fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_cleanup_job_runs_every_step_and_fails_if_one_did(fresh_pg_url: str) -> None:
     url = fresh_pg_url
     await migrate(url)
     await _seed_sessions(url)
-    assert "expired_sessions" in cleanup_module._STEPS
+    # The module list's registry: auth added its step there through ctx.cleanup_step.
+    shipped = build(load_settings(env={"REVENGE_DATABASE__URL": url}), role="migrate").kinds
+    assert "auth.expired_sessions" in shipped.cleanup_steps()
 
     async def broken(conn: AsyncConnection[Any]) -> int:
         raise RuntimeError("disk on fire")
 
-    steps = {"broken": broken, **cleanup_module._STEPS}
-    monkeypatch.setattr(cleanup_module, "_STEPS", steps)
-    async with Jobs.open(url) as jobs:
+    registry = type(shipped)(tuple(shipped.kinds().values()))
+    registry.handler("cleanup")(shipped.body("cleanup"))  # type: ignore[arg-type]
+    registry.add_cleanup_step("broken", broken)  # runs first, and fails
+    for name, step in shipped.cleanup_steps().items():
+        registry.add_cleanup_step(name, step)
+    async with Jobs.open(url, registry=registry) as jobs:
         job_id = await jobs.enqueue("cleanup")
-        async with running_worker(config(url), REGISTRY):
+        async with running_worker(config(url), registry):
             status = await wait_for(
                 lambda: jobs.status(job_id),
                 lambda s: s is not None and s.attempts >= 1 and s.state != "running",

@@ -13,7 +13,6 @@ import pytest
 
 from revenge.config import load_settings
 from revenge.infra.jobs import (
-    REGISTRY,
     JobContext,
     JobKind,
     Jobs,
@@ -21,6 +20,7 @@ from revenge.infra.jobs import (
     Payload,
     RetryPolicy,
     WorkerConfig,
+    builtin_registry,
     install_schema,
 )
 from tests.integration.jobs_support import config, running_worker, wait_for
@@ -151,8 +151,8 @@ def test_worker_config_reads_the_jobs_settings() -> None:
     cfg = WorkerConfig.from_settings(settings, shutdown_grace=3.0)
     assert cfg.url == "postgresql://db.example/revenge"
     assert (cfg.concurrency, cfg.keep_finished, cfg.stalled_after) == (3, 2 * DAY, 90.0)
-    assert cfg.schedule_for(REGISTRY.kind("cleanup")) == "5 4 * * *"
-    assert cfg.schedule_for(REGISTRY.kind("library_scan")) is None
+    assert cfg.schedule_for(builtin_registry().kind("cleanup")) == "5 4 * * *"
+    assert cfg.schedule_for(JobKind("library_scan")) is None
     assert cfg.shutdown_grace == 3.0
 
 
@@ -184,7 +184,7 @@ async def _count(url: str, query: str, *params: object) -> int:
 
 
 async def test_cleanup_deletes_old_finished_jobs_only(fresh_pg_url: str) -> None:
-    registry = REGISTRY.copy()
+    registry = builtin_registry()
     registry.define(JobKind("work"))
     registry.define(JobKind("bad", retry=RetryPolicy(max_attempts=1)))
     registry.define(JobKind("pending"))  # no body here: stays queued
@@ -241,7 +241,7 @@ async def test_cleanup_deletes_old_finished_jobs_only(fresh_pg_url: str) -> None
 
 
 async def test_scheduled_cleanup_runs_as_a_job(fresh_pg_url: str) -> None:
-    registry = REGISTRY.copy()
+    registry = builtin_registry()
     registry.define(JobKind("work"))
 
     @registry.handler("work")

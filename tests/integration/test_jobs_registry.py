@@ -6,8 +6,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from revenge.infra.jobs import (
-    DEFAULT_KINDS,
-    REGISTRY,
+    CLEANUP,
     JobContext,
     JobKind,
     Jobs,
@@ -15,23 +14,20 @@ from revenge.infra.jobs import (
     Payload,
     RetryPolicy,
     UnknownJobKind,
+    builtin_registry,
 )
 
 
-def test_the_design_kinds_are_defined_and_cleanup_has_a_body() -> None:
-    names = {kind.name for kind in DEFAULT_KINDS}
-    assert names == {
-        "library_scan",
-        "metadata_fetch",
-        "image_processing",
-        "search_reindex",
-        "cleanup",
-        "analytics",
-    }
-    assert set(REGISTRY.kinds()) >= names
-    assert "cleanup" in REGISTRY.runnable()
-    assert REGISTRY.kind("cleanup").schedule is not None
-    assert REGISTRY.kind("analytics").priority < REGISTRY.kind("library_scan").priority
+def test_the_platform_owns_cleanup_and_modules_declare_their_kinds() -> None:
+    """Kinds come from the module list (``ctx.job``), the same in every process."""
+    from revenge.config import load_settings
+    from revenge.wiring import build
+
+    registry = build(load_settings(env={}), role="migrate").kinds
+    assert "cleanup" in registry.runnable() and registry.kind("cleanup") is CLEANUP
+    assert registry.kind("cleanup").schedule is not None
+    assert "search_reindex" in registry.runnable()  # the search module's kind and body
+    assert set(builtin_registry().kinds()) == {"cleanup"}
 
 
 def test_backoff_grows_geometrically_and_is_capped() -> None:
@@ -80,10 +76,11 @@ def test_registry_rejects_duplicates_and_unknown_kinds() -> None:
 
 
 def test_copy_keeps_kinds_and_bodies_apart_from_the_original() -> None:
-    clone = REGISTRY.copy()
+    original = builtin_registry()
+    clone = original.copy()
     clone.define(JobKind("only_in_the_copy"))
-    assert "only_in_the_copy" not in REGISTRY.kinds()
-    assert clone.body("cleanup") is REGISTRY.body("cleanup")
+    assert "only_in_the_copy" not in original.kinds()
+    assert clone.body("cleanup") is original.body("cleanup")
 
 
 async def test_enqueue_of_an_unknown_kind_fails_before_touching_the_database() -> None:

@@ -1,4 +1,5 @@
-"""Migrations: the packaged files, the runner, the advisory lock and checksums (real PostgreSQL)."""
+"""Migrations: the modules' files, the runner, the advisory lock, checksums, and the upgrade
+of a database migrated before modules owned their SQL (real PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from revenge.infra.database import (
+from revenge.infra.db import (
     Migration,
     MigrationChecksumMismatch,
     MigrationError,
@@ -17,42 +18,104 @@ from revenge.infra.database import (
     migrate,
 )
 from revenge.infra.db.migrate import LOCK_KEY, checksum, parse_name
+from revenge.wiring import migrations as module_migrations
 
 pytestmark = pytest.mark.integration
 
 
-def _write(folder: Path, files: dict[str, str]) -> list[Migration]:
+def _write(folder: Path, files: dict[str, str], module: str = "t") -> list[Migration]:
     folder.mkdir(exist_ok=True)
     for name, text in files.items():
         (folder / name).write_text(text)
-    return load_migrations(folder)
+    return load_migrations(module, folder)
 
 
-def test_packaged_migrations_follow_the_convention() -> None:
-    migrations = load_migrations()
-    assert migrations[0].name == "0001_init.sql"
-    versions = [m.version for m in migrations]
-    assert versions == sorted(set(versions))
+def _shipped() -> list[Migration]:
+    from revenge.config import load_settings
+
+    return list(module_migrations(load_settings(env={})))
+
+
+def test_shipped_migrations_follow_the_convention() -> None:
+    migrations = _shipped()
+    assert migrations[0].ident == "core/0001_init.sql"  # the platform's, always first
+    keys = [m.key for m in migrations]
+    assert len(keys) == len(set(keys))
     for m in migrations:
         assert parse_name(m.name) is not None
         assert m.checksum == checksum(m.sql)
+    by_module = [m.module for m in migrations]
+    assert by_module.index("auth") < by_module.index("search")  # the module list's order
 
 
-async def test_applies_the_packaged_migrations_once(fresh_pg_url: str) -> None:
-    names = [m.name for m in load_migrations()]
-    assert await migrate(fresh_pg_url) == names
-    assert await migrate(fresh_pg_url) == []
+async def test_applies_the_shipped_migrations_once(fresh_pg_url: str) -> None:
+    shipped = _shipped()
+    idents = [m.ident for m in shipped]
+    assert await migrate(fresh_pg_url, shipped) == idents
+    assert await migrate(fresh_pg_url, shipped) == []
     recorded = await applied_migrations(fresh_pg_url)
-    assert [name for name, _ in recorded.values()] == names
+    assert sorted(recorded) == sorted(m.key for m in shipped)
     with psycopg.connect(fresh_pg_url) as conn:
         assert conn.execute(
             "SELECT to_regprocedure('set_updated_at()') IS NOT NULL"
         ).fetchone() == (True,)
 
 
+async def test_numbers_are_per_module(fresh_pg_url: str, tmp_path: Path) -> None:
+    """Two modules may both ship 0001: identity is (module, version)."""
+    library = _write(
+        tmp_path / "library", {"0001_library.sql": "CREATE TABLE lib (n int);"}, "library"
+    )
+    people = _write(tmp_path / "people", {"0001_people.sql": "CREATE TABLE ppl (n int);"}, "people")
+    assert await migrate(fresh_pg_url, [*library, *people]) == [
+        "library/0001_library.sql",
+        "people/0001_people.sql",
+    ]
+    assert sorted(await applied_migrations(fresh_pg_url)) == [("library", 1), ("people", 1)]
+
+
+async def test_a_database_migrated_before_module_ownership_upgrades_in_place(
+    fresh_pg_url: str,
+) -> None:
+    """The previous runner's table (version only) and files: nothing re-applied or changed."""
+    shipped = _shipped()
+    legacy = [m for m in shipped if m.name in ("0001_init.sql", "0002_auth.sql", "0003_search.sql")]
+    assert [m.version for m in legacy] == [1, 2, 3]
+    with psycopg.connect(fresh_pg_url, autocommit=True) as conn:
+        # Exactly what the previous runner created and recorded.
+        conn.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),"
+            " duration_ms integer NOT NULL)"
+        )
+        for m in legacy:
+            conn.execute(m.sql.encode())
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum, duration_ms)"
+                " VALUES (%s, %s, %s, 1)",
+                (m.version, m.name, m.checksum),
+            )
+        conn.execute("INSERT INTO users (username, password_hash) VALUES ('kept', 'x')")
+    applied = await migrate(fresh_pg_url, shipped)
+    assert applied == [m.ident for m in shipped if m not in legacy]  # only files new since
+    recorded = await applied_migrations(fresh_pg_url)
+    names = {key: name for key, (name, _) in recorded.items()}
+    assert (
+        names.items()
+        >= {
+            ("core", 1): "0001_init.sql",
+            ("auth", 2): "0002_auth.sql",
+            ("search", 3): "0003_search.sql",
+        }.items()
+    )
+    assert await migrate(fresh_pg_url, shipped) == []
+    with psycopg.connect(fresh_pg_url) as conn:
+        assert conn.execute("SELECT username FROM users").fetchall() == [("kept",)]
+
+
 async def test_new_files_are_applied_in_order(fresh_pg_url: str, tmp_path: Path) -> None:
     first = _write(tmp_path, {"0001_a.sql": "CREATE TABLE a (n int);"})
-    assert await migrate(fresh_pg_url, first) == ["0001_a.sql"]
+    assert await migrate(fresh_pg_url, first) == ["t/0001_a.sql"]
     more = _write(
         tmp_path,
         {
@@ -60,7 +123,7 @@ async def test_new_files_are_applied_in_order(fresh_pg_url: str, tmp_path: Path)
             "0002_b.sql": "CREATE TABLE b (n int); INSERT INTO b VALUES (2);",
         },
     )
-    assert await migrate(fresh_pg_url, more) == ["0002_b.sql", "0003_c.sql"]
+    assert await migrate(fresh_pg_url, more) == ["t/0002_b.sql", "t/0003_c.sql"]
     with psycopg.connect(fresh_pg_url) as conn:
         assert conn.execute("SELECT n FROM b ORDER BY n").fetchall() == [(2,), (3,)]
 
@@ -79,7 +142,7 @@ async def test_concurrent_appliers_apply_each_file_exactly_once(
     )
     results = await asyncio.gather(*(migrate(fresh_pg_url, migrations) for _ in range(6)))
     applied = [r for r in results if r]
-    assert applied == [["0001_slow.sql", "0002_count.sql"]]
+    assert applied == [["t/0001_slow.sql", "t/0002_count.sql"]]
     assert results.count([]) == 5
     with psycopg.connect(fresh_pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
@@ -94,16 +157,16 @@ async def test_changed_applied_file_is_an_error_naming_it(
         tmp_path,
         {"0001_a.sql": "CREATE TABLE a (n bigint);", "0002_b.sql": "CREATE TABLE b ();"},
     )
-    with pytest.raises(MigrationChecksumMismatch, match=r"0001_a\.sql was changed"):
+    with pytest.raises(MigrationChecksumMismatch, match=r"t/0001_a\.sql was changed"):
         await migrate(fresh_pg_url, edited)
     # Nothing after the mismatch ran.
-    assert list(await applied_migrations(fresh_pg_url)) == [1]
+    assert list(await applied_migrations(fresh_pg_url)) == [("t", 1)]
 
 
 async def test_line_endings_do_not_change_the_checksum(fresh_pg_url: str, tmp_path: Path) -> None:
     await migrate(fresh_pg_url, _write(tmp_path, {"0001_a.sql": "CREATE TABLE a (n int);\n"}))
     (tmp_path / "0001_a.sql").write_bytes(b"CREATE TABLE a (n int);\r\n")
-    assert await migrate(fresh_pg_url, load_migrations(tmp_path)) == []
+    assert await migrate(fresh_pg_url, load_migrations("t", tmp_path)) == []
 
 
 def test_the_checksum_ignores_line_endings_whatever_read_the_text() -> None:
@@ -137,9 +200,9 @@ async def test_failing_file_rolls_back_and_names_itself(fresh_pg_url: str, tmp_p
             "0002_bad.sql": "CREATE TABLE half (n int); SELECT * FROM nowhere;",
         },
     )
-    with pytest.raises(MigrationError, match=r"0002_bad\.sql failed: .*nowhere"):
+    with pytest.raises(MigrationError, match=r"t/0002_bad\.sql failed: .*nowhere"):
         await migrate(fresh_pg_url, migrations)
-    assert list(await applied_migrations(fresh_pg_url)) == [1]
+    assert list(await applied_migrations(fresh_pg_url)) == [("t", 1)]
     with psycopg.connect(fresh_pg_url) as conn:
         assert conn.execute("SELECT to_regclass('half')").fetchone() == (None,)
 
@@ -153,7 +216,7 @@ async def test_no_transaction_files_run_outside_one(fresh_pg_url: str, tmp_path:
         },
     )
     assert not migrations[1].in_transaction
-    assert await migrate(fresh_pg_url, migrations) == ["0001_t.sql", "0002_idx.sql"]
+    assert await migrate(fresh_pg_url, migrations) == ["t/0001_t.sql", "t/0002_idx.sql"]
 
 
 def test_badly_named_or_duplicate_files_are_errors(tmp_path: Path) -> None:
@@ -171,4 +234,4 @@ async def test_lock_held_elsewhere_times_out_with_an_error(
         await holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         with pytest.raises(MigrationError, match="migration lock"):
             await migrate(fresh_pg_url, migrations, lock_timeout=0.3)
-    assert await migrate(fresh_pg_url, migrations) == ["0001_a.sql"]
+    assert await migrate(fresh_pg_url, migrations) == ["t/0001_a.sql"]

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 import pytest
 
 from revenge.config import load_settings
-from revenge.infra.database import Database, PoolConfig
+from revenge.infra.db import Database, PoolConfig
 from revenge.infra.search import PostgresSearch, SearchDocument, SearchService
 from tests.integration import _typesense_server
 

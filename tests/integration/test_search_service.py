@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from revenge.infra.database import Database, PoolConfig
+from revenge.infra.db import Database, PoolConfig
 from revenge.infra.search import PostgresSearch, SearchDocument, SearchHit, SearchService
 from revenge.runtime.lazy import Lazy
 

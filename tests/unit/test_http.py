@@ -9,7 +9,6 @@ import pytest
 
 from revenge.http import (
     HttpApp,
-    Phase,
     Principal,
     Problem,
     Request,
@@ -149,32 +148,34 @@ async def test_service_unavailable_is_503_with_retry_after(client: httpx.AsyncCl
     assert r.headers["retry-after"] == "3"
 
 
-async def test_phases_start_in_order_and_stop_in_reverse() -> None:
+async def test_the_app_starts_and_stops_its_lifecycle_once() -> None:
+    """The runtime is the one lifecycle: started once, stopped once, a failing stop logged."""
     events: list[str] = []
 
-    def phase(name: str, fail: bool = False) -> Phase:
-        async def start() -> None:
-            if fail:
-                raise RuntimeError(f"{name} failed")
-            events.append(f"start {name}")
+    class Recorder:
+        async def start(self) -> None:
+            events.append("start")
 
-        async def stop() -> None:
-            events.append(f"stop {name}")
-            if name == "a":
-                raise RuntimeError("a stop failure is logged, not raised")
+        async def stop(self) -> None:
+            events.append("stop")
+            raise RuntimeError("a stop failure is logged, not raised")
 
-        return Phase(name, start, stop)
-
-    app = HttpApp(Router(), phases=[phase("a"), phase("b")])
+    app = HttpApp(Router(), lifecycle=Recorder())
+    await app.startup()
     await app.startup()
     await app.shutdown()
-    assert events == ["start a", "start b", "stop b", "stop a"]
+    await app.shutdown()
+    assert events == ["start", "stop"]
 
-    events.clear()
-    app = HttpApp(Router(), phases=[phase("a"), phase("b"), phase("c", fail=True), phase("d")])
-    with pytest.raises(RuntimeError, match="c failed"):
+    class Failing(Recorder):
+        async def start(self) -> None:
+            raise RuntimeError("database down")
+
+    app = HttpApp(Router(), lifecycle=Failing())
+    with pytest.raises(RuntimeError, match="database down"):
         await app.startup()
-    assert events == ["start a", "start b", "stop b", "stop a"]
+    await app.shutdown()  # nothing started: nothing to stop
+    assert events == ["start", "stop"]
 
 
 def test_duplicate_route_is_rejected() -> None:

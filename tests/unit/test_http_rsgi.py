@@ -12,7 +12,6 @@ import pytest
 
 from revenge.http import (
     HttpApp,
-    Phase,
     Principal,
     Problem,
     Request,
@@ -215,10 +214,14 @@ async def test_without_an_authenticator_protected_routes_are_401() -> None:
 def test_rsgi_start_up_freezes_what_it_built() -> None:
     started: list[str] = []
 
-    async def start() -> None:
-        started.append("db")
+    class Lifecycle:
+        async def start(self) -> None:
+            started.append("db")
 
-    app = HttpApp(Router(), phases=[Phase("db", start)])
+        async def stop(self) -> None:
+            started.append("stopped")
+
+    app = HttpApp(Router(), lifecycle=Lifecycle())
     loop = asyncio.new_event_loop()
     gc.unfreeze()
     assert gc.get_freeze_count() == 0
@@ -226,6 +229,7 @@ def test_rsgi_start_up_freezes_what_it_built() -> None:
         app.__rsgi_init__(loop)
         assert started == ["db"] and gc.get_freeze_count() > 0
         app.__rsgi_del__(loop)
+        assert started == ["db", "stopped"]
     finally:
         gc.unfreeze()
         loop.close()

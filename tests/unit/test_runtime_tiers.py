@@ -37,7 +37,7 @@ async def wait_for(predicate: Callable[[], bool], what: str) -> None:
     assert predicate(), what
 
 
-async def test_start_builds_in_registration_order_and_stop_closes_in_reverse() -> None:
+async def test_start_builds_by_tier_then_registration_order_and_stop_closes_in_reverse() -> None:
     log: list[str] = []
     rt = Runtime(metrics=None)
     for name, tier in [
@@ -51,7 +51,8 @@ async def test_start_builds_in_registration_order_and_stop_closes_in_reverse() -
         factory, close = recording(name, log)
         rt.register(name, tier, factory, close=close)
     await rt.start()
-    assert log == ["build config", "build db", "build sessions", "build jobs"]
+    # Hot before warm before background, whatever the registration order.
+    assert log == ["build config", "build sessions", "build db", "build jobs"]
     scanner = rt.get("scanner")
     await scanner.get()
     await rt.stop()
@@ -59,8 +60,8 @@ async def test_start_builds_in_registration_order_and_stop_closes_in_reverse() -
         "build scanner",
         "close scanner",  # cold ones first: they were built last, on use
         "close jobs",
-        "close sessions",
         "close db",
+        "close sessions",
         "close config",
     ]
     assert not rt.running
@@ -193,10 +194,10 @@ async def test_typed_accessors_and_registration_rules() -> None:
     with pytest.raises(ValueError, match="cold services only"):
         rt.register("db", Tier.WARM, dict, idle_ttl=5)
     async with rt:
-        assert rt.instance(hot) == {"k": 1}
+        assert rt.get(hot) == {"k": 1}
         assert (await rt.lazy(cold).get()).name == "oidc"
         with pytest.raises(TypeError):
-            rt.instance(cold)
+            rt.get(cold)
         with pytest.raises(TypeError):
             rt.lazy(hot)
         with pytest.raises(RuntimeError):
@@ -207,6 +208,9 @@ async def test_typed_accessors_and_registration_rules() -> None:
         assert infos == {
             "config": (Tier.HOT, True, True),
             "oidc": (Tier.COLD, True, False),
+            # The runtime's own loops are background services too, started last.
+            "runtime.health": (Tier.BACKGROUND, True, False),
+            "runtime.offload": (Tier.BACKGROUND, True, False),
         }
 
 
@@ -234,5 +238,5 @@ async def test_from_settings_reads_offload_health_and_lazy_init() -> None:
     rt.register("oidc", Tier.COLD, lambda: Box("oidc"))
     rt.register("email", Tier.COLD, lambda: Box("email"))
     async with rt:
-        states = {i.name: i.initialized for i in rt.services()}
+        states = {i.name: i.initialized for i in rt.services() if i.tier is Tier.COLD}
         assert states == {"oidc": True, "email": False}

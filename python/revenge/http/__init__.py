@@ -1,6 +1,6 @@
 """HTTP: router, request/response (whole, file, stream), problem errors, the RSGI/ASGI application."""
 
-from revenge.http.application import Authenticator, HttpApp, Phase
+from revenge.http.application import Authenticate, HttpApp, Lifecycle
 from revenge.http.errors import Problem
 from revenge.http.files import file_response
 from revenge.http.request import Principal, Request
@@ -14,11 +14,11 @@ from revenge.http.response import (
 from revenge.http.router import Handler, Route, Router
 
 __all__ = [
-    "Authenticator",
+    "Authenticate",
     "FileResponse",
     "Handler",
     "HttpApp",
-    "Phase",
+    "Lifecycle",
     "Principal",
     "Problem",
     "Request",

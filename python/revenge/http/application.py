@@ -2,8 +2,8 @@
 
 ``granian revenge.app`` serves the RSGI face; ``granian --interface asgi revenge.app:app``,
 uvicorn and test clients use the ASGI face. Start-up and shutdown run through
-``__rsgi_init__`` / ``__rsgi_del__`` or the ASGI lifespan protocol; both call the
-same hooks, start in order and stop in reverse.
+``__rsgi_init__`` / ``__rsgi_del__`` or the ASGI lifespan protocol; both start and stop
+the one :class:`Lifecycle` the app was given (the application's runtime).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from revenge.http.errors import (
     INTERNAL_ERROR,
@@ -32,24 +31,21 @@ from revenge.runtime.errors import ServiceUnavailable
 
 log = logging.getLogger("revenge.http")
 
-Authenticator = Callable[[Request], Awaitable[Principal]]
-"""``await authenticator(request)``: the caller's Principal, or raise a 401 :class:`Problem`.
+Authenticate = Callable[[Request], Awaitable[Principal]]
+"""``await authenticate(request)``: the caller's Principal, or raise a 401 :class:`Problem`.
 
 An authenticator may also offer ``cached(request) -> Principal | None``: the answer
 when it is known without waiting (a cache hit), else ``None``. The dispatcher asks
 it first and awaits the authenticator only on ``None``: a hit then costs no
 coroutine. Its ``Problem`` (a malformed header, say) is the answer too.
 """
-Hook = Callable[[], Awaitable[None]]
 
 
-@dataclass(frozen=True, slots=True)
-class Phase:
-    """One start-up step and its undo; phases start in order and stop in reverse."""
+class Lifecycle(Protocol):
+    """What starts before the first request and stops after the last (``revenge.runtime.Runtime``)."""
 
-    name: str
-    start: Hook
-    stop: Hook | None = None
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
 
 
 ASGIScope = MutableMapping[str, Any]
@@ -72,8 +68,8 @@ class HttpApp:
         self,
         router: Router,
         *,
-        authenticator: Authenticator = _deny,
-        phases: list[Phase] | None = None,
+        authenticator: Authenticate = _deny,
+        lifecycle: Lifecycle | None = None,
         max_body_bytes: int = 1 << 20,
         body_timeout: float = 30.0,
     ) -> None:
@@ -83,11 +79,11 @@ class HttpApp:
         self._cached: Callable[[Request], Principal | None] = getattr(
             authenticator, "cached", _not_cached
         )
-        self.phases = phases or []
+        self.lifecycle = lifecycle
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self._error_map: dict[type[BaseException], Callable[[BaseException], Problem]] = {}
-        self._started: list[Phase] = []
+        self._started = False
 
     # -- the one dispatcher -------------------------------------------------
 
@@ -147,26 +143,19 @@ class HttpApp:
     # -- lifecycle ----------------------------------------------------------
 
     async def startup(self) -> None:
-        """Start every phase in order; if one fails, stop those already started, then raise."""
-        for phase in self.phases:
-            try:
-                await phase.start()
-            except BaseException:
-                log.error("start-up phase %r failed", phase.name)
-                await self.shutdown()
-                raise
-            self._started.append(phase)
+        """Start the lifecycle (it undoes its own partial start when it fails)."""
+        if self.lifecycle is not None and not self._started:
+            await self.lifecycle.start()
+            self._started = True
 
     async def shutdown(self) -> None:
-        """Stop the started phases in reverse order; a failing stop is logged, not raised."""
-        while self._started:
-            phase = self._started.pop()
-            if phase.stop is None:
-                continue
+        """Stop the lifecycle; a failing stop is logged, not raised."""
+        if self.lifecycle is not None and self._started:
+            self._started = False
             try:
-                await phase.stop()
+                await self.lifecycle.stop()
             except Exception:
-                log.exception("stopping %r failed", phase.name)
+                log.exception("stopping the application failed")
 
     # -- RSGI face ----------------------------------------------------------
 

@@ -1,21 +1,25 @@
 """The service registry and its lifecycle: hot, warm, cold and background tiers.
 
-Each service is registered once with its tier and a factory (sync or async),
-an optional close hook and health check. ``await start()`` builds the hot,
-warm and background services in registration order (register dependencies
-first) and leaves cold ones untouched unless ``lazy_init.<name>`` is false;
-``await stop()`` closes everything that was started, in reverse, logging a
-failing close instead of raising it. Cold services are reached through
-:class:`~revenge.runtime.lazy.Lazy` and offloaded by a sweeper after
-``idle_ttl`` without use.
+Each service is registered once under a typed :class:`ServiceKey` with a factory
+(sync or async), an optional close hook and health check. ``await start()`` is the
+one lifecycle of a process: it builds the hot, then warm, then background services
+(registration order within a tier: register dependencies first), leaving cold ones
+untouched unless ``lazy_init.<name>`` is false, then starts the runtime's own loops
+(health refresh, offload sweeper, memory pressure), which are services too.
+``await stop()`` closes everything that was started, in reverse, logging a failing
+close instead of raising it. Cold services are reached through
+:class:`~revenge.runtime.lazy.Lazy` and offloaded by the sweeper after ``idle_ttl``
+without use, or at once under critical memory pressure.
 
 >>> import asyncio
+>>> CONFIG: ServiceKey[dict[str, int]] = ServiceKey("config", Tier.HOT)
+>>> MAILER: ServiceKey[str] = ServiceKey("email", Tier.COLD)
 >>> async def demo() -> tuple[str, bool]:
 ...     rt = Runtime(metrics=None)
-...     config = rt.register("config", Tier.HOT, lambda: {"answer": 42})
-...     mailer = rt.register("email", Tier.COLD, lambda: "smtp client")
+...     rt.provide(CONFIG, lambda: {"answer": 42})
+...     rt.provide(MAILER, lambda: "smtp client")
 ...     async with rt:
-...         return rt.instance(config)["answer"] == 42 and "ok", rt.lazy(mailer).initialized
+...         return rt.get(CONFIG)["answer"] == 42 and "ok", rt.lazy(MAILER).initialized
 >>> asyncio.run(demo())
 ('ok', False)
 """
@@ -57,9 +61,20 @@ class Tier(StrEnum):
     BACKGROUND = "background"
 
 
+#: Start order of the tiers (cold ones are built on first use, or after warm when eager).
+_START_ORDER = {Tier.HOT: 0, Tier.WARM: 1, Tier.COLD: 2, Tier.BACKGROUND: 3}
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceKey(Generic[T]):
-    """Typed handle returned by :meth:`Runtime.register`; pass it to ``instance``/``lazy``."""
+    """The typed name of a service: declared once, used by its provider and its users.
+
+    ``runtime.provide(KEY, factory)`` registers it; ``runtime.get(KEY)`` returns the
+    instance of a hot, warm or background service, ``runtime.lazy(KEY)`` the
+    :class:`Lazy` of a cold one. The type parameter is only for the checker::
+
+        DATABASE: ServiceKey[Database] = ServiceKey("database", Tier.WARM)
+    """
 
     name: str
     tier: Tier
@@ -77,6 +92,7 @@ class ServiceSpec:
     idle_ttl: float | None
     critical: bool
     eager: bool
+    checked: bool = True  # has a health check (the runtime's own loops have none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +140,6 @@ class Runtime:
         self._start_errors: dict[str, BaseException] = {}
         self._started: list[ServiceSpec] = []
         self._degradables: list[Degradable[Any]] = []
-        self._sweeper: Periodic | None = None
         self._running = False
         if metrics is not None:
             self.health.on_report(self._report_metrics)
@@ -174,6 +189,7 @@ class Runtime:
         health: Callable[[T], Any] | None = None,
         idle_ttl: float | None = None,
         critical: bool | None = None,
+        checked: bool = True,
     ) -> ServiceKey[T]: ...
 
     @overload
@@ -187,6 +203,7 @@ class Runtime:
         health: Callable[[T], Any] | None = None,
         idle_ttl: float | None = None,
         critical: bool | None = None,
+        checked: bool = True,
     ) -> ServiceKey[T]: ...
 
     def register(
@@ -199,11 +216,13 @@ class Runtime:
         health: Callable[[Any], Any] | None = None,
         idle_ttl: float | None = None,
         critical: bool | None = None,
+        checked: bool = True,
     ) -> ServiceKey[Any]:
         """Register a service once. ``critical`` defaults to true for hot services only.
 
         ``health(instance)`` (sync or async) raises when the service is unwell.
-        ``idle_ttl`` (cold only) overrides ``offload.idle_ttl``.
+        ``idle_ttl`` (cold only) overrides ``offload.idle_ttl``. ``checked=False``
+        leaves the service out of the health report (the runtime's own loops).
         """
         if name in self._specs:
             raise ValueError(f"service {name!r} is already registered")
@@ -221,6 +240,7 @@ class Runtime:
             idle_ttl=idle_ttl if idle_ttl is not None else self.idle_ttl,
             critical=(tier is Tier.HOT) if critical is None else critical,
             eager=tier is Tier.COLD and not self._lazy_init.get(name, True),
+            checked=checked,
         )
         self._specs[name] = spec
         if tier is Tier.COLD:
@@ -233,8 +253,31 @@ class Runtime:
                 backoff_max=self._backoff[1],
                 observer=self.metrics,
             )
-        self.health.add(self._check_for(spec))
+        if checked:
+            self.health.add(self._check_for(spec))
         return ServiceKey(name, tier)
+
+    def provide(
+        self,
+        key: ServiceKey[T],
+        factory: Callable[[], Awaitable[T]] | Callable[[], T],
+        *,
+        close: Callable[[T], Any] | None = None,
+        health: Callable[[T], Any] | None = None,
+        idle_ttl: float | None = None,
+        critical: bool | None = None,
+    ) -> ServiceKey[T]:
+        """Register the service named by ``key`` (see :meth:`register`)."""
+        self.register(
+            key.name,
+            key.tier,
+            factory,
+            close=close,
+            health=health,
+            idle_ttl=idle_ttl,
+            critical=critical,
+        )
+        return key
 
     def degradable(
         self,
@@ -272,8 +315,25 @@ class Runtime:
 
     # -- access ----------------------------------------------------------------------
 
-    def get(self, name: str) -> Any:
-        """The instance of a hot/warm/background service, or the ``Lazy`` of a cold one."""
+    @overload
+    def get(self, key: ServiceKey[T]) -> T: ...
+
+    @overload
+    def get(self, key: str) -> Any: ...
+
+    def get(self, key: ServiceKey[Any] | str) -> Any:
+        """The instance of a hot/warm/background service (by key or name).
+
+        By name, a cold service answers with its ``Lazy``; by key it must be asked
+        for with :meth:`lazy`, so the type says whether a call may build it.
+        Raises :class:`ServiceUnavailable` (503) before start or after a failed start.
+        """
+        if isinstance(key, ServiceKey):
+            if key.tier is Tier.COLD:
+                raise TypeError(f"{key.name!r} is cold: use runtime.lazy(key)")
+            name = key.name
+        else:
+            name = key
         lazy = self._lazies.get(name)
         if lazy is not None:
             return lazy
@@ -286,17 +346,18 @@ class Runtime:
             reason = f"failed to start ({type(error).__name__})" if error else "not started"
             raise ServiceUnavailable(name, reason) from error
 
-    def instance(self, key: ServiceKey[T]) -> T:
-        """Typed :meth:`get` for a hot, warm or background service."""
-        if key.tier is Tier.COLD:
-            raise TypeError(f"{key.name!r} is cold: use runtime.lazy(key)")
-        return cast(T, self.get(key.name))
-
     def lazy(self, key: ServiceKey[T]) -> Lazy[T]:
-        """Typed :meth:`get` for a cold service."""
+        """The :class:`Lazy` of a cold service: ``await runtime.lazy(KEY).get()`` builds it."""
         if key.tier is not Tier.COLD:
-            raise TypeError(f"{key.name!r} is {key.tier}: use runtime.instance(key)")
-        return cast(Lazy[T], self._lazies[key.name])
+            raise TypeError(f"{key.name!r} is {key.tier}: use runtime.get(key)")
+        try:
+            return cast(Lazy[T], self._lazies[key.name])
+        except KeyError:
+            raise KeyError(f"no service named {key.name!r}") from None
+
+    def provides(self, key: ServiceKey[Any] | str) -> bool:
+        """Whether a service of that key (or name) is registered."""
+        return (key.name if isinstance(key, ServiceKey) else key) in self._specs
 
     def services(self) -> list[ServiceInfo]:
         """Every registered service and its state, in registration order."""
@@ -329,10 +390,11 @@ class Runtime:
         """
         if self._running:
             raise RuntimeError("runtime already started")
+        self._register_loops()
         self._running = True
         self._start_errors.clear()
         try:
-            for spec in self._specs.values():
+            for spec in sorted(self._specs.values(), key=lambda s: _START_ORDER[s.tier]):
                 if spec.tier is Tier.COLD and not spec.eager:
                     continue
                 await self._build(spec)
@@ -340,23 +402,51 @@ class Runtime:
             await self._close_started()
             self._running = False
             raise
-        await self.health.refresh()
-        self.health.start()
-        if self._lazies:
-            self._sweeper = Periodic(
-                "revenge-offload-sweeper", self.sweep_interval, self.offload_idle
-            )
-            self._sweeper.start()
-        if self.pressure is not None:
-            self.pressure.start()
         if self.metrics is not None:
             self.metrics.worker_up.set(1)
         log.info(
             "runtime started: %s",
             ", ".join(
-                f"{s.name}={s.tier}{'(eager)' if s.eager else ''}" for s in self._specs.values()
+                f"{s.name}={s.tier}{'(eager)' if s.eager else ''}"
+                for s in self._specs.values()
+                if s.checked
             ),
         )
+
+    def _register_loops(self) -> None:
+        """The runtime's own loops, as background services started after every other."""
+        if "runtime.health" in self._specs:
+            return
+
+        async def start_health() -> HealthChecker:
+            await self.health.refresh()
+            self.health.start()
+            return self.health
+
+        loop = Tier.BACKGROUND
+        self.register("runtime.health", loop, start_health, close=lambda h: h.stop(), checked=False)
+        if self._lazies:
+
+            def start_sweeper() -> Periodic:
+                sweeper = Periodic(
+                    "revenge-offload-sweeper", self.sweep_interval, self.offload_idle
+                )
+                sweeper.start()
+                return sweeper
+
+            self.register(
+                "runtime.offload", loop, start_sweeper, close=lambda p: p.stop(), checked=False
+            )
+        pressure = self.pressure
+        if pressure is not None:
+
+            def start_pressure() -> PressureMonitor:
+                pressure.start()
+                return pressure
+
+            self.register(
+                "runtime.pressure", loop, start_pressure, close=lambda p: p.stop(), checked=False
+            )
 
     async def _build(self, spec: ServiceSpec) -> None:
         try:
@@ -377,12 +467,9 @@ class Runtime:
         """Close everything that was started, in reverse; a failing close is logged."""
         if not self._running:
             return
-        sweeper, self._sweeper = self._sweeper, None
-        if sweeper is not None:
-            await sweeper.stop()
-        await self.health.stop()
-        if self.pressure is not None:
-            await self.pressure.stop()
+        # The loops (started last) stop first, so no sweep or probe runs during the teardown.
+        while self._started and self._started[-1].name.startswith("runtime."):
+            await self._close_one(self._started.pop())
         for degradable in reversed(self._degradables):
             await degradable.close()
         # Cold services were built last (on first use), so they go first.
@@ -401,14 +488,16 @@ class Runtime:
 
     async def _close_started(self) -> None:
         while self._started:
-            spec = self._started.pop()
-            instance = self._instances.pop(spec.name, None)
-            if spec.close is None or instance is None:
-                continue
-            try:
-                await call_maybe_async(spec.close, instance)
-            except Exception:
-                log.exception("closing %s service %s failed", spec.tier, spec.name)
+            await self._close_one(self._started.pop())
+
+    async def _close_one(self, spec: ServiceSpec) -> None:
+        instance = self._instances.pop(spec.name, None)
+        if spec.close is None or instance is None:
+            return
+        try:
+            await call_maybe_async(spec.close, instance)
+        except Exception:
+            log.exception("closing %s service %s failed", spec.tier, spec.name)
 
     async def __aenter__(self) -> Runtime:
         await self.start()

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from revenge.infra.db.embedded import Stop, resolve_url_sync
-from revenge.infra.db.migrate import migrate
+from revenge.infra.db.migrate import Migration, migrate
 
 if TYPE_CHECKING:
     from revenge.config import Settings
@@ -34,11 +34,11 @@ class PreparedDatabase:
 
 def prepare_database(
     settings: Settings,
+    migrations: Sequence[Migration] = (),
     *,
-    run_migrations: bool = True,
     environ: MutableMapping[str, str] | None = None,
 ) -> PreparedDatabase:
-    """Resolve, migrate, export. Blocking; call it where no event loop runs.
+    """Resolve, apply ``migrations`` (the modules'), export. Blocking; call it where no loop runs.
 
     Raises :class:`~revenge.infra.db.errors.DatabaseUnreachable` (URL redacted,
     reason given), :class:`~revenge.infra.db.errors.MigrationError` or
@@ -47,7 +47,7 @@ def prepare_database(
     """
     url, stop = resolve_url_sync(settings)
     try:
-        applied = asyncio.run(migrate(url)) if run_migrations else []
+        applied = asyncio.run(migrate(url, migrations)) if migrations else []
     except BaseException:
         if stop is not None:
             stop()

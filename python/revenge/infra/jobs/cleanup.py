@@ -1,5 +1,5 @@
 """The built-in body of the ``cleanup`` kind: trim finished jobs older than ``keep_finished``,
-then run the cleanup steps modules added (expired sessions, ...).
+then run the cleanup steps modules added (``ctx.cleanup_step``: expired sessions, ...).
 
 Scheduled by every worker at ``jobs.cleanup_schedule``; the kind is unique and capped
 at one running job, so several workers never clean at once.
@@ -8,32 +8,28 @@ at one running job, so several workers never clean at once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from psycopg import AsyncConnection
+from typing import cast
 
 from revenge.infra.jobs.context import JobContext
-from revenge.infra.jobs.kinds import REGISTRY, Payload
+from revenge.infra.jobs.kinds import CLEANUP, Payload
+from revenge.infra.jobs.queue import Jobs
+from revenge.infra.jobs.registry import KindRegistry
 
 log = logging.getLogger(__name__)
 
-CleanupStep = Callable[[AsyncConnection[Any]], Awaitable[int]]
-"""Deletes what is stale on one connection; returns how many rows it removed."""
 
-_STEPS: dict[str, CleanupStep] = {}
-
-
-def add_cleanup_step(name: str, step: CleanupStep) -> None:
-    """Run ``step`` with every cleanup job (modules call this at import)."""
-    _STEPS[name] = step
+def builtin_registry() -> KindRegistry:
+    """A registry holding the platform's own kind (``cleanup``) and its body."""
+    registry = KindRegistry((CLEANUP,))
+    registry.handler(CLEANUP.name)(cleanup_finished_jobs)
+    return registry
 
 
-@REGISTRY.handler("cleanup")
 async def cleanup_finished_jobs(ctx: JobContext, payload: Payload) -> None:
     """Payload ``{"keep_finished": seconds}`` overrides the worker's ``keep_finished``."""
     keep = float(payload.get("keep_finished", ctx.config.keep_finished))
-    report = await ctx.jobs.cleanup(keep)
+    jobs = cast(Jobs, ctx.jobs)  # the worker hands every body its Jobs
+    report = await jobs.cleanup(keep)
     await ctx.progress(
         report.total,
         report.total,
@@ -42,9 +38,9 @@ async def cleanup_finished_jobs(ctx: JobContext, payload: Payload) -> None:
     )
     log.info("job cleanup: %s", report)
     failed = []
-    for name, step in _STEPS.items():
+    for name, step in jobs.registry.cleanup_steps().items():
         try:
-            async with ctx.jobs.pool.connection() as conn:
+            async with jobs.pool.connection() as conn:
                 removed = await step(conn)
         except Exception:
             # One broken step must not starve the others; the job fails (and retries) at the end.

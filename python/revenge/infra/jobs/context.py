@@ -1,14 +1,34 @@
-"""What a job body receives besides its payload: who it is, and where to report progress."""
+"""What a job body receives besides its payload: who it is, the services, where to report progress."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, TypeAlias
+
+from revenge.infra.jobs.kinds import Payload
 
 if TYPE_CHECKING:
-    from revenge.infra.jobs.queue import Jobs
-    from revenge.infra.jobs.worker import WorkerConfig
+    from revenge.infra.jobs.config import WorkerConfig
+    from revenge.runtime import Runtime
+
+
+class JobQueue(Protocol):
+    """What a body may do with the queue (``revenge.infra.jobs.Jobs`` implements it)."""
+
+    async def enqueue(
+        self,
+        kind: str,
+        payload: Payload | None = None,
+        *,
+        key: str | None = None,
+        priority: int | None = None,
+        delay: float = 0.0,
+    ) -> int: ...
+
+    async def set_progress(
+        self, job_id: int, kind: str, done: int, total: int | None = None, message: str = ""
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -16,16 +36,17 @@ class JobContext:
     """Handed to a job body on each run.
 
     ``attempt`` is 0 on the first run and grows with each retry. ``jobs`` enqueues
-    follow-up work; ``resources`` is the mapping given to the worker (an app's pool,
-    HTTP clients...), shared by all jobs of that worker.
+    follow-up work. ``services`` is the runtime built from the application's module
+    list, the same in ``revenge worker`` and in a serving process's in-process worker:
+    ``ctx.services.get(DATABASE)``, ``await ctx.services.lazy(TRANSCODER).get()``.
     """
 
     job_id: int
     kind: str
     attempt: int
-    jobs: Jobs
+    jobs: JobQueue
     config: WorkerConfig
-    resources: Mapping[str, Any] = field(default_factory=dict)
+    services: Runtime
 
     async def progress(self, done: int, total: int | None = None, message: str = "") -> None:
         """Store how far this job is (readable by id through ``Jobs.progress``).
@@ -33,3 +54,7 @@ class JobContext:
         Each call is one UPSERT: call it per batch of work, not per item.
         """
         await self.jobs.set_progress(self.job_id, self.kind, done, total, message)
+
+
+JobBody: TypeAlias = Callable[[JobContext, Payload], Awaitable[None]]
+"""``async body(ctx, payload)``: runs one job of a kind; raising fails the run (see RetryPolicy)."""

@@ -19,7 +19,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from revenge.infra.jobs.driver import ConnectionSource, PsycopgPoolDriver, conninfo_of
-from revenge.infra.jobs.kinds import REGISTRY, JobKind, KindRegistry, Payload
+from revenge.infra.jobs.kinds import JobKind, Payload
+from revenge.infra.jobs.registry import KindRegistry
 from revenge.infra.jobs.schema import install_schema
 
 JobState = Literal["queued", "scheduled", "running", "stalled", "succeeded", "failed", "canceled"]
@@ -120,7 +121,7 @@ class Jobs:
         pool: ConnectionSource,
         *,
         conninfo: str | None = None,
-        registry: KindRegistry = REGISTRY,
+        registry: KindRegistry,
         stalled_after: float = 300.0,
     ) -> None:
         self.pool = pool
@@ -135,7 +136,7 @@ class Jobs:
         cls,
         conninfo: str,
         *,
-        registry: KindRegistry = REGISTRY,
+        registry: KindRegistry,
         install: bool = True,
         max_size: int = 4,
         stalled_after: float = 300.0,

@@ -20,104 +20,41 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
 
 import orjson
-from croniter import croniter  # type: ignore[import-untyped]  # no stubs; pgqueuer dependency
 from pgqueuer import PgQueuer
 from pgqueuer.errors import RetryRequested
 from pgqueuer.executors import AbstractEntrypointExecutor, EntrypointExecutorParameters
 from pgqueuer.models import Context, Job, Schedule
 
-from revenge.infra.jobs.context import JobContext
+from revenge.infra.jobs.config import WorkerConfig
+from revenge.infra.jobs.context import JobBody, JobContext
 from revenge.infra.jobs.driver import PsycopgPoolDriver
-from revenge.infra.jobs.kinds import REGISTRY, Handler, JobKind, KindRegistry
+from revenge.infra.jobs.kinds import JobKind
 from revenge.infra.jobs.manager import SlotBoundQueueManager
 from revenge.infra.jobs.metrics import JobMetrics, get_job_metrics
 from revenge.infra.jobs.queue import Jobs, describe_failure
+from revenge.infra.jobs.registry import KindRegistry
 from revenge.infra.jobs.schema import install_schema
-
-if TYPE_CHECKING:
-    from revenge.config import Settings
+from revenge.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 _RESTART_MIN, _RESTART_MAX = 0.5, 10.0
 
 
-@dataclass(frozen=True)
-class WorkerConfig:
-    """How one worker runs. :meth:`from_settings` reads the ``jobs`` section.
-
-    - ``queues``: serve only kinds in these queues (``None``: all kinds with a body).
-    - ``schedules``: cron expression per kind, overriding the kind's own ``schedule``
-      (``""`` switches a kind's schedule off on this worker).
-    - ``shutdown_grace``: seconds in-flight jobs get to finish on stop before they are
-      released back to the queue.
-    - ``prefetch``: jobs claimed beyond ``concurrency``, waiting for a free slot. 0 keeps
-      every claimed job running (fair to other workers when jobs are long); more hides
-      the claim round trip behind running jobs (short jobs).
-    - ``poll_interval``: longest wait between polls when no NOTIFY arrives.
-    """
-
-    url: str
-    concurrency: int = 10
-    stalled_after: float = 300.0
-    keep_finished: float = 7 * 86400.0
-    schedules: Mapping[str, str] = field(default_factory=dict)
-    queues: frozenset[str] | None = None
-    shutdown_grace: float = 30.0
-    prefetch: int = 0
-    poll_interval: float = 5.0
-    metrics_interval: float = 15.0
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        if self.stalled_after <= 0:
-            raise ValueError("stalled_after must be positive")
-        if self.prefetch < 0:
-            raise ValueError("prefetch must be >= 0")
-        for kind, expression in self.schedules.items():
-            if expression and not croniter.is_valid(expression):
-                raise ValueError(
-                    f"schedule of job kind {kind!r}: {expression!r} is not a cron expression "
-                    "(5 fields, or 6 with seconds last)"
-                )
-
-    @property
-    def claim_limit(self) -> int:
-        """Most jobs this worker holds claimed at once."""
-        return self.concurrency + self.prefetch
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> WorkerConfig:
-        jobs = settings.jobs
-        config = cls(
-            url=settings.database.url.get_secret_value(),
-            concurrency=jobs.concurrency,
-            stalled_after=jobs.stalled_after,
-            keep_finished=jobs.keep_finished,
-            schedules={"cleanup": jobs.cleanup_schedule},
-        )
-        return replace(config, **overrides)
-
-    def schedule_for(self, kind: JobKind) -> str | None:
-        return self.schedules.get(kind.name, kind.schedule) or None
-
-
-class _Runtime:
+class _WorkerState:
     """State shared by the executors of one worker."""
 
     def __init__(
-        self, jobs: Jobs, config: WorkerConfig, resources: Mapping[str, Any], metrics: JobMetrics
+        self, jobs: Jobs, config: WorkerConfig, services: Runtime | None, metrics: JobMetrics
     ) -> None:
         self.jobs = jobs
         self.config = config
-        self.resources = resources
+        # A worker without an application (tests, tools) gives its bodies an empty runtime.
+        self.services = services if services is not None else Runtime(metrics=None)
         self.metrics = metrics
         self.slots = asyncio.Semaphore(config.concurrency)
         # The timeout scope of each running body: expiring it early is how a body is
@@ -142,8 +79,8 @@ class _KindExecutor(AbstractEntrypointExecutor):
         self,
         parameters: EntrypointExecutorParameters,
         kind: JobKind,
-        body: Handler,
-        runtime: _Runtime,
+        body: JobBody,
+        runtime: _WorkerState,
     ) -> None:
         super().__init__(parameters)
         self.kind = kind
@@ -156,7 +93,7 @@ class _KindExecutor(AbstractEntrypointExecutor):
         async with rt.slots:
             if rt.stopping:
                 raise self._release(job_id)
-            ctx = JobContext(job_id, self.kind.name, job.attempts, rt.jobs, rt.config, rt.resources)
+            ctx = JobContext(job_id, self.kind.name, job.attempts, rt.jobs, rt.config, rt.services)
             payload = orjson.loads(job.payload) if job.payload else {}
             started = time.perf_counter()
             scope = asyncio.timeout(self.kind.timeout)
@@ -198,8 +135,8 @@ async def run_worker(
     config: WorkerConfig,
     stop_event: asyncio.Event,
     *,
-    registry: KindRegistry = REGISTRY,
-    resources: Mapping[str, Any] | None = None,
+    registry: KindRegistry,
+    services: Runtime | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
     """Run jobs until ``stop_event`` is set; then finish or release in-flight jobs and return.
@@ -207,8 +144,9 @@ async def run_worker(
     Installs the job tables first (idempotent; :class:`DatabaseUnreachable` when
     PostgreSQL cannot be reached). If PostgreSQL goes away later the worker restarts
     itself with back-off; only ``stop_event`` ends it. ``ready`` is set once its pool is
-    open and the queue manager started. ``resources`` reaches every body as
-    ``ctx.resources`` (an app's pool, HTTP clients...).
+    open and the queue manager started. ``services`` (the application's runtime,
+    built from the same module list in every process) reaches every body as
+    ``ctx.services``.
     """
     await install_schema(config.url)
     runnable = registry.runnable(config.queues)
@@ -220,7 +158,7 @@ async def run_worker(
     delay = _RESTART_MIN
     while not stop_event.is_set():
         try:
-            await _run_once(config, stop_event, registry, resources or {}, ready)
+            await _run_once(config, stop_event, registry, services, ready)
             delay = _RESTART_MIN
         except Exception:
             log.exception("job worker stopped unexpectedly; restarting in %.1fs", delay)
@@ -232,8 +170,8 @@ async def run_worker(
 async def run_worker_until_signal(
     config: WorkerConfig,
     *,
-    registry: KindRegistry = REGISTRY,
-    resources: Mapping[str, Any] | None = None,
+    registry: KindRegistry,
+    services: Runtime | None = None,
     signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
 ) -> None:
     """``revenge worker``: :func:`run_worker` until SIGINT or SIGTERM, then a clean stop.
@@ -246,7 +184,7 @@ async def run_worker_until_signal(
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     try:
-        await run_worker(config, stop, registry=registry, resources=resources)
+        await run_worker(config, stop, registry=registry, services=services)
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
@@ -256,7 +194,7 @@ async def _run_once(
     config: WorkerConfig,
     stop_event: asyncio.Event,
     registry: KindRegistry,
-    resources: Mapping[str, Any],
+    services: Runtime | None,
     ready: asyncio.Event | None,
 ) -> None:
     pool_size = max(4, config.concurrency // 2 + 3)
@@ -267,7 +205,7 @@ async def _run_once(
         max_size=pool_size,
         stalled_after=config.stalled_after,
     ) as jobs:
-        runtime = _Runtime(jobs, config, resources, get_job_metrics())
+        runtime = _WorkerState(jobs, config, services, get_job_metrics())
         pgq = _queuer(jobs, config)
         _register(pgq, registry, runtime)
         run = asyncio.create_task(
@@ -305,7 +243,7 @@ def _queuer(jobs: Jobs, config: WorkerConfig) -> PgQueuer:
     return pgq
 
 
-def _register(pgq: PgQueuer, registry: KindRegistry, runtime: _Runtime) -> None:
+def _register(pgq: PgQueuer, registry: KindRegistry, runtime: _WorkerState) -> None:
     for name, (kind, body) in registry.runnable(runtime.config.queues).items():
         pgq.entrypoint(
             name,
@@ -324,7 +262,7 @@ async def _run_by_executor(job: Job) -> None:
 
 
 def _executor_factory(
-    kind: JobKind, body: Handler, runtime: _Runtime
+    kind: JobKind, body: JobBody, runtime: _WorkerState
 ) -> Callable[[EntrypointExecutorParameters], AbstractEntrypointExecutor]:
     def build(params: EntrypointExecutorParameters) -> AbstractEntrypointExecutor:
         return _KindExecutor(params, kind, body, runtime)
@@ -340,7 +278,7 @@ def _enqueuer(jobs: Jobs, kind: str) -> Callable[[Schedule], Awaitable[None]]:
     return fire
 
 
-async def _stop(pgq: PgQueuer, run: asyncio.Task[None], runtime: _Runtime) -> None:
+async def _stop(pgq: PgQueuer, run: asyncio.Task[None], runtime: _WorkerState) -> None:
     """Stop claiming; let in-flight jobs finish within the grace period, then release them."""
     runtime.stopping = True
     pgq.shutdown.set()
@@ -359,7 +297,7 @@ async def _stop(pgq: PgQueuer, run: asyncio.Task[None], runtime: _Runtime) -> No
             )
 
 
-async def _sample_depth(runtime: _Runtime, stop_event: asyncio.Event) -> None:
+async def _sample_depth(runtime: _WorkerState, stop_event: asyncio.Event) -> None:
     kinds = list(runtime.jobs.registry.kinds())
     while not stop_event.is_set():
         try:

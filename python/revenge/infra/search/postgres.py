@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from revenge.infra.database import Database
+from revenge.infra.db import Database
 
 from .types import SearchDocument, SearchHit
 

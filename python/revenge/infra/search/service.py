@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from revenge.config import ConfigError, Settings
-from revenge.infra.database import Database
+from revenge.infra.db import Database
 from revenge.runtime.degrade import Degradable, DegradeObserver
 from revenge.runtime.errors import ServiceUnavailable
 from revenge.runtime.health import Category, Check

@@ -1,75 +1,49 @@
 """Users, login sessions and API keys; the hot authentication middleware.
 
-One entry point wires it all::
+``MODULE`` installs it: the routes, the request authenticator, and its services:
 
-    auth = install(router, settings, db, pubsub=cache)   # cache: optional Redis broadcast
-    app = HttpApp(router, authenticator=auth.authenticator, phases=[db_phase, *auth.phases])
+* ``session_cache`` (hot): the Rust ``SessionCache`` that answers most requests;
+* ``auth`` (warm, critical): :class:`AuthService`; starting it readies the password
+  hasher and creates the bootstrap admin on an empty users table;
+* ``auth_revocations`` (warm): the listener that drops revoked credentials from this
+  process's cache (PostgreSQL NOTIFY, and Redis when configured);
 
-``install`` adds the routes; ``auth.phases`` (after the database phase) prepare the
-password hasher, create the bootstrap admin on an empty users table and start the
-revocation listener.
+plus the ``expired_sessions`` cleanup step and ``migrations/``. Other modules read
+the caller from ``request.principal``; they never import this package's internals.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from importlib import resources
 
 from revenge._core import SessionCache
 from revenge.config import Settings
-from revenge.http import Phase, Router
-from revenge.infra.database import Database
-from revenge.infra.jobs import add_cleanup_step
+from revenge.contract import Module, ModuleContext, ServiceKey, Tier
 from revenge.modules.auth import repository
 from revenge.modules.auth.authenticator import Authenticator
 from revenge.modules.auth.directory import UserDirectory
 from revenge.modules.auth.passwords import PasswordHasher
-from revenge.modules.auth.revocation import (
-    Message,
-    PubSub,
-    RevocationListener,
-    RevocationPublisher,
-)
+from revenge.modules.auth.revocation import Message, RevocationListener, RevocationPublisher
 from revenge.modules.auth.routes import add_routes
 from revenge.modules.auth.service import AuthService
 from revenge.modules.auth.throttle import ClientAddress, LoginThrottle
-from revenge.runtime.health import Category, Check
 
-__all__ = ["AuthModule", "AuthService", "Authenticator", "install"]
+__all__ = [
+    "AUTH",
+    "MODULE",
+    "REVOCATIONS",
+    "SESSION_CACHE",
+    "AuthService",
+    "Authenticator",
+    "build_session_cache",
+    "install",
+]
 
-add_cleanup_step("expired_sessions", repository.delete_expired_sessions)
+SESSION_CACHE: ServiceKey[SessionCache] = ServiceKey("session_cache", Tier.HOT)
+AUTH: ServiceKey[AuthService] = ServiceKey("auth", Tier.WARM)
+REVOCATIONS: ServiceKey[RevocationListener] = ServiceKey("auth_revocations", Tier.WARM)
 
 _BYTES_PER_ENTRY_ESTIMATE = 256
-
-
-@dataclass(slots=True)
-class AuthModule:
-    authenticator: Authenticator
-    service: AuthService
-    cache: SessionCache
-    listener: RevocationListener
-    phases: list[Phase] = field(default_factory=list)
-
-    def health_check(self) -> Check:
-        """Warm check: is this worker hearing revocations? (If not, the cache TTL bounds it.)"""
-
-        async def probe() -> None:
-            if not self.listener.listening:
-                raise RuntimeError(
-                    "revocation listener not connected; cached credentials live at most "
-                    "auth.session_cache_ttl"
-                )
-
-        return Check("auth_revocations", Category.WARM, probe, timeout=1.0)
-
-    def stats(self) -> dict[str, int]:
-        """Counters for metrics: the Rust cache's, plus misses, revocations heard, refusals."""
-        return {
-            **{f"session_cache_{k}": v for k, v in self.cache.stats().items()},
-            "auth_misses": self.authenticator.misses,
-            "revocations_received": self.listener.received,
-            "revocation_listener_reconnects": self.listener.reconnects,
-            "password_checks_refused": self.service.hasher.rejected,
-        }
 
 
 def build_session_cache(settings: Settings) -> SessionCache:
@@ -82,10 +56,9 @@ def build_session_cache(settings: Settings) -> SessionCache:
     )
 
 
-def install(
-    router: Router, settings: Settings, db: Database, *, pubsub: PubSub | None = None
-) -> AuthModule:
-    """Add the auth routes to ``router``; the middleware and start-up phases to wire."""
+def install(ctx: ModuleContext) -> None:
+    """Routes, the authenticator, the services above, a cleanup step and the migrations."""
+    settings, db = ctx.settings, ctx.database
     auth = settings.auth
     cache = build_session_cache(settings)
     idle = auth.session_idle_timeout
@@ -114,21 +87,43 @@ def install(
             authenticator.revoke_user(message[1])
 
     listener = RevocationListener(
-        lambda: db.url, apply, authenticator.forget_everything, pubsub=pubsub
+        lambda: db.url, apply, authenticator.forget_everything, pubsub=ctx.cache
     )
     hasher = PasswordHasher(auth)
     service = AuthService(
-        db, auth, hasher, LoginThrottle(), authenticator, RevocationPublisher(pubsub)
+        db, auth, hasher, LoginThrottle(), authenticator, RevocationPublisher(ctx.cache)
     )
-    add_routes(router, service, ClientAddress(settings.server.trusted_proxies))
+    add_routes(ctx.router, service, ClientAddress(settings.server.trusted_proxies))
+    ctx.authenticate_with(authenticator)
 
-    async def start() -> None:
+    ctx.provide(SESSION_CACHE, lambda: cache)
+    pressure = ctx.services.pressure
+    if pressure is not None:
+        pressure.attach_session_cache("sessions", cache)
+
+    async def start_auth() -> AuthService:
         await hasher.start()
         await service.bootstrap_admin()
+        return service
+
+    ctx.provide(AUTH, start_auth, close=lambda s: s.hasher.close(), critical=True)
+
+    async def start_listener() -> RevocationListener:
         await listener.start()
+        return listener
 
-    async def stop() -> None:
-        await listener.stop()
-        hasher.close()
+    ctx.provide(REVOCATIONS, start_listener, close=lambda lsn: lsn.stop(), health=_listening)
+    ctx.cleanup_step("expired_sessions", repository.delete_expired_sessions)
+    ctx.migrations(resources.files(__name__) / "migrations")
 
-    return AuthModule(authenticator, service, cache, listener, [Phase("auth", start, stop)])
+
+def _listening(listener: RevocationListener) -> None:
+    """Is this process hearing revocations? (If not, the cache TTL bounds the damage.)"""
+    if not listener.listening:
+        raise RuntimeError(
+            "revocation listener not connected; cached credentials live at most "
+            "auth.session_cache_ttl"
+        )
+
+
+MODULE = Module("auth", install)

@@ -1,7 +1,7 @@
 """Administration outside a running server: ``revenge user create [--admin]``.
 
-Runs the migrations first (idempotent, advisory-locked), so the very first
-command on a new installation can create the first administrator.
+The caller migrates first (``revenge user create`` does, through the module list),
+so the very first command on a new installation can create the first administrator.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import psycopg
 
 from revenge.config import Settings
-from revenge.infra.database import migrate
 from revenge.modules.auth import repository as repo
 from revenge.modules.auth.passwords import PasswordHasher
 from revenge.modules.auth.service import check_new_credentials
@@ -20,7 +19,6 @@ async def create_user(
 ) -> repo.UserRecord:
     """Create a user; ``ValueError`` for a bad name or password, ``UsernameTaken`` if it exists."""
     check_new_credentials(username, password)
-    await migrate(url)
     hasher = PasswordHasher(settings.auth)
     try:
         password_hash = await hasher.hash(password)

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from revenge.config import AuthSettings
 from revenge.http import Problem
-from revenge.infra.database import Database
+from revenge.infra.db import Database
 from revenge.modules.auth import repository as repo
 from revenge.modules.auth.authenticator import Authenticator
 from revenge.modules.auth.directory import UserView

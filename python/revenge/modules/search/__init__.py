@@ -1,37 +1,108 @@
 """Search API: ``GET /api/v1/search`` over the search service (PostgreSQL, or Typesense in front).
 
-One entry point wires it::
+``MODULE`` installs it: the route, its services and its job kind:
 
-    install(router, search)          # search: revenge.infra.search.SearchService
+* ``typesense`` (cold, only when ``search.typesense_url`` is set): the Typesense
+  client, built on first use, offloaded when idle or under critical memory pressure;
+* ``search`` (warm): the infra ``SearchService`` (PostgreSQL always, Typesense in
+  front when configured, falling back by itself);
+* the ``search_reindex`` job kind, whose body rebuilds Typesense from PostgreSQL;
+
+plus ``migrations/`` (the PostgreSQL full-text index).
 
 Handler (:mod:`.routes`: query string -> :class:`.params.SearchParams`, hits -> JSON)
--> service (:class:`.service.MediaSearch`) -> repository (the infra ``SearchService``,
-which picks the backend and falls back to PostgreSQL).
+-> service (:class:`.service.MediaSearch`) -> repository (the infra ``SearchService``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from importlib import resources
 
+from revenge.contract import (
+    JobContext,
+    JobKind,
+    Module,
+    ModuleContext,
+    Payload,
+    RetryPolicy,
+    ServiceKey,
+    Tier,
+)
 from revenge.http import Router
-from revenge.modules.search.params import DEFAULT_KINDS, SearchParams, parse_search_params
+from revenge.infra.search import SearchBackend, SearchService
+from revenge.infra.search.service import typesense_factory
+from revenge.modules.search.params import SEARCHABLE_KINDS, SearchParams, parse_search_params
 from revenge.modules.search.routes import add_routes
 from revenge.modules.search.service import MediaSearch, SearchIndex
 
 __all__ = [
-    "DEFAULT_KINDS",
+    "MODULE",
+    "SEARCH",
+    "SEARCHABLE_KINDS",
+    "SEARCH_REINDEX",
+    "TYPESENSE",
     "MediaSearch",
     "SearchIndex",
     "SearchParams",
+    "add_search_route",
     "install",
     "parse_search_params",
 ]
 
+SEARCH: ServiceKey[SearchService] = ServiceKey("search", Tier.WARM)
+TYPESENSE: ServiceKey[SearchBackend] = ServiceKey("typesense", Tier.COLD)
 
-def install(
-    router: Router, search: SearchIndex, *, kinds: Iterable[str] = DEFAULT_KINDS
+SEARCH_REINDEX = JobKind(
+    "search_reindex",
+    queue="default",
+    priority=20,
+    unique=True,  # key: the index name ("" = everything)
+    max_running=1,  # a reindex competes with itself for the same rows
+    retry=RetryPolicy(max_attempts=4, initial_delay=30.0),
+    timeout=3600.0,
+)
+
+
+def add_search_route(
+    router: Router, search: SearchIndex, *, kinds: Iterable[str] = SEARCHABLE_KINDS
 ) -> MediaSearch:
     """Add the search route (authenticated) to ``router``; ``kinds`` are the ones callers may ask for."""
     service = MediaSearch(search, frozenset(kinds))
     add_routes(router, service)
     return service
+
+
+def install(ctx: ModuleContext) -> None:
+    settings = ctx.settings
+    metrics = ctx.services.metrics
+    factory = typesense_factory(settings)
+    typesense = None
+    if factory is not None:
+        ctx.provide(TYPESENSE, factory, close=_close_backend)
+        typesense = ctx.services.lazy(TYPESENSE)
+    search = SearchService.from_settings(
+        ctx.database, settings, typesense=typesense, observer=metrics, lazy_observer=metrics
+    )
+
+    async def open_search() -> SearchService:
+        await search.start(eager=not settings.lazy_init.search)
+        return search
+
+    ctx.provide(SEARCH, open_search, close=lambda s: s.close(), health=lambda s: s.health_probe())
+    add_search_route(ctx.router, search)
+    ctx.job(SEARCH_REINDEX, reindex)
+    ctx.migrations(resources.files(__name__) / "migrations")
+
+
+async def reindex(ctx: JobContext, payload: Payload) -> None:
+    """Rebuild Typesense from PostgreSQL's index (the source of truth)."""
+    count = await ctx.services.get(SEARCH).reindex_all()
+    await ctx.progress(count, count, f"{count} documents indexed")
+
+
+async def _close_backend(backend: SearchBackend) -> None:
+    await backend.close()
+
+
+MODULE = Module("search", install)

@@ -3,10 +3,10 @@
 Status codes: 400 when a value cannot be read at all (not an integer, given twice),
 422 when it reads but is not allowed (missing or blank query, out of range, unknown kind).
 
->>> p = parse_search_params({"q": [" matrix "], "kind": ["movie,series"]}, DEFAULT_KINDS)
+>>> p = parse_search_params({"q": [" matrix "], "kind": ["movie,series"]}, SEARCHABLE_KINDS)
 >>> p.query, p.kinds, p.limit, p.offset
 ('matrix', ('movie', 'series'), 20, 0)
->>> parse_search_params({"q": ["x"], "limit": ["0"]}, DEFAULT_KINDS)
+>>> parse_search_params({"q": ["x"], "limit": ["0"]}, SEARCHABLE_KINDS)
 Traceback (most recent call last):
 ...
 revenge.http.errors.Problem: 422 limit_out_of_range: limit must be between 1 and 100
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from revenge.http import Problem
 
-DEFAULT_KINDS: tuple[str, ...] = ("movie", "series", "episode", "person")
+SEARCHABLE_KINDS: tuple[str, ...] = ("movie", "series", "episode", "person")
 """What content modules index today; ``install(..., kinds=...)`` widens it."""
 
 MAX_QUERY_LENGTH = 200

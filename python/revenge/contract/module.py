@@ -1,0 +1,165 @@
+"""The module contract: ``Module(name, install)`` and the ``ModuleContext`` its install receives.
+
+A feature is a folder ``revenge/modules/<name>/`` whose ``__init__.py`` says::
+
+    MODULE = Module("example", install)
+
+    def install(ctx: ModuleContext) -> None:
+        ctx.route("GET", "/api/v1/example", hello)                   # HTTP, under its prefix
+        ctx.provide(EXAMPLE, build_example, close=Example.close)     # a service, by tier
+        ctx.job(JobKind("example_tick", queue="example"), tick)      # a job kind and its body
+        ctx.migrations(resources.files(__name__) / "migrations")     # its own SQL
+
+``install`` is the only entry point and runs once per process, in the module
+list's order, before anything connects: it declares, the runtime starts. What a
+module needs from another module or from the platform it reaches through typed
+keys (``ctx.services.get(DATABASE)``) once the runtime has started, never by
+importing that module's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib.abc import Traversable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from revenge.http import Authenticate, Handler, Router
+from revenge.infra.db import Migration, load_migrations
+from revenge.infra.jobs import CleanupStep, JobBody, JobKind, KindRegistry
+from revenge.runtime import Check, Runtime, ServiceKey
+
+if TYPE_CHECKING:
+    from revenge.config import Settings
+    from revenge.infra.cache import Cache
+    from revenge.infra.db import Database
+
+T = TypeVar("T")
+
+Role = Literal["serve", "worker", "migrate"]
+"""Why the process builds the application: serve HTTP, run jobs, or only migrate."""
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    """A feature: its name (also its migrations' owner) and its one entry point."""
+
+    name: str
+    install: Callable[[ModuleContext], None]
+
+
+class ModuleContext:
+    """What ``install(ctx)`` may declare. Everything is recorded; nothing connects here.
+
+    Attributes a module reads:
+
+    * ``name``: the module's name; ``settings``: the whole configuration;
+    * ``role``: ``"serve"``, ``"worker"`` or ``"migrate"`` (most modules ignore it);
+    * ``services``: the runtime. Typed look-ups work once it has started:
+      ``services.get(KEY)`` (hot, warm, background), ``services.lazy(KEY)`` (cold);
+    * ``database``, ``cache``: the platform's pool and cache, not yet started while
+      ``install`` runs; hold them, use them from requests, jobs and service factories.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: Settings,
+        role: Role,
+        runtime: Runtime,
+        router: Router,
+        kinds: KindRegistry,
+        database: Database,
+        cache: Cache,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.role = role
+        self.services = runtime
+        self.database = database
+        self.cache = cache
+        self._router = router
+        self._kinds = kinds
+        self.migration_list: list[Migration] = []
+        self.authenticate: Authenticate | None = None
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        *,
+        public: bool = False,
+        summary: str = "",
+        tags: tuple[str, ...] = (),
+    ) -> None:
+        """Add a route. Every route needs a session or API key unless ``public``."""
+        self._router.add(
+            method, path, handler, public=public, summary=summary, tags=tags or (self.name,)
+        )
+
+    @property
+    def router(self) -> Router:
+        """The application's router, for a module's ``add_routes(router, ...)``."""
+        return self._router
+
+    def authenticate_with(self, authenticate: Authenticate) -> None:
+        """Supply the request authenticator (one module does: auth)."""
+        self.authenticate = authenticate
+
+    # -- services --------------------------------------------------------------------------
+
+    def provide(
+        self,
+        key: ServiceKey[T],
+        factory: Callable[[], Awaitable[T]] | Callable[[], T],
+        *,
+        close: Callable[[T], Any] | None = None,
+        health: Callable[[T], Any] | None = None,
+        idle_ttl: float | None = None,
+        critical: bool | None = None,
+    ) -> ServiceKey[T]:
+        """Register a service by its key's tier (see ``Runtime.register``).
+
+        Hot, warm and background services are built at start in tier order (within a
+        tier, in registration order) and closed in reverse; a cold one is built on its
+        first ``await services.lazy(KEY).get()`` and offloaded after ``idle_ttl``.
+        """
+        return self.services.provide(
+            key, factory, close=close, health=health, idle_ttl=idle_ttl, critical=critical
+        )
+
+    def health_check(self, check: Check) -> None:
+        """An extra check in ``/health`` that is not a service's own."""
+        self.services.add_check(check)
+
+    def on_scrape(self, sample: Callable[[], None]) -> None:
+        """Run ``sample`` before each ``/metrics`` answer (to set the module's gauges)."""
+        if self.services.metrics is not None:
+            self.services.metrics.add_sampler(sample)
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    def job(self, kind: JobKind, body: JobBody | None = None) -> None:
+        """Declare a job kind (queue, priority, retry, ``schedule``...) and its body.
+
+        The body runs in whichever process runs jobs (``revenge worker`` or the
+        in-process worker) with ``ctx.services`` from the same module list.
+        """
+        self._kinds.define(kind)
+        if body is not None:
+            self._kinds.handler(kind.name)(body)
+
+    def cleanup_step(self, name: str, step: CleanupStep) -> None:
+        """Run ``step(conn)`` with every scheduled ``cleanup`` job (expired rows and the like)."""
+        self._kinds.add_cleanup_step(f"{self.name}.{name}", step)
+
+    # -- schema --------------------------------------------------------------------------------
+
+    def migrations(self, folder: Traversable | Path) -> None:
+        """This module's ``NNNN_name.sql`` files, identified by (module name, number)."""
+        self.migration_list.extend(load_migrations(self.name, folder))
