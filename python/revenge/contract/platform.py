@@ -73,7 +73,12 @@ def provide_platform(
     runtime.provide(CACHE, open_cache, close=lambda c: c.close(), health=lambda c: c.health_probe())
     if runtime.pressure is not None:
         runtime.pressure.on_level_change(cache.on_pressure)
-    runtime.provide(JOBS, lambda: Jobs(db, registry=kinds))
+    async def open_jobs() -> Jobs:
+        jobs = Jobs(db, registry=kinds)
+        await jobs.install()  # the queue's tables (idempotent, advisory-locked): enqueue needs them
+        return jobs
+
+    runtime.provide(JOBS, open_jobs)
 
 
 def _embedded_postgres(settings: Settings, db: Database) -> Callable[[], Any]:
