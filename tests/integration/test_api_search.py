@@ -276,3 +276,19 @@ async def test_an_unreachable_database_is_503_with_retry_after_not_500() -> None
         reply = await client.get(SEARCH, params={"q": "matrix"})
     assert_problem(reply, 503, "database_unavailable")
     assert int(reply.headers["retry-after"]) >= 1
+
+
+async def test_a_default_install_reports_healthy_and_every_family_from_the_first_scrape(
+    api: RunningApp,
+) -> None:
+    """No Redis configured (the default): the cache is disabled, not a fault."""
+    body = (await api.client.get("/health")).json()
+    assert body["status"] == "healthy", body
+    assert body["services"]["cache"]["healthy"] is True
+    assert body["services"]["auth_revocations"]["healthy"] is True
+    text = (await api.client.get("/metrics")).text
+    # The cold transcoder was never used, yet its series are there, at zero.
+    assert 'revenge_lazy_init_total{outcome="success",service="transcoder"} 0.0' in text
+    assert 'revenge_offload_total{reason="idle",service="transcoder"} 0.0' in text
+    assert 'revenge_degraded_services{service="cache"} 0.0' in text
+    assert 'revenge_fallback_total{service="cache"} 0.0' in text

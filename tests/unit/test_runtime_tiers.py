@@ -240,3 +240,36 @@ async def test_from_settings_reads_offload_health_and_lazy_init() -> None:
     async with rt:
         states = {i.name: i.initialized for i in rt.services() if i.tier is Tier.COLD}
         assert states == {"oidc": True, "email": False}
+
+
+async def test_an_offloaded_cold_service_shows_in_health_at_once() -> None:
+    rt = Runtime(metrics=None, health_interval=3600)  # no refresh would come in time
+    key = rt.register("scanner", Tier.COLD, lambda: Box("scanner"))
+    async with rt:
+        await rt.lazy(key).get()
+        await rt.health.refresh()
+        assert rt.health_report()[1]["services"]["scanner"]["initialized"] is True
+        assert await rt.lazy(key).offload("manual")
+        entry = rt.health_report()[1]["services"]["scanner"]
+        assert entry["initialized"] is False and entry["healthy"] is True
+
+
+def test_labelled_families_start_at_zero_for_every_known_service() -> None:
+    from revenge.runtime.metrics import RuntimeMetrics
+
+    metrics = get_metrics()
+    rt = Runtime(metrics=metrics)
+    rt.register("zero_probe_service", Tier.COLD, lambda: Box("z"))
+    rt.degradable("zero_probe_link", "primary", "fallback", lambda e: True)
+    sample = REGISTRY.get_sample_value
+    for outcome in ("success", "failure"):
+        labels = {"service": "zero_probe_service", "outcome": outcome}
+        assert sample("revenge_lazy_init_total", labels) == 0.0
+    assert sample("revenge_lazy_init_seconds_count", {"service": "zero_probe_service"}) == 0.0
+    for reason in ("idle", "pressure", "manual", "shutdown"):
+        labels = {"service": "zero_probe_service", "reason": reason}
+        assert sample("revenge_offload_total", labels) == 0.0
+    assert sample("revenge_service_initialized", {"service": "zero_probe_service"}) == 0.0
+    assert sample("revenge_degraded_services", {"service": "zero_probe_link"}) == 0.0
+    assert sample("revenge_fallback_total", {"service": "zero_probe_link"}) == 0.0
+    assert isinstance(metrics, RuntimeMetrics)

@@ -71,6 +71,8 @@ def provide_platform(
         return cache
 
     runtime.provide(CACHE, open_cache, close=lambda c: c.close(), health=lambda c: c.health_probe())
+    if runtime.metrics is not None:
+        runtime.metrics.declare_degradable("cache")
     if runtime.pressure is not None:
         runtime.pressure.on_level_change(cache.on_pressure)
     async def open_jobs() -> Jobs:

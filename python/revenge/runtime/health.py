@@ -197,7 +197,23 @@ class HealthChecker:
         checks = list(self._checks.values())
         results = await asyncio.gather(*(run_check(check) for check in checks))
         services = {check.name: result for check, result in zip(checks, results, strict=True)}
-        report = HealthReport(overall_status(services.values()), services, time.time())
+        return self._store(HealthReport(overall_status(services.values()), services, time.time()))
+
+    def mark_offloaded(self, name: str) -> None:
+        """A cold service was just offloaded: say so now, not at the next refresh.
+
+        Offloading is not a fault: the entry becomes healthy and not initialised (a
+        probe of an offloaded service has nothing to check and never builds it).
+        """
+        report = self._report
+        old = report.services.get(name) if report is not None else None
+        if report is None or old is None:
+            return
+        services = dict(report.services)
+        services[name] = ServiceStatus(True, False, 0.0, old.category, None, old.tier)
+        self._store(HealthReport(overall_status(services.values()), services, time.time()))
+
+    def _store(self, report: HealthReport) -> HealthReport:
         code = 503 if report.status == "unhealthy" else 200
         self._full = (code, report.to_dict())
         self._ready = (code, {"status": report.status})

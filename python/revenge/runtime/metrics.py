@@ -175,6 +175,11 @@ class DeltaCounter:
             self._counter.inc(delta)
 
 
+#: Outcomes of ``revenge_lazy_init_total`` and reasons of ``revenge_offload_total``.
+LAZY_OUTCOMES = ("success", "failure")
+OFFLOAD_REASONS = ("idle", "pressure", "manual", "shutdown", "close")
+
+
 class RuntimeMetrics:
     """The runtime's metric objects; implements the Lazy and Degradable observers."""
 
@@ -315,6 +320,22 @@ class RuntimeMetrics:
             multiprocess_mode="livemax",
         )
         self._samplers: list[Callable[[], None]] = []
+
+    # Labelled families start at zero for every known label set, so dashboards and
+    # alerts see 0 from the first scrape instead of a missing series.
+    def declare_cold(self, service: str) -> None:
+        """A cold service exists: its init, offload and initialised series start at zero."""
+        for outcome in LAZY_OUTCOMES:
+            self.lazy_init.labels(service, outcome)
+        self.lazy_init_seconds.labels(service)
+        for reason in OFFLOAD_REASONS:
+            self.offload.labels(service, reason)
+        self.service_initialized.labels(service).set(0)
+
+    def declare_degradable(self, service: str) -> None:
+        """A service with a fallback exists: not degraded, no fallback used yet."""
+        self.degraded_services.labels(service).set(0)
+        self.fallback.labels(service)
 
     # LazyObserver
     def lazy_initialised(self, service: str, seconds: float) -> None:

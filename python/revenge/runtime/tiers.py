@@ -106,6 +106,29 @@ class ServiceInfo:
     state: str
 
 
+class _LazyEvents:
+    """What a cold service reports: to metrics, and its offloading to health at once."""
+
+    __slots__ = ("health", "metrics")
+
+    def __init__(self, metrics: RuntimeMetrics | None, health: HealthChecker) -> None:
+        self.metrics = metrics
+        self.health = health
+
+    def lazy_initialised(self, service: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.lazy_initialised(service, seconds)
+
+    def lazy_init_failed(self, service: str) -> None:
+        if self.metrics is not None:
+            self.metrics.lazy_init_failed(service)
+
+    def lazy_offloaded(self, service: str, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.lazy_offloaded(service, reason)
+        self.health.mark_offloaded(service)
+
+
 class Runtime:
     """One small core: registry, lifecycle, offload sweeper, health, pressure."""
 
@@ -244,6 +267,8 @@ class Runtime:
         )
         self._specs[name] = spec
         if tier is Tier.COLD:
+            if self.metrics is not None:
+                self.metrics.declare_cold(name)
             self._lazies[name] = Lazy(
                 name,
                 factory,
@@ -251,7 +276,7 @@ class Runtime:
                 idle_ttl=None if spec.eager else spec.idle_ttl,
                 backoff_initial=self._backoff[0],
                 backoff_max=self._backoff[1],
-                observer=self.metrics,
+                observer=_LazyEvents(self.metrics, self.health),
             )
         if checked:
             self.health.add(self._check_for(spec))
@@ -302,7 +327,7 @@ class Runtime:
             observer=self.metrics,
         )
         if self.metrics is not None:
-            self.metrics.degraded_changed(name, False)
+            self.metrics.declare_degradable(name)
         self.health.add(
             Check(name, Category.WARM, degradable.health_probe, timeout=self.health_timeout)
         )

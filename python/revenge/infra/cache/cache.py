@@ -41,7 +41,7 @@ R = TypeVar("R")
 
 INVALIDATION_CHANNEL = "cache:invalidate"
 
-Status = Literal["healthy", "degraded", "unhealthy"]
+Status = Literal["healthy", "disabled", "degraded", "unhealthy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,9 +368,13 @@ class Cache:
     # -- health and stats -------------------------------------------------------------
 
     async def health(self) -> CacheHealth:
-        """PING Redis when it is in use; ``degraded`` when absent or down (never raises)."""
+        """PING Redis when it is in use; ``disabled`` when not configured, ``degraded`` when down.
+
+        Not configured is the default install (the in-process L1 serves alone), not a
+        fault: only a configured Redis that fails makes the cache degraded. Never raises.
+        """
         if self._redis is None:
-            return CacheHealth("degraded", False, None, "redis is not configured (cache.url)")
+            return CacheHealth("disabled", False, None, "redis is not configured (cache.url)")
         if self.degraded:
             return CacheHealth("degraded", True, None, _describe(self._link.last_error))
         started = time.perf_counter()
@@ -384,9 +388,9 @@ class Cache:
         return CacheHealth("healthy", True, (time.perf_counter() - started) * 1000, None)
 
     async def health_probe(self) -> None:
-        """For :class:`~revenge.runtime.health.Check`: raises unless Redis answers."""
+        """For :class:`~revenge.runtime.health.Check`: raises when a configured Redis fails."""
         report = await self.health()
-        if report.status != "healthy":
+        if report.status not in ("healthy", "disabled"):
             raise ConnectionError(f"cache degraded to in-process only: {report.error}")
 
     def health_check(self, *, timeout: float = 5.0) -> Check:

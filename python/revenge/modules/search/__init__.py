@@ -84,6 +84,8 @@ def install(ctx: ModuleContext) -> None:
     search = SearchService.from_settings(
         ctx.database, settings, typesense=typesense, observer=metrics, lazy_observer=metrics
     )
+    if metrics is not None and search.configured:
+        metrics.declare_degradable("search")
 
     async def open_search() -> SearchService:
         await search.start(eager=not settings.lazy_init.search)
