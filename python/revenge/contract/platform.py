@@ -75,6 +75,7 @@ def provide_platform(
         runtime.metrics.declare_degradable("cache")
     if runtime.pressure is not None:
         runtime.pressure.on_level_change(cache.on_pressure)
+
     async def open_jobs() -> Jobs:
         jobs = Jobs(db, registry=kinds)
         await jobs.install()  # the queue's tables (idempotent, advisory-locked): enqueue needs them
