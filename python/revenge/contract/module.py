@@ -96,10 +96,20 @@ class ModuleContext:
         public: bool = False,
         summary: str = "",
         tags: tuple[str, ...] = (),
+        cache_control: str | None = None,
     ) -> None:
-        """Add a route. Every route needs a session or API key unless ``public``."""
+        """Add a route. Every route needs a session or API key unless ``public``.
+
+        ``cache_control`` defaults to ``no-store`` on authenticated routes.
+        """
         self._router.add(
-            method, path, handler, public=public, summary=summary, tags=tags or (self.name,)
+            method,
+            path,
+            handler,
+            public=public,
+            summary=summary,
+            tags=tags or (self.name,),
+            cache_control=cache_control,
         )
 
     @property
