@@ -185,3 +185,27 @@ def test_duplicate_route_is_rejected() -> None:
         router.add("GET", "/x", me)
     with pytest.raises(ValueError, match="must start"):
         router.add("GET", "x", me)
+
+
+async def test_a_services_domain_error_is_problem_json_with_its_stable_code() -> None:
+    from revenge.runtime.errors import DomainError
+
+    async def refuse(request: Request) -> Response:
+        raise DomainError(
+            "title_taken", "Title taken", kind="conflict", detail="x", extra={"field": "title"}
+        )
+
+    router = Router()
+    router.add("POST", "/things", refuse, public=True)
+    transport = httpx.ASGITransport(app=HttpApp(router))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        reply = await client.post("/things")
+    assert reply.status_code == 409
+    assert reply.headers["content-type"] == "application/problem+json"
+    body = reply.json()
+    assert (body["code"], body["title"], body["detail"], body["field"]) == (
+        "title_taken",
+        "Title taken",
+        "x",
+        "title",
+    )

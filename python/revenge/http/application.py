@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from revenge.http.errors import (
     INTERNAL_ERROR,
     Problem,
+    domain_problem,
     invalid_path,
     method_not_allowed,
     not_found,
@@ -27,7 +28,7 @@ from revenge.http.request import IncompleteBody, Principal, Request, RsgiRequest
 from revenge.http.response import Response
 from revenge.http.router import Router
 from revenge.http.sending import send_asgi, send_rsgi
-from revenge.runtime.errors import ServiceUnavailable
+from revenge.runtime.errors import DomainError, ServiceUnavailable
 
 log = logging.getLogger("revenge.http")
 
@@ -120,6 +121,8 @@ class HttpApp:
             return response
         except Problem as problem:
             return problem.to_response(request.path)
+        except DomainError as error:
+            return domain_problem(error).to_response(request.path)
         except ServiceUnavailable as exc:
             log.warning("%s %s: %s", request.method, quoted(request.path), exc)
             return service_unavailable(exc.code, str(exc), exc.retry_after).to_response(

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from revenge.http.response import Response, json_response
+from revenge.runtime.errors import DomainError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 NOSNIFF = ("x-content-type-options", "nosniff")
@@ -53,6 +54,26 @@ class Problem(Exception):
         body.update(self.extra)
         headers = [("content-type", PROBLEM_CONTENT_TYPE), NOSNIFF, *self.headers]
         return json_response(body, self.status, headers=headers)
+
+
+_STATUS_OF_KIND = {
+    "invalid": 422,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+}
+
+
+def domain_problem(error: DomainError) -> Problem:
+    """The problem+json answer to a service's :class:`DomainError` (same stable code).
+
+    >>> domain_problem(DomainError("account_disabled", "Disabled", kind="forbidden")).status
+    403
+    """
+    return Problem(
+        _STATUS_OF_KIND[error.kind], error.code, error.message, error.detail, extra=error.extra
+    )
 
 
 def not_found(path: str) -> Problem:

@@ -7,7 +7,7 @@ is first imported.
 """
 
 from revenge.runtime.degrade import Degradable, DegradeObserver
-from revenge.runtime.errors import ServiceInitFailed, ServiceUnavailable
+from revenge.runtime.errors import DomainError, ServiceInitFailed, ServiceUnavailable
 from revenge.runtime.health import (
     Category,
     Check,
@@ -24,6 +24,7 @@ __all__ = [
     "Check",
     "Degradable",
     "DegradeObserver",
+    "DomainError",
     "HealthChecker",
     "HealthReport",
     "Lazy",

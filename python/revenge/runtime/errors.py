@@ -1,6 +1,45 @@
-"""Errors that cross layers: infrastructure raises them, the HTTP layer maps them to problems."""
+"""Errors that cross layers: services and infrastructure raise them, the HTTP layer maps them.
+
+Services never raise HTTP problems: they raise a :class:`DomainError` (a stable
+``code``, a safe message, and a ``kind`` that says what went wrong) or
+:class:`ServiceUnavailable`; the HTTP layer turns both into problem+json.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+ErrorKind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict"]
+
+
+class DomainError(Exception):
+    """A rule of the domain said no. ``code`` is stable (clients and tests match on it).
+
+    The HTTP layer answers ``kind`` with its status (invalid 422, unauthenticated 401,
+    forbidden 403, not_found 404, conflict 409), ``message`` as the title and
+    ``detail`` and ``extra`` in the body.
+
+    >>> err = DomainError("account_disabled", "This account is disabled", kind="forbidden")
+    >>> err.code, err.kind, str(err)
+    ('account_disabled', 'forbidden', 'This account is disabled')
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        kind: ErrorKind,
+        detail: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.kind = kind
+        self.detail = detail
+        self.extra = dict(extra or {})
 
 
 class ServiceUnavailable(Exception):

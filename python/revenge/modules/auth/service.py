@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from revenge.config import AuthSettings
-from revenge.http import Problem
 from revenge.infra.db import Database
 from revenge.modules.auth import repository as repo
 from revenge.modules.auth.authenticator import Authenticator
@@ -23,6 +22,7 @@ from revenge.modules.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LEN
 from revenge.modules.auth.revocation import RevocationPublisher, encode_token, encode_user
 from revenge.modules.auth.throttle import LoginThrottle
 from revenge.modules.auth.tokens import new_api_key, new_session_token, token_hash
+from revenge.runtime.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,18 @@ class NewApiKey:
     record: repo.ApiKeyRecord
 
 
-def invalid_credentials() -> Problem:
-    # One answer for unknown user and wrong password: the username's existence is not revealed.
-    return Problem(401, "invalid_credentials", "Invalid username or password")
+class InvalidCredentials(DomainError):
+    """One answer for unknown user and wrong password: the username's existence is not revealed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "invalid_credentials", "Invalid username or password", kind="unauthenticated"
+        )
+
+
+class AccountDisabled(DomainError):
+    def __init__(self) -> None:
+        super().__init__("account_disabled", "This account is disabled", kind="forbidden")
 
 
 class AuthService:
@@ -75,13 +84,13 @@ class AuthService:
         if user is None:
             await self.hasher.verify_dummy(password)
             self.throttle.record_failure(ip, username)
-            raise invalid_credentials()
+            raise InvalidCredentials()
         if not await self.hasher.verify(user.password_hash, password):
             self.throttle.record_failure(ip, username)
-            raise invalid_credentials()
+            raise InvalidCredentials()
         if user.disabled:
             # Told only to whoever knows the password: it reveals nothing to a guesser.
-            raise Problem(403, "account_disabled", "This account is disabled")
+            raise AccountDisabled()
         self.throttle.record_success(ip, username)
         rehash = (
             await self.hasher.hash(password)
