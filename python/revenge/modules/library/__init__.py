@@ -1,0 +1,1 @@
+"""Libraries: the scanner's pure parts (walk, names, NFO files); the module wiring comes later."""
