@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-CORPUS_FILES = ("naming_corpus_movies.jsonl", "naming_corpus_tv.jsonl")
+CORPUS_FILES = (
+    "naming_corpus_movies.jsonl",
+    "naming_corpus_tv.jsonl",
+    "naming_corpus_holdout.jsonl",  # written after the parser, scored as it came out first
+)
 
 CORE = ("kind", "title", "year", "season", "episodes")
 OPTIONAL = (
@@ -46,6 +50,7 @@ class Case:
     lib: str
     expected: Fields
     note: str | None = None
+    source: str = ""
 
 
 def load_corpus() -> list[Case]:
@@ -60,7 +65,7 @@ def load_corpus() -> list[Case]:
                 unknown = set(row) - set(FIELDS)
                 assert not unknown, f"{name}:{n}: unknown fields {unknown}"
                 row.setdefault("kind", "movie" if lib == "movies" else "episode")
-                cases.append(Case(n, path, lib, row, note))
+                cases.append(Case(n, path, lib, row, note, name))
     return cases
 
 
@@ -72,7 +77,10 @@ def _norm_text(value: Any) -> str:
 def _norm_edition(value: Any) -> str:
     text = _norm_text(value).replace("directors", "director")
     text = text.removeprefix("the")
-    return text.removesuffix("edition")
+    # "Ultimate Cut" and "Ultimate", "Extended Edition" and "Extended" name one edition.
+    for word in ("edition", "version", "cut"):
+        text = text.removesuffix(word)
+    return text
 
 
 def _empty(value: Any) -> bool:

@@ -19,6 +19,7 @@ names of any length and undecodable bytes (``os.fsdecode``'s surrogate escapes) 
 from __future__ import annotations
 
 import codecs
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -31,11 +32,15 @@ Kind = Literal["movie", "episode", "extra"]
 __all__ = ["VIDEO_EXTENSIONS", "LibraryKind", "ParsedName", "display_text", "parse"]
 
 VIDEO_EXTENSIONS = frozenset(
-    "mkv mp4 m4v avi mov wmv ts m2ts mts webm mpg mpeg flv ogv 3gp vob iso divx xvid asf rm rmvb"
-    " wtv dvr-ms f4v".split()
+    {
+        *("mkv", "mp4", "m4v", "avi", "mov", "wmv", "ts", "m2ts", "mts", "webm", "mpg", "mpeg"),
+        *("flv", "ogv", "3gp", "vob", "iso", "divx", "xvid", "asf", "rm", "rmvb", "wtv", "f4v"),
+    }
 )
 # Other extensions the walker reports beside videos: dropped before parsing a stem too.
-_SIDE_EXTENSIONS = frozenset("nfo srt ass ssa vtt sub idx jpg jpeg png webp tbn".split())
+_SIDE_EXTENSIONS = frozenset(
+    {"nfo", "srt", "ass", "ssa", "vtt", "sub", "idx", "jpg", "jpeg", "png", "webp", "tbn"}
+)
 
 _MAX_COMPONENT = 1024  # NAME_MAX is 255 bytes; longer is hostile and only costs time
 _MAX_RANGE = 50  # S01E01-E99 larger than this is a typo, not a 99-episode file
@@ -116,9 +121,7 @@ _E = r"(?![a-z0-9])"  # token ends at a boundary
 _SEP = r"[ ._-]"
 _I = re.IGNORECASE
 
-_IDS = re.compile(
-    r"[\[{(]\s*(imdb|tmdb|tvdb)(?:id)?\s*[-=:]\s*(tt\d{5,10}|\d{1,10})\s*[\]})]", _I
-)
+_IDS = re.compile(r"[\[{(]\s*(imdb|tmdb|tvdb)(?:id)?\s*[-=:]\s*(tt\d{5,10}|\d{1,10})\s*[\]})]", _I)
 _PLEX_EDITION = re.compile(r"\{\s*edition\s*[-=]\s*([^}]*)\}", _I)
 _SITE_PREFIX = re.compile(r"^\s*\[?\s*www\.[^\s\]]+\s*\]?\s*-?\s*", _I)
 _LEADING_GROUP = re.compile(r"^\s*\[([^\]]{1,40})\]\s*")
@@ -134,8 +137,7 @@ _RESOLUTION = re.compile(
 _HEIGHTS = {360, 480, 540, 576, 720, 1080, 1440, 2160, 4320}
 
 _SOURCE = re.compile(
-    _B
-    + r"(?:(uhd[ .-]?blu[ .-]?ray|blu[ .-]?ray|bdrip|bdremux|brrip|bdr|bd(?:25|50|mv)?|bluray)"
+    _B + r"(?:(uhd[ .-]?blu[ .-]?ray|blu[ .-]?ray|bdrip|bdremux|brrip|bdr|bd(?:25|50|mv)?|bluray)"
     r"|(web[ .-]?dl|web[ .-]?rip|webdl|webrip|web|webhd)"
     r"|(hdtv(?:rip)?|pdtv|sdtv|dsr(?:ip)?|tvrip|dvbrip|satrip)"
     r"|(dvd(?:rip|r|scr|5|9)?|dvd[ .-]rip)"
@@ -181,8 +183,7 @@ _FREE_EDITION = re.compile(r"((?:[A-Za-z][A-Za-z']*[ ._]){1,4}?)(Edition|Cut)" +
 _THREE_D = re.compile(
     _B
     + r"(?:(3d)|(h-?sbs|half-?sbs|f-?sbs|full-?sbs|sbs)|(h-?tab|half-?tab|half-?ou|h-?ou|full-?ou"
-    r"|f-?tab|tab)|(mvc))"
-    + _E,
+    r"|f-?tab|tab)|(mvc))" + _E,
     _I,
 )
 # Tags that only end a title: streaming services and languages (capitals only: "Mad Max"),
@@ -196,26 +197,28 @@ _JUNK_CI = re.compile(
     _B
     + r"(?:dts(?:-?hd|-?x)?|ac3|e-?ac-?3|aac(?:2\.0|5\.1)?|ddp?(?:\d(?:\.\d)?)?|truehd|atmos|flac"
     r"|dd5\.1|5\.1|7\.1|2\.0|6ch|8ch|hdr10(?:plus|\+)?|hdr|dv|dovi|10bit|8bit|remux|proper|repack"
-    r"|internal|readnfo|nfofix|multisubs|dubbed|subbed|dual[ .-]?audio|hardsub|ma|hd)"
-    + _E,
+    r"|internal|readnfo|nfofix|multisubs|dubbed|subbed|dual[ .-]?audio|hardsub|ma|hd)" + _E,
     _I,
 )
 
-_PART = re.compile(_B + r"(cd|dvd(?![59](?![0-9]))|disc|disk|pt|part)([ ._-]?)(\d{1,2})(?![0-9])", _I)
+_PART = re.compile(
+    _B + r"(cd|dvd(?![59](?![0-9]))|disc|disk|pt|part)([ ._-]?)(\d{1,2})(?![0-9])", _I
+)
 
 # Episode numbering.
 _SXE = re.compile(_B + r"s(\d{1,4})[ ._-]*e(\d{1,4})(?![0-9])", _I)
 _SXE_TAIL = re.compile(r"([ ._]*-[ ._]*|[ ._]?)(?:s(\d{1,4})[ ._-]*)?e(\d{1,4})(?![0-9])", _I)
 _DASH_TAIL = re.compile(r"-(\d{1,4})(?![0-9]|p|i|x\d)", _I)
 _NX = re.compile(r"(?<![a-z0-9])(\d{1,2})x(\d{1,3})(?![0-9]|p)", _I)
-_NX_TAIL = re.compile(r"(-|x|-\d{1,2}x)(\d{1,3})(?![0-9]|p)", _I)
+_NX_TAIL = re.compile(r"(-\d{1,2}x|-|x)(\d{1,3})(?![0-9]|p)", _I)
 _SEASON_EPISODE_WORDS = re.compile(
     _B + r"season[ ._-]*(\d{1,4})[ ._,-]*(?:episode|ep)[ ._-]*(\d{1,4})(?![0-9])", _I
 )
 _DATE_YMD = re.compile(r"(?<![0-9])((?:19|20)\d{2})[-._ ](\d{2})[-._ ](\d{2})(?![0-9])")
 _DATE_DMY = re.compile(r"(?<![0-9])(\d{2})[-._ ](\d{2})[-._ ]((?:19|20)\d{2})(?![0-9])")
 _EPISODE_WORD = re.compile(_B + r"(?:episode|ep|e)[ ._-]*(\d{1,4})(?![0-9])", _I)
-_MINISERIES_PART = re.compile(_B + r"(?:part|pt)[ ._-]?(\d{1,2})(?![0-9])", _I)
+_MINISERIES_PART = re.compile(_B + r"(?:part|pt)[ ._-]?(\d{1,2}|[ivx]{1,5})" + _E, _I)
+_ROMAN = {"i": 1, "v": 5, "x": 10}
 _DASH_NUMBER = re.compile(r"\s-\s*(\d{1,4})(?:v\d)?(?=\s|$|[\[(])")
 _LEADING_NUMBER = re.compile(r"^(\d{1,4})(?:v\d)?(?=$|[ ._-])")
 _SEASON_ONLY = re.compile(_B + r"s(\d{1,2})" + _E, _I)
@@ -238,6 +241,7 @@ _SEASON_WORDS = {
     "nine": 9,
     "ten": 10,
 }
+_SEASONISH = re.compile(r"^\s*(?:season|series|staffel|saison|temporada)\b", _I)
 _SPECIALS_DIRS = frozenset({"specials", "special", "season 0", "season 00", "extras season"})
 _EXTRA_DIRS = {
     "extras": "other",
@@ -292,6 +296,15 @@ _GENERIC_STEM = re.compile(
 _GROUP_TAIL = re.compile(r"(?<=[^\s-])-(\[[^\]\s]{1,30}\]|[A-Za-z0-9][A-Za-z0-9._]{0,29})\s*$")
 _PAREN_TAIL = re.compile(r"[(\[]([^()\[\]]*)[)\]]\s*$")
 _ACRONYM = re.compile(r"(?<![A-Za-z0-9])[A-Za-z](?:\.[A-Za-z])+\.?(?![A-Za-z0-9])")
+_LAST_WORD = re.compile(r"([A-Za-z0-9]+)$")
+_NOT_GROUP = re.compile(
+    r"(?:s\d+e\d+|e\d+|\d+x\d+|(?:cd|dvd|disc|disk|part|pt)\d{1,2}|\d+v\d|v\d|3d|h?sbs|h?tab)", _I
+)
+_VERSION = re.compile(r"\s*[)\]]?\s*-\s*(.+)$")
+_LEAD_SEPS = re.compile(r"^[\s._\-]*")
+_DASH_PART_TAIL = re.compile(r"\s-\s*(?:pt|part|cd)[ ._]?(\d{1,2})\s*$", _I)
+_PART_TAIL = re.compile(r"(?:^|[ ._-]+)(?:pt|cd)[ ._]?(\d{1,2})\s*$", _I)
+_NOT_A_TITLE = re.compile(r"(?:v\d|\d{1,2})")
 _EDGE_JUNK = re.compile(r"^[\s._\-,:;]+|[\s._\-,:;]+$")
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]|\{\s*\}")
 
@@ -332,24 +345,25 @@ def _prepare(name: str) -> tuple[str, tuple[tuple[str, str], ...], str | None, s
     """Control characters out, ids and the Plex edition lifted, a fansub group taken off."""
     name = display_text(name[:_MAX_COMPONENT])
     ids: dict[str, str] = {}
-    if "id" in name or "db" in name or "DB" in name:
+    lowered = name.lower()
+    if "db" in lowered:
         for m in _IDS.finditer(name):
             ids.setdefault(m.group(1).lower(), m.group(2).lower())
         if ids:
             name = _IDS.sub(" ", name)
     edition = None
     if "{" in name:
-        m = _PLEX_EDITION.search(name)
-        if m:
-            edition = m.group(1).strip() or None
-            name = name[: m.start()] + " " + name[m.end() :]
-    if "www." in name.lower():
+        plex = _PLEX_EDITION.search(name)
+        if plex:
+            edition = plex.group(1).strip() or None
+            name = name[: plex.start()] + " " + name[plex.end() :]
+    if "www." in lowered:
         name = _SITE_PREFIX.sub("", name)
     group = None
-    m = _LEADING_GROUP.match(name)
-    if m and not _RESOLUTION.fullmatch(m.group(1)) and not _SXE.search(m.group(1)):
-        group = m.group(1).strip() or None
-        name = name[m.end() :]
+    lead = _LEADING_GROUP.match(name)
+    if lead and not _RESOLUTION.fullmatch(lead.group(1)) and not _SXE.search(lead.group(1)):
+        group = lead.group(1).strip() or None
+        name = name[lead.end() :]
     if "[" in name or "(" in name:
         name = _HASH.sub(" ", name)
     name = _SPACES.sub(" ", name).strip()
@@ -411,10 +425,9 @@ def _scan(name: str, *, title_limit: int | None = None) -> _Scan:
         tags_at = min(tags_at, m.start())
     for m in _SOURCE.finditer(text):
         word = m.group(0).lower()
-        if word in ("ts", "bd", "dvd", "web") and m.start() < min(tags_at, limit) - 0:
-            # Short words count only among other tags: "The.Web" is a title.
-            if not _near_tags(text, m):
-                continue
+        # Short words count only among other tags: "The.Web" is a title.
+        if word in ("ts", "bd", "dvd", "web") and not _near_tags(text, m):
+            continue
         if source is None:
             source = _SOURCE_NAMES[_first_group(m)]
         tags_at = min(tags_at, m.start())
@@ -447,15 +460,15 @@ def _scan(name: str, *, title_limit: int | None = None) -> _Scan:
         scan.title_end = min(scan.title_end, m.start())
     if not editions and year is not None:
         free = _FREE_EDITION.match(text, _skip_seps(text, year_end))
-        if free and free.end() <= tags_at + 0 and not _JUNK_CI.match(free.group(1)):
-            words = re.sub(r"[._]", " ", free.group(0)).strip()
+        if free and free.end() <= tags_at and not _JUNK_CI.match(free.group(1)):
+            words = free.group(0).replace(".", " ").replace("_", " ").strip()
             editions.append(words)
     if plex_edition:
         editions = [plex_edition]
     scan.edition = " ".join(editions) or None
     for m in _THREE_D.finditer(text, tail_from):
         i = _first_group(m)
-        if i == 2 and m.group(0).lower() == "tab" and not re.search(r"3d", text, _I):
+        if i == 2 and m.group(0).lower() == "tab" and "3d" not in text.lower():
             continue
         scan.is_3d = True
         if i > 0 and scan.stereo is None:
@@ -507,18 +520,14 @@ def _is_group(group: str, before: str) -> bool:
         return False
     if _JUNK_CI.fullmatch(group) or _JUNK_CS.fullmatch(group) or _EDITION.fullmatch(group):
         return False
-    prev = re.search(r"([A-Za-z0-9]+)$", before)
+    prev = _LAST_WORD.search(before)
     if prev:
         joined = f"{prev.group(1)}-{group}"
         if _SOURCE.fullmatch(joined) or _CODEC.fullmatch(joined) or _JUNK_CI.fullmatch(joined):
             return False
         if prev.group(1).lower() in ("web", "blu", "mpeg", "vc", "e", "h", "x", "half"):
             return False
-    return not re.fullmatch(
-        r"(?:s\d+e\d+|e\d+|\d+x\d+|(?:cd|dvd|disc|disk|part|pt)\d{1,2}|\d+v\d|v\d|3d|h?sbs|h?tab)",
-        group,
-        _I,
-    )
+    return not _NOT_GROUP.fullmatch(group)
 
 
 def _clean(text: str) -> str:
@@ -594,7 +603,7 @@ def _context(dirs: tuple[str, ...], library: LibraryKind) -> _Context:
         d = dirs[i]
         if (i >= 1 and _extra_of_dir(d)) or _STRUCTURAL_DIRS.match(d.strip()):
             continue
-        if library == "tv" and _season_of_dir(d) is not None and i >= 1:
+        if library == "tv" and i >= 1 and (_season_of_dir(d) is not None or _SEASONISH.match(d)):
             continue
         owner = d
         break
@@ -630,7 +639,9 @@ def parse(
     stem = _strip_extension(parts[-1][:_MAX_COMPONENT])
     ctx = _context(dirs, library)
     extra_type = ctx.extra_type
-    suffix = _EXTRA_SUFFIX.search(stem) if extra_type in (None, "sample") else None
+    suffix = _EXTRA_SUFFIX.search(stem)
+    if suffix is not None and extra_type not in (None, "sample") and stem[suffix.start()] != "-":
+        suffix = None  # in an extras folder, "Official Trailer" is a name, not a suffix
     if (
         suffix is not None
         and library == "tv"
@@ -651,7 +662,16 @@ def parse(
     return _parse_movie(stem, ctx, extra_type)
 
 
-def _folder_title(name: str | None, library: LibraryKind) -> _Scan | None:
+@dataclass(frozen=True, slots=True)
+class _Folder:
+    title: str
+    year: int | None
+    ids: tuple[tuple[str, str], ...]
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder(name: str | None, library: LibraryKind) -> _Folder | None:
+    """A movie or show folder's title, year and ids; cached, as a folder holds many files."""
     if name is None:
         return None
     limit = None
@@ -659,12 +679,12 @@ def _folder_title(name: str | None, library: LibraryKind) -> _Scan | None:
         m = _SXE.search(name) or _SEASON_ONLY.search(name)
         limit = m.start() if m else None
     scan = _scan(name, title_limit=limit)
-    return scan
+    return _Folder(_clean(scan.text[: scan.title_end]), scan.year, scan.ids)
 
 
 def _parse_movie(stem: str, ctx: _Context, extra_type: str | None) -> ParsedName:
-    folder = _folder_title(ctx.owner, "movies")
-    folder_title = _clean(folder.text[: folder.title_end]) if folder else ""
+    folder = _folder(ctx.owner, "movies")
+    folder_title = folder.title if folder else ""
     strong_folder = folder is not None and folder_title != "" and (folder.year or folder.ids)
 
     if extra_type is not None and ctx.extra_type is not None and extra_type != "sample":
@@ -690,7 +710,12 @@ def _parse_movie(stem: str, ctx: _Context, extra_type: str | None) -> ParsedName
             ids.setdefault(k, v)
     if generic and folder is not None and folder_title:
         title, year = folder_title, year or folder.year
-    elif strong_folder and not extra_type and folder is not None and (year is None or year == folder.year):
+    elif (
+        strong_folder
+        and not extra_type
+        and folder is not None
+        and (year is None or year == folder.year)
+    ):
         title, year = folder_title, folder.year
     part = _movie_part(text, scan)
     version = _version(text, scan) if part is None else None
@@ -741,7 +766,7 @@ def _version(text: str, scan: _Scan) -> str | None:
     if scan.year is None or scan.year_end < 0:
         return None
     rest = text[scan.year_end :]
-    m = re.match(r"\s*[)\]]?\s*-\s*(.+)$", rest)
+    m = _VERSION.match(rest)
     if not m:
         return None
     label = m.group(1).strip().strip("[]").strip()
@@ -813,7 +838,7 @@ def _parse_episode(stem: str, ctx: _Context, extra_type: str | None) -> ParsedNa
             extra_type=extra_type,
             ids=scan.ids,
         )
-    text, _ids, _ed, _grp = _prepare(stem)
+    text = _prepare(stem)[0]
     season, episodes, start, end = _episode_numbers(text, ctx)
     air_date, d_start, d_end = _find_date(text)
     absolute = None
@@ -835,19 +860,21 @@ def _parse_episode(stem: str, ctx: _Context, extra_type: str | None) -> ParsedNa
         else:
             mp = _MINISERIES_PART.search(text)
             if mp:
-                episodes, season = (int(mp.group(1)),), ctx.season if ctx.season is not None else 1
+                episodes, season = (
+                    (_number(mp.group(1)),),
+                    ctx.season if ctx.season is not None else 1,
+                )
                 start, end = mp.start(), mp.end()
     if season is None and (episodes or air_date is not None):
         season = ctx.season
     if season is None and start < 0:
         season = ctx.season
     scan = _scan(stem, title_limit=start if start >= 0 else None)
-    prefix = scan.text[: scan.title_end] if start >= 0 else scan.text[: scan.title_end]
-    file_title = _clean(prefix)
+    file_title = _clean(scan.text[: scan.title_end])
     file_year = scan.year
-    show = _folder_title(ctx.owner, "tv")
-    if show is not None and _clean(show.text[: show.title_end]):
-        title = _clean(show.text[: show.title_end])
+    show = _folder(ctx.owner, "tv")
+    if show is not None and show.title:
+        title = show.title
         year = show.year
         if year is None and file_year is not None and _same_title(title, file_title):
             year = file_year
@@ -863,8 +890,6 @@ def _parse_episode(stem: str, ctx: _Context, extra_type: str | None) -> ParsedNa
     elif file_title and title and _same_prefix(file_title, title):
         rest = _clean(file_title[len(title) :])
         episode_title = rest or None
-    if air_date is not None and start == d_start and episode_title is None:
-        episode_title = None
     return ParsedName(
         kind="extra" if extra_type else "episode",
         title=title,
@@ -885,6 +910,14 @@ def _parse_episode(stem: str, ctx: _Context, extra_type: str | None) -> ParsedNa
         release_group=scan.group,
         ids=tuple(sorted(ids.items())),
     )
+
+
+def _number(text: str) -> int:
+    """Digits or a small roman numeral (Kodi's "Pt.III")."""
+    if text.isdigit():
+        return int(text)
+    values = [_ROMAN[c] for c in text.lower()]
+    return sum(-v if i + 1 < len(values) and v < values[i + 1] else v for i, v in enumerate(values))
 
 
 def _is_year_number(digits: str) -> bool:
@@ -913,31 +946,31 @@ def _episode_title(scan: _Scan, end: int) -> tuple[str | None, int | None]:
     for rx in (_RESOLUTION, _SOURCE, _CODEC, _JUNK_CI, _JUNK_CS, _EDITION, _THREE_D):
         m = rx.search(text, end)
         if m and m.start() < stop:
-            if rx is _SOURCE and m.group(0).lower() in ("ts", "web", "dvd", "bd"):
-                if not _near_tags(text, m):
-                    continue
+            short = m.group(0).lower() in ("ts", "web", "dvd", "bd")
+            if rx is _SOURCE and short and not _near_tags(text, m):
+                continue
             stop = m.start()
     date_m = _DATE_YMD.search(text, end)
     if date_m and date_m.start() < stop:
         stop = date_m.start()
     rest = text[end:stop]
-    lead = re.match(r"^[\s._\-]*", rest)
+    lead = _LEAD_SEPS.match(rest)
     rest = rest[lead.end() if lead else 0 :]
     cut = _EPISODE_TITLE_STOP.search(rest)
     part = None
     tail = rest[cut.start() :] if cut else ""
     if cut:
         rest = rest[: cut.start()]
-    pm = re.match(r"\s-\s*(?:pt|part|cd)[ ._]?(\d{1,2})\s*$", tail, _I)
+    pm = _DASH_PART_TAIL.match(tail)
     if pm:
         part = int(pm.group(1))
     else:
-        pm2 = re.search(r"(?:^|[ ._-]+)(?:pt|cd)[ ._]?(\d{1,2})\s*$", rest, _I)
+        pm2 = _PART_TAIL.search(rest)
         if pm2:
             part, rest = int(pm2.group(1)), rest[: pm2.start()]
     if scan.group and rest.endswith("-" + scan.group):
         rest = rest[: -len(scan.group) - 1]
     title = _clean(rest)
-    if title and re.fullmatch(r"(?:v\d|\d{1,2})", title):
+    if title and _NOT_A_TITLE.fullmatch(title):
         title = ""
     return title or None, part
