@@ -117,6 +117,36 @@ def _time_per_path(
     return best
 
 
+def _hostile(parse: Callable[..., object]) -> tuple[float, str]:
+    import random
+
+    rng = random.Random(1)
+    names = {
+        "4 KB of one letter": "A" * 4096 + ".mkv",
+        "dotted words": ".".join(["ab"] * 1400) + ".mkv",
+        "episode chain": "S01E01" + "E02-E03" * 300 + ".mkv",
+        "NxM chain": "1x01" + "-02x03" * 400 + ".mkv",
+        "years": " ".join(["1999"] * 800) + ".mkv",
+        "brackets": "[(" * 1000 + ".mkv",
+        "dash numbers": " - 12" * 800 + ".mkv",
+        "tags": ".1080p.x264.BluRay" * 200 + ".mkv",
+        "editions": ".Directors.Cut.Extended" * 200 + ".mkv",
+        "separators": "-._ " * 1000 + "x.mkv",
+        "random": "".join(rng.choice("abc. -_()[]{}0123456789SExX") for _ in range(4096)),
+    }
+    worst, which = 0.0, ""
+    for label, name in names.items():
+        for lib in ("movies", "tv"):
+            best = float("inf")
+            for _ in range(5):
+                start = time.perf_counter()
+                parse("Show/" + name, lib)
+                best = min(best, time.perf_counter() - start)
+            if best > worst:
+                worst, which = best, f"{label}, {lib}"
+    return worst, which
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5, help="timing rounds for ours (default 5)")
@@ -186,6 +216,10 @@ def main() -> None:
             right, total = full.per_field.get(field, [0, 0])
             cells.append(f"{right:>5}/{total:<5} {right / total if total else 0:5.1%}")
         print(f"{field:<14}" + "".join(f"{c:>18}" for c in cells))
+    worst, which = _hostile(parse)
+    print(
+        f"\nhostile names (4 KB, runs of brackets, separators, tags; best of 5): worst {worst * 1e3:.2f} ms ({which})"
+    )
     if args.misses:
         for name, full, _, _ in rows:
             print(f"\n## {name}: {len(full.misses)} wrong fields")

@@ -43,7 +43,7 @@ _SIDE_EXTENSIONS = frozenset(
 )
 
 _MAX_COMPONENT = 1024  # NAME_MAX is 255 bytes; longer is hostile and only costs time
-_MAX_RANGE = 50  # S01E01-E99 larger than this is a typo, not a 99-episode file
+_MAX_RANGE = 50  # a range or list longer than this is a typo, not a 99-episode file
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +305,7 @@ _LEAD_SEPS = re.compile(r"^[\s._\-]*")
 _DASH_PART_TAIL = re.compile(r"\s-\s*(?:pt|part|cd)[ ._]?(\d{1,2})\s*$", _I)
 _PART_TAIL = re.compile(r"(?:^|[ ._-]+)(?:pt|cd)[ ._]?(\d{1,2})\s*$", _I)
 _NOT_A_TITLE = re.compile(r"(?:v\d|\d{1,2})")
-_EDGE_JUNK = re.compile(r"^[\s._\-,:;]+|[\s._\-,:;]+$")
+_EDGE_CHARS = " \t._-,:;"
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]|\{\s*\}")
 
 
@@ -548,10 +548,9 @@ def _clean(text: str) -> str:
             text = text.replace(".", " ")
     text = _EMPTY_BRACKETS.sub(" ", text)
     text = _SPACES.sub(" ", text)
-    text = _EDGE_JUNK.sub("", text)
-    # A dangling opening bracket (the year's) or closing one is not part of a title.
-    while text and text[-1] in "([{":
-        text = _EDGE_JUNK.sub("", text[:-1])
+    # str.strip, not a regex: a long run of separators must not cost quadratic time.
+    # A dangling opening bracket (the year's) is not part of a title either.
+    text = text.strip(_EDGE_CHARS).rstrip(_EDGE_CHARS + "([{")
     if text.count("(") < text.count(")") and text.endswith(")"):
         text = text[:-1].rstrip()
     if text.count("(") > text.count(")"):
@@ -780,7 +779,7 @@ def _episode_numbers(text: str, ctx: _Context) -> tuple[int | None, tuple[int, .
         season = int(m.group(1))
         numbers = [int(m.group(2))]
         end = m.end()
-        while True:
+        while len(numbers) < _MAX_RANGE:
             t = _SXE_TAIL.match(text, end)
             ranged = False
             if t and (t.group(2) is None or int(t.group(2)) == season):
@@ -802,7 +801,7 @@ def _episode_numbers(text: str, ctx: _Context) -> tuple[int | None, tuple[int, .
         season = int(m.group(1))
         numbers = [int(m.group(2))]
         end = m.end()
-        while t := _NX_TAIL.match(text, end):
+        while len(numbers) < _MAX_RANGE and (t := _NX_TAIL.match(text, end)):
             _add_episode(numbers, int(t.group(2)), t.group(1) == "-")
             end = t.end()
         return season, tuple(numbers), m.start(), end
