@@ -254,3 +254,18 @@ def main() -> None:
 if __name__ == "__main__":
     os.umask(0o022)
     main()
+
+
+# pytest-benchmark entry (`just bench`; CI runs it once with --benchmark-disable).
+
+
+def test_walk_and_parse(benchmark: object, tmp_path: Path) -> None:
+    videos, _ = make_tree(tmp_path, 1000)
+    benchmark.group = "library walk + parse: 1,000 videos"  # type: ignore[attr-defined]
+    benchmark.extra_info["ops"] = videos  # type: ignore[attr-defined]
+
+    def run() -> int:
+        naming._folder.cache_clear()
+        return _walk_parse(tmp_path)
+
+    assert benchmark(run) == videos  # type: ignore[operator]

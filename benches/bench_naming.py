@@ -229,3 +229,39 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# pytest-benchmark entries (`just bench`; CI runs them once with --benchmark-disable).
+
+
+def test_naming_ours(benchmark: Any) -> None:
+    from revenge.modules.library import naming
+
+    cases = ns.load_corpus()
+    benchmark.group = "library naming: whole corpus"
+    benchmark.extra_info["ops"] = len(cases)
+
+    def run() -> list[object]:
+        naming._folder.cache_clear()
+        return [naming.parse(c.path, c.lib) for c in cases]  # type: ignore[arg-type]
+
+    assert len(benchmark(run)) == len(cases)
+    assert ns.score(cases, ns.ours).accuracy >= 0.95
+
+
+def test_naming_guessit(benchmark: Any) -> None:
+    import pytest
+
+    guessit = pytest.importorskip("guessit")
+    cases = ns.load_corpus()
+    benchmark.group = "library naming: whole corpus"
+    benchmark.extra_info["ops"] = len(cases)
+    benchmark.extra_info["baseline"] = True
+
+    def run() -> list[object]:
+        return [
+            guessit.guessit(c.path, {"type": "movie" if c.lib == "movies" else "episode"})
+            for c in cases
+        ]
+
+    assert len(benchmark.pedantic(run, rounds=1, iterations=1)) == len(cases)
