@@ -39,7 +39,7 @@ TUNINGS = {
     "veryfast-lowlat": Tuning(x264_params="rc-lookahead=5:sync-lookahead=0"),
     "superfast": Tuning(preset="superfast"),
     "ultrafast": Tuning(preset="ultrafast"),
-    "veryfast-probe": Tuning(probe_bytes=500_000),
+    "veryfast-fullprobe": Tuning(fast_probe=False),
 }
 
 
@@ -133,7 +133,7 @@ async def main() -> None:
                     at = plan.variant(variant).segments[start].start
                     what = f"transcode -> {variant} {label} ({at:.0f} s) [{name}]"
                     print(f"{what:52} {first * 1e3:9.0f} ms {second * 1e3:9.0f} ms")
-        for name in ("veryfast", "veryfast-probe"):
+        for name in ("veryfast", "veryfast-fullprobe"):
             first, second = await job_run("source", 0, TUNINGS[name])
             what = f"remux (copy into fMP4) start [{name}]"
             print(f"{what:52} {first * 1e3:9.0f} ms {second * 1e3:9.0f} ms")

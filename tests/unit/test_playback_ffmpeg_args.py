@@ -122,9 +122,12 @@ def test_tuning_reaches_the_command_line() -> None:
     plan = plan_hls(MEDIA, decide(MEDIA, CAPS), 6.0, PACKETS)
     variant = plan.variant("480p")
     plain = hls_args(Path("/m/a.mkv"), MEDIA, plan, variant, 0, WORK)
-    assert "-probesize" not in plain and value(plain, "-preset") == "veryfast"
+    assert plain.index("-probesize") < plain.index("-i"), "Matroska: a short probe"
+    assert value(plain, "-preset") == "veryfast"
     tuned = hls_args(Path("/m/a.mkv"), MEDIA, plan, variant, 0, WORK,
-                     Tuning(preset="superfast", x264_params="rc-lookahead=5", probe_bytes=500_000))  # fmt: skip
-    assert tuned.index("-probesize") < tuned.index("-i")
+                     Tuning(preset="superfast", x264_params="rc-lookahead=5", fast_probe=False))  # fmt: skip
+    assert "-probesize" not in tuned
     assert value(tuned, "-preset") == "superfast"
     assert value(tuned, "-x264-params") == "scenecut=0:rc-lookahead=5"
+    ts = replace(MEDIA, container="mpegts")
+    assert "-probesize" not in hls_args(Path("/m/a.ts"), ts, plan, variant, 0, WORK)

@@ -54,7 +54,10 @@ class Tuning:
     x264_params: str = ""  # extra -x264-params, e.g. "rc-lookahead=10"
     threads: int = 0  # 0: ffmpeg decides
     scale_flags: str = "bicubic"
-    probe_bytes: int | None = None  # -probesize: how much ffmpeg reads to learn the streams
+    # MP4 and Matroska describe their streams in headers, and ffprobe has already read them: ffmpeg
+    # need not read megabytes of packets to learn them again (halves a remux's start). Others (TS,
+    # AVI) are probed in full: their streams show up only in the packets.
+    fast_probe: bool = True
 
 
 def chunk_name(fmt: str, index: int) -> str:
@@ -86,8 +89,8 @@ def hls_args(
     first = variant.segments[start_segment]
     video, audio = variant.video, variant.audio
     argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    if tuning.probe_bytes is not None:
-        argv += ["-probesize", str(tuning.probe_bytes), "-analyzeduration", "0"]
+    if tuning.fast_probe and {"mov", "matroska"} & set(media.container.split(",")):
+        argv += ["-probesize", "500000", "-analyzeduration", "0"]
     seek = 0.0
     if start_segment > 0:
         seek = first.start
