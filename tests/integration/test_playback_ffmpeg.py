@@ -148,15 +148,17 @@ async def run(p: Prepared, variant: Variant, start: int, workdir: Path) -> Trans
 
 @dataclass(frozen=True)
 class Produced:
-    video_start: float
-    video_end: float
+    first_pts: float
+    end_pts: float
     starts_on_keyframe: bool
     profile: str | None
     level: int | None
     size: int
 
 
-def probe_segment(job: TranscodeJob, n: int, init: Path | None, scratch: Path) -> Produced:
+def probe_segment(
+    job: TranscodeJob, n: int, init: Path | None, scratch: Path, select: str = "v:0"
+) -> Produced:
     """ffprobe one segment as a player gets it: the fMP4 init section, then the segment."""
     path = job.segment_path(n)
     data = path.read_bytes()
@@ -164,7 +166,7 @@ def probe_segment(job: TranscodeJob, n: int, init: Path | None, scratch: Path) -
         path = scratch / f"probe-{n}.mp4"
         path.write_bytes(init.read_bytes() + data)
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_packets", "-show_streams",
+        ["ffprobe", "-v", "error", "-select_streams", select, "-show_packets", "-show_streams",
          "-print_format", "json", str(path)],
         capture_output=True, check=True,
     ).stdout  # fmt: skip
@@ -196,12 +198,12 @@ def check_matches_plan(
     produced = [probe_segment(job, s.index, init, scratch) for s in planned]
     for seg, got in zip(planned, produced, strict=True):
         assert got.starts_on_keyframe, f"segment {seg.index} starts on a keyframe"
-        assert got.video_start - origin == pytest.approx(seg.start, abs=TOLERANCE), seg.index
+        assert got.first_pts - origin == pytest.approx(seg.start, abs=TOLERANCE), seg.index
     for (seg, got), nxt in zip(
         zip(planned, produced, strict=True), [*produced[1:], None], strict=True
     ):
-        end = nxt.video_start if nxt is not None else got.video_end
-        assert end - got.video_start == pytest.approx(seg.duration, abs=TOLERANCE), seg.index
+        end = nxt.first_pts if nxt is not None else got.end_pts
+        assert end - got.first_pts == pytest.approx(seg.duration, abs=TOLERANCE), seg.index
     return produced
 
 
@@ -275,7 +277,7 @@ async def test_transcode_matches_the_playlist_and_restarts_line_up(
     restart = await run(p, variant, 4, tmp_path / "restart")
     again = check_matches_plan(p.plan, variant, restart, init, tmp_path, origin_of(fmt))
     for before, after in zip(produced[4:], again, strict=True):
-        assert after.video_start == pytest.approx(before.video_start, abs=0.001)
+        assert after.first_pts == pytest.approx(before.first_pts, abs=0.001)
     # the player's view: the first run's segments, then the restart's, under the first init
     mixed = tmp_path / "mixed"
     mixed.mkdir()
@@ -311,7 +313,7 @@ async def test_remux_cuts_on_source_keyframes_and_restarts_line_up(
             p.plan, source, restart, full.init_path, tmp_path, origin_of(fmt)
         )
         for before, after in zip(produced[start:], again, strict=True):
-            assert after.video_start == pytest.approx(before.video_start, abs=0.001)
+            assert after.first_pts == pytest.approx(before.first_pts, abs=0.001)
 
 
 async def test_remux_of_an_mp4_restarts_on_its_keyframes(hd_clip: Path, tmp_path: Path) -> None:
@@ -324,7 +326,7 @@ async def test_remux_of_an_mp4_restarts_on_its_keyframes(hd_clip: Path, tmp_path
     produced = check_matches_plan(p.plan, source, full, None, tmp_path, origin_of("ts"))
     restart = await run(p, source, 3, tmp_path / "restart")
     again = check_matches_plan(p.plan, source, restart, None, tmp_path, origin_of("ts"))
-    assert again[0].video_start == pytest.approx(produced[3].video_start, abs=0.001)
+    assert again[0].first_pts == pytest.approx(produced[3].first_pts, abs=0.001)
 
 
 async def test_subtitles_become_a_webvtt_rendition(subtitled_clip: Path, tmp_path: Path) -> None:
@@ -353,7 +355,7 @@ async def test_subtitles_become_a_webvtt_rendition(subtitled_clip: Path, tmp_pat
     # the segments really start where the map says: the first video packet of segment 0
     full = await run(p, p.plan.variants[0], 0, tmp_path / "run")
     first = probe_segment(full, 0, None, tmp_path)
-    assert first.video_start == pytest.approx(origin_of("ts"), abs=TOLERANCE)
+    assert first.first_pts == pytest.approx(origin_of("ts"), abs=TOLERANCE)
 
 
 def _seconds(stamp: str) -> float:
@@ -478,5 +480,32 @@ async def test_packets_find_the_irregular_keyframes(irregular_clip: Path) -> Non
     forced = [0, 0.4, 1.6, 2.0, 5.2, 9.8, 10.0, 13.5, 17, 21.4, 22, 29]
     assert len(index.keyframes) >= len(forced) - 1
     assert list(index.keyframes) == sorted(index.keyframes) and index.keyframes[0] < 0.1
-    assert index.video_end == pytest.approx(30.0, abs=0.1)
+    assert index.end_pts == pytest.approx(30.0, abs=0.1)
     assert sum(index.chunk_bytes) == pytest.approx(irregular_clip.stat().st_size, rel=0.05)
+
+
+async def test_audio_only_transcode_cuts_on_the_time_grid(media_dir: Path, tmp_path: Path) -> None:
+    """Music: FLAC to a client without FLAC is AAC in HLS; with no video, ffmpeg cuts by time."""
+    flac = make(
+        media_dir / "song.flac", "-f", "lavfi", "-i", "sine=frequency=500:sample_rate=44100:duration=20"
+    )  # fmt: skip
+    transcoder = await Transcoder.discover()
+    media = await transcoder.probe(flac)
+    decision = decide(media, browser("fmp4"))
+    assert decision.method is Method.TRANSCODE and decision.video is None
+    plan = plan_hls(media, decision, 6.0)
+    (variant,) = plan.variants
+    assert [round(s.duration, 2) for s in variant.segments] == [6.0, 6.0, 6.0, 2.0]
+    check_media_playlist(media_playlist(plan, variant))
+    p = Prepared(flac, media, plan)
+    for start in (0, 2):
+        job = await run(p, variant, start, tmp_path / f"run-{start}")
+        names = sorted(f.name for f in job.workdir.iterdir() if f.name.endswith(".m4s"))
+        assert names == [f"{n}.m4s" for n in range(start, 4)]
+        assert job.init_path is not None
+        for seg in variant.segments[start:]:
+            got = probe_segment(job, seg.index, job.init_path, tmp_path, select="a:0")
+            assert got.first_pts - origin_of("fmp4") == pytest.approx(seg.start, abs=TOLERANCE)
+            assert got.end_pts - got.first_pts == pytest.approx(seg.duration, abs=TOLERANCE)
+        if start == 0:
+            decode_playlist(job.workdir, media_playlist(plan, variant), 20.0)

@@ -217,8 +217,9 @@ def _variant(
         average_bandwidth = math.ceil((average + extra_audio) * mul + add)
     else:
         end = packets.video_end if packets else media.duration
-        if video is None:  # audio only: ffmpeg cuts every segment_length from the start, no ramp
-            segments = grid_segments(end, None, segment_length, ramp=())
+        if video is None:
+            # audio only: ffmpeg cuts by time, every segment_length from the start, tail included
+            segments = grid_segments(end, None, segment_length, ramp=(), min_last=0.0)
         else:
             segments = grid_segments(end, rate or Fraction(30), segment_length)
         target = _target_duration(segments)
@@ -234,10 +235,15 @@ def _variant(
 
 
 def grid_segments(
-    end: float, frame_rate: Fraction | None, segment_length: float, ramp: Sequence[float] = RAMP
+    end: float,
+    frame_rate: Fraction | None,
+    segment_length: float,
+    ramp: Sequence[float] = RAMP,
+    min_last: float = MIN_LAST,
 ) -> list[Segment]:
     """Boundaries at the ramp, then every ``segment_length``, each moved to the first frame at or
-    after it (where ffmpeg puts a forced keyframe); a tail under ``MIN_LAST`` joins the one before."""
+    after it (where ffmpeg puts a forced keyframe); a tail under ``min_last`` joins the one before
+    (no keyframe is forced there, so ffmpeg does not cut)."""
     cuts: list[float] = []
     t = 0.0
     for length in (*ramp, *([segment_length] * math.ceil(end / segment_length + 1))):
@@ -247,7 +253,7 @@ def grid_segments(
         cuts.append(t)
     bounds = [Fraction(0)] + [_on_frame_grid(c, frame_rate) for c in cuts]
     bounds = [b for i, b in enumerate(bounds) if i == 0 or b > bounds[i - 1]]
-    while len(bounds) > 1 and end - bounds[-1] < MIN_LAST:
+    while len(bounds) > 1 and end - bounds[-1] < min_last:
         bounds.pop()
     edges = [*(float(b) for b in bounds), end]
     return [Segment(i, edges[i], edges[i + 1] - edges[i]) for i in range(len(edges) - 1)]
