@@ -229,3 +229,16 @@ def test_audio_only_plan_cuts_on_the_grid() -> None:
 
 def test_rounding_is_half_up() -> None:
     assert [round_half_up(x) for x in (5.49, 5.5, 6.4999, 6.5)] == [5, 6, 6, 7]
+
+
+def test_rungs_use_the_profile_the_client_decodes() -> None:
+    main_only = replace(BROWSER, video=(VideoSupport("h264", frozenset({"main"}), 4.1),))
+    hevc = replace(VIDEO, codec="hevc", profile="Main", level=123)
+    media = replace(MKV, streams=(hevc, AUDIO))
+    decision = decide(media, main_only)
+    assert decision.encode_profile == "main"
+    plan = plan_hls(media, decision)
+    assert {v.video.profile for v in plan.variants if v.video} == {"main"}
+    assert [v.codecs.split(",")[0] for v in plan.variants] == [
+        "avc1.4d4028", "avc1.4d401f", "avc1.4d401f", "avc1.4d401e",
+    ]  # fmt: skip
