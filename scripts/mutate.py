@@ -357,8 +357,8 @@ def _apply(tree: Path, mutant: Mutant) -> str:
     return text
 
 
-def _where(mutant: Mutant) -> str:
-    text = (ROOT / PKG / mutant.path).read_text()
+def _where(mutant: Mutant, tree: Path = ROOT) -> str:
+    text = (tree / PKG / mutant.path).read_text()
     line = text[: text.find(mutant.find)].count("\n") + 1 if mutant.find in text else 0
     return f"{mutant.path}:{line}"
 
@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
         print(f"baseline green; {len(mutants)} mutants\n", flush=True)
         for mutant in mutants:
-            where = _where(mutant)
+            where = _where(mutant, tree)  # the copy's lines: the tree may change meanwhile
             original = _apply(tree, mutant)
             started = time.monotonic()
             try:
