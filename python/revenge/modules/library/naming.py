@@ -332,6 +332,9 @@ class _Scan:
     tags_at: int = -1  # first technical tag (resolution, source, codec, junk)
 
 
+_Prepared = tuple[str, tuple[tuple[str, str], ...], str | None, str | None]
+
+
 def _strip_extension(name: str) -> str:
     dot = name.rfind(".")
     if 0 < dot >= len(name) - 6:
@@ -341,7 +344,7 @@ def _strip_extension(name: str) -> str:
     return name
 
 
-def _prepare(name: str) -> tuple[str, tuple[tuple[str, str], ...], str | None, str | None]:
+def _prepare(name: str) -> _Prepared:
     """Control characters out, ids and the Plex edition lifted, a fansub group taken off."""
     name = display_text(name[:_MAX_COMPONENT])
     ids: dict[str, str] = {}
@@ -407,9 +410,9 @@ def _pick_year(text: str, limit: int) -> tuple[int | None, int, int]:
     return int(m.group(2)), m.start(), m.end()
 
 
-def _scan(name: str, *, title_limit: int | None = None) -> _Scan:
-    """Tags of a (prepared) name; ``title_limit`` is where an episode token begins."""
-    text, ids, plex_edition, group = _prepare(name)
+def _scan(name: str, *, title_limit: int | None = None, prepared: _Prepared | None = None) -> _Scan:
+    """Tags of a name; ``title_limit`` is where an episode token begins (in the prepared text)."""
+    text, ids, plex_edition, group = prepared or _prepare(name)
     limit = len(text) if title_limit is None else min(title_limit, len(text))
     tags_at = len(text)
     resolution = source = codec = None
@@ -682,10 +685,6 @@ def _folder(name: str | None, library: LibraryKind) -> _Folder | None:
 
 
 def _parse_movie(stem: str, ctx: _Context, extra_type: str | None) -> ParsedName:
-    folder = _folder(ctx.owner, "movies")
-    folder_title = folder.title if folder else ""
-    strong_folder = folder is not None and folder_title != "" and (folder.year or folder.ids)
-
     if extra_type is not None and ctx.extra_type is not None and extra_type != "sample":
         # An extra in an extras folder is known by its own name, whole.
         scan = _scan(stem)
@@ -702,6 +701,13 @@ def _parse_movie(stem: str, ctx: _Context, extra_type: str | None) -> ParsedName
     text = scan.text
     title = _clean(text[: scan.title_end])
     year = scan.year
+    if ctx.owner == stem:
+        # "Title (Year)/Title (Year).mkv", the usual layout: the folder says what the file says.
+        folder: _Folder | None = _Folder(title, year, scan.ids)
+    else:
+        folder = _folder(ctx.owner, "movies")
+    folder_title = folder.title if folder else ""
+    strong_folder = folder is not None and folder_title != "" and (folder.year or folder.ids)
     generic = title == "" or _GENERIC_STEM.match(title) is not None
     ids = dict(scan.ids)
     if folder is not None:
@@ -837,7 +843,8 @@ def _parse_episode(stem: str, ctx: _Context, extra_type: str | None) -> ParsedNa
             extra_type=extra_type,
             ids=scan.ids,
         )
-    text = _prepare(stem)[0]
+    prepared = _prepare(stem)
+    text = prepared[0]
     season, episodes, start, end = _episode_numbers(text, ctx)
     air_date, d_start, d_end = _find_date(text)
     absolute = None
@@ -868,7 +875,7 @@ def _parse_episode(stem: str, ctx: _Context, extra_type: str | None) -> ParsedNa
         season = ctx.season
     if season is None and start < 0:
         season = ctx.season
-    scan = _scan(stem, title_limit=start if start >= 0 else None)
+    scan = _scan(stem, title_limit=start if start >= 0 else None, prepared=prepared)
     file_title = _clean(scan.text[: scan.title_end])
     file_year = scan.year
     show = _folder(ctx.owner, "tv")
