@@ -67,7 +67,7 @@ _SKIP_DIRS = frozenset(
         ".@__thumb",
     }
 )
-_IGNORE_MARKERS = frozenset({".nomedia", ".ignore", ".plexignore-all"})
+_IGNORE_MARKERS = frozenset({".nomedia", ".ignore"})
 _SAMPLE = re.compile(r"(?:^|[-._ ])sample(?:\d{0,2})$|^sample[-._ ]", re.IGNORECASE)
 
 SidecarKind = Literal["nfo", "image", "subtitle"]
