@@ -55,6 +55,7 @@ JOBS_RECOVERY = "tests/integration/test_jobs_recovery.py"
 JOBS_REGISTRY = "tests/integration/test_jobs_registry.py"
 JOBS_SHUTDOWN = "tests/integration/test_jobs_shutdown.py"
 MIGRATIONS = "tests/integration/test_migrations.py"
+L1 = "tests/unit/test_cache_l1.py"
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,18 @@ MUTANTS: tuple[Mutant, ...] = (
            "        if end is None:", "a reversed range served", RANGES),
     Mutant("G3", "http/ranges.py", "    if start >= size:",
            "    if start > size:", "a range starting at the end served empty", RANGES),
+    # -- the L1 cache's budget -------------------------------------------------------------------
+    Mutant("L1", "infra/cache/l1.py",
+           "        while len(self._items) > self.max_entries or self._bytes > self.max_bytes:",
+           "        while len(self._items) > self.max_entries:",
+           "the L1 ignores its byte budget", (L1,)),
+    Mutant("L2", "infra/cache/l1.py", "        size = len(key) + len(value)",
+           "        size = len(value)", "keys not charged to the byte budget", (L1,)),
+    Mutant("L3", "infra/cache/l1.py", "        if ttl <= 0 or size > self.max_bytes:",
+           "        if ttl <= 0 or size >= self.max_bytes:",
+           "a value of exactly the budget refused", (L1,)),
+    Mutant("L4", "infra/cache/l1.py", "            self._bytes -= len(key) + len(item[1])",
+           "            self._bytes -= len(item[1])", "removals leak the key's bytes", (L1,)),
     # -- job queue ------------------------------------------------------------------------------
     Mutant("J1", "infra/jobs/kinds.py", "        return attempt + 1 >= self.max_attempts",
            "        return attempt >= self.max_attempts", "one attempt more than allowed",
