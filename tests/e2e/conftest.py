@@ -56,7 +56,9 @@ def run_server(
 ) -> Iterator[Server]:
     """Start ``argv`` (a server listening on ``port``) and wait until ``ready_path`` answers 200."""
     log = tmp_path / f"server-{port}.log"
-    full_env = {**os.environ, **(env or {})}
+    # REVENGE_TEST_* steer the test suite, not the server (whose config refuses unknown keys).
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_TEST_")}
+    full_env = {**inherited, **(env or {})}
     with log.open("wb") as sink:
         process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=full_env)
     server = Server(process, f"http://127.0.0.1:{port}", log)

@@ -83,7 +83,10 @@ def bearer(token: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def running_node(
-    url: str, env: dict[str, str] | None = None, scheme: str = "http"
+    url: str,
+    env: dict[str, str] | None = None,
+    scheme: str = "http",
+    listener_url: str | None = None,
 ) -> AsyncIterator[Node]:
     settings = load_settings(
         env={
@@ -102,6 +105,10 @@ async def running_node(
     auth = AuthParts(
         service, service.authenticator, runtime.get(SESSION_CACHE), runtime.get(REVOCATIONS)
     )
+    if listener_url is not None:  # the revocation listener alone goes another way (a proxy)
+        await auth.listener.stop()
+        auth.listener.url = lambda: listener_url
+        await auth.listener.start()
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
     try:
         async with httpx.AsyncClient(

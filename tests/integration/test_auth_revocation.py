@@ -21,6 +21,7 @@ from revenge.modules.auth.revocation import (
 from revenge.modules.auth.tokens import token_hash
 from revenge.wiring import migrate
 from tests.conftest import PG_ADMIN_URL
+from tests.integration._tcp_proxy import TcpProxy
 from tests.integration.test_auth_api import Node, bearer, running_node
 
 pytestmark = pytest.mark.integration
@@ -228,3 +229,54 @@ async def test_health_check_and_stats(migrated_fresh: str) -> None:
         await node.auth.listener.stop()
         report = await node.runtime.health.refresh()
         assert not report.services["auth_revocations"].healthy
+
+
+async def revoke_elsewhere(url: str, token: str) -> None:
+    """What another worker's logout does: delete the row and NOTIFY, on its own connection."""
+    digest = token_hash(token)
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        await conn.execute("DELETE FROM sessions WHERE token_hash = %s", (digest,))
+        await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "s:" + digest))
+
+
+@pytest.mark.parametrize("fault", ["terminated", "black-holed"])
+async def test_a_worker_that_is_not_listening_does_not_answer_from_its_cache(
+    migrated_fresh: str, fault: str
+) -> None:
+    """Cut the listener's connection (and keep it from coming back), revoke on another
+    connection: the worker must refuse the token without waiting for the cache TTL (60 s)."""
+    proxy = await TcpProxy("127.0.0.1", 5432).start()
+    try:
+        async with running_node(migrated_fresh, listener_url=proxy.url_for(migrated_fresh)) as node:
+            assert node.auth.listener.listening
+            token = await node.token(await node.user())
+            misses = node.auth.authenticator.misses
+            assert await status(node, token) == 200
+            assert node.auth.authenticator.misses == misses  # answered from the cache
+
+            if fault == "terminated":
+                proxy.hold_new()  # the listener cannot reconnect
+                dbname = migrated_fresh.rsplit("/", 1)[1]
+                with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND application_name = %s",
+                        (dbname, LISTENER_APPLICATION_NAME),
+                    )
+            else:
+                proxy.blackhole()  # nothing moves, nothing closes: a silent death
+
+            async def deaf() -> bool:
+                return not node.auth.listener.listening
+
+            noticed = await until(deaf, deadline=5.0)
+            await revoke_elsewhere(migrated_fresh, token)
+
+            async def refused() -> bool:
+                return await status(node, token) == 401
+
+            await until(refused, deadline=3.0)
+            assert not node.auth.listener.listening  # refused by the table, not by a message
+            print(f"\nlistener {fault}: noticed after {noticed * 1000:.0f} ms")
+    finally:
+        await proxy.close()

@@ -43,8 +43,9 @@ def credential(user_id: int = 7, name: str = "alice") -> Credential:
     return Credential(user_id, name, "user", datetime(2026, 1, 1, tzinfo=UTC), time.time() + 3600)
 
 
-def make_authenticator(store: FakeStore) -> Authenticator:
-    return Authenticator(
+def make_authenticator(store: FakeStore, *, listening: bool = True) -> Authenticator:
+    """An authenticator as in a worker whose revocation listener is (or is not) connected."""
+    authenticator = Authenticator(
         build_session_cache(load_settings(env={})),
         UserDirectory(),
         resolve_session=store.session,
@@ -52,6 +53,8 @@ def make_authenticator(store: FakeStore) -> Authenticator:
         cookie_name="revenge_session",
         api_key_header="X-Api-Key",
     )
+    authenticator.trust_cache(listening)
+    return authenticator
 
 
 async def _no_body() -> AsyncIterator[bytes]:

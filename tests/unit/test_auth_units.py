@@ -303,6 +303,25 @@ async def test_a_session_is_not_served_from_the_cache_past_its_own_expiry(
     assert store.lookups == 2  # asked the store again instead of trusting the expired entry
 
 
+async def test_a_deaf_worker_asks_the_store_every_time(store: FakeStore) -> None:
+    """While revocations may pass it by, a worker treats its cache hits as misses."""
+    authenticator = make_authenticator(store, listening=False)
+    token = new_session_token()
+    store.sessions[token_hash(token)] = credential()
+    request = make_request({"authorization": f"Bearer {token}"})
+    for _ in range(3):
+        assert (await authenticator(request)).user_id == 7
+    assert store.lookups == 3 and authenticator.cached(request) is None
+    del store.sessions[token_hash(token)]  # revoked by another worker, message unheard
+    with pytest.raises(Problem):
+        await authenticator(request)
+    authenticator.trust_cache(True)  # listening again (after emptying the cache)
+    authenticator.forget_everything()
+    store.sessions[token_hash(token)] = credential()
+    await authenticator(request)
+    assert authenticator.cached(request) is not None and store.lookups == 5
+
+
 @pytest.mark.parametrize(
     "headers",
     [

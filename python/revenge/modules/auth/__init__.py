@@ -87,7 +87,11 @@ def install(ctx: ModuleContext) -> None:
             authenticator.revoke_user(message[1])
 
     listener = RevocationListener(
-        lambda: db.url, apply, authenticator.forget_everything, pubsub=ctx.cache
+        lambda: db.url,
+        apply,
+        authenticator.forget_everything,
+        on_state=authenticator.trust_cache,
+        pubsub=ctx.cache,
     )
     hasher = PasswordHasher(auth)
     service = AuthService(
@@ -118,12 +122,9 @@ def install(ctx: ModuleContext) -> None:
 
 
 def _listening(listener: RevocationListener) -> None:
-    """Is this process hearing revocations? (If not, the cache TTL bounds the damage.)"""
+    """Is this process hearing revocations? (If not, every request asks the database.)"""
     if not listener.listening:
-        raise RuntimeError(
-            "revocation listener not connected; cached credentials live at most "
-            "auth.session_cache_ttl"
-        )
+        raise RuntimeError("revocation listener not connected; every request asks the database")
 
 
 MODULE = Module("auth", install)

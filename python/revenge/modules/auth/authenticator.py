@@ -73,6 +73,7 @@ class Authenticator:
         "_resolve_session",
         "generation",
         "misses",
+        "trusted",
     )
 
     def __init__(
@@ -98,6 +99,8 @@ class Authenticator:
         self.generation = 0
         """Bumped by every revocation; a miss started before one must not fill the cache."""
         self.misses = 0
+        self.trusted = False
+        """Whether cache hits may be served: only while this worker hears revocations."""
 
     @property
     def directory(self) -> UserDirectory:
@@ -107,8 +110,11 @@ class Authenticator:
         """The hit path, without an await: the Principal if the Rust cache holds the credential.
 
         ``None`` on a miss (then ``await authenticator(request)`` asks the database);
-        a 401 problem for a missing or malformed credential.
+        a 401 problem for a missing or malformed credential. Always ``None`` while
+        the cache is not trusted (revocations may be passing this worker by).
         """
+        if not self.trusted:
+            return None
         headers = request.headers
         secret = headers.get("authorization")
         if secret is not None and secret.startswith("Bearer "):
@@ -216,6 +222,10 @@ class Authenticator:
         self.generation += 1
         self._cache.revoke_user(user_id)
         self._directory.drop(user_id)
+
+    def trust_cache(self, trusted: bool) -> None:
+        """Serve hits (``True``) or treat them as misses (``False``); the listener's state."""
+        self.trusted = trusted
 
     def forget_everything(self) -> None:
         """After missed revocations: nothing cached may be trusted any more."""

@@ -7,9 +7,14 @@ A message names a token hash or a user id, never a token::
 
 The writer sends ``pg_notify`` inside the transaction that deletes the row, so
 the message leaves exactly when the revocation is durable. Each worker keeps one
-dedicated connection in ``LISTEN``; after that connection is lost, messages may
-have been missed, so the worker empties its session cache on reconnecting. The
-cache TTL (``auth.session_cache_ttl``) bounds the damage of any lost message.
+dedicated connection in ``LISTEN``. While that connection is down the worker is
+deaf: ``on_state(False)`` tells the authenticator to treat its cache hits as
+misses (every request asks the table), and on reconnecting the cache is emptied
+(messages may have been missed) before ``on_state(True)`` trusts it again. A
+connection that dies silently is noticed within about ``probe_interval +
+probe_timeout``: a ``SELECT 1`` with a deadline runs whenever a second passes
+without a message, and TCP keepalives and ``tcp_user_timeout`` close a dead
+TCP connection at the kernel level as well.
 
 >>> encode_token("ab" * 32)[:6], encode_user(7)
 ('s:abab', 'u:7')
@@ -37,6 +42,15 @@ CHANNEL = "revenge_auth_revoke"
 
 LISTENER_APPLICATION_NAME = "revenge-auth-listener"
 _HASH = re.compile(r"^[0-9a-f]{64}$")
+_KEEPALIVE: dict[str, Any] = {
+    # libpq settings (TCP only; a Unix socket needs none): a peer that vanished is
+    # found by the kernel in a few seconds, not the default two hours.
+    "keepalives": 1,
+    "keepalives_idle": 1,
+    "keepalives_interval": 1,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 3000,
+}
 
 Message = tuple[Literal["s"], str] | tuple[Literal["u"], int]
 
@@ -81,8 +95,9 @@ class RevocationListener:
     ``url()`` is read at each connection attempt (an embedded PostgreSQL has one
     only once started).
 
-    ``apply(message)`` runs for each valid message; ``on_gap()`` runs after a lost
-    connection is re-established (messages may have been missed meanwhile).
+    ``apply(message)`` runs for each valid message; ``on_gap()`` runs each time
+    ``LISTEN`` is (re-)established (messages may have been missed before it);
+    ``on_state(listening)`` runs when the worker starts or stops hearing.
     """
 
     def __init__(
@@ -91,15 +106,19 @@ class RevocationListener:
         apply: Callable[[Message], None],
         on_gap: Callable[[], None],
         *,
+        on_state: Callable[[bool], None] = lambda listening: None,
         pubsub: PubSub | None = None,
-        check_interval: float = 15.0,
+        probe_interval: float = 1.0,
+        probe_timeout: float = 1.0,
         backoff_max: float = 5.0,
     ) -> None:
-        self._url = url
+        self.url = url
         self._apply = apply
         self._on_gap = on_gap
+        self._on_state = on_state
         self._pubsub = pubsub
-        self._check_interval = check_interval
+        self._probe_interval = probe_interval
+        self._probe_timeout = probe_timeout
         self._backoff_max = backoff_max
         self._task: asyncio.Task[None] | None = None
         self._subscription: Any = None
@@ -158,10 +177,11 @@ class RevocationListener:
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
-                    self._url(),
+                    self.url(),
                     autocommit=True,
                     connect_timeout=5,
                     application_name=LISTENER_APPLICATION_NAME,
+                    **_KEEPALIVE,
                 )
             except psycopg.Error as exc:
                 log.warning("revocations: cannot connect (%s); retry in %.1fs", _why(exc), delay)
@@ -172,26 +192,60 @@ class RevocationListener:
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     if connected_before:
-                        # Anything sent while we were away is lost: start from an empty cache.
                         self.reconnects += 1
-                        self._on_gap()
                     connected_before = True
-                    self._listening.set()
+                    # Anything sent before LISTEN was in place is lost: start from an
+                    # empty cache, then trust it again.
+                    self._on_gap()
+                    self._set_listening(True)
                     delay = 0.1
                     await self._listen(conn)
-            except psycopg.Error as exc:
+            except (psycopg.Error, _DeadConnection) as exc:
+                self._set_listening(False)
                 log.warning("revocations: connection lost (%s); reconnecting", _why(exc))
             finally:
-                self._listening.clear()
+                self._set_listening(False)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._backoff_max)
 
+    def _set_listening(self, listening: bool) -> None:
+        if listening == self._listening.is_set():
+            return
+        if listening:
+            self._listening.set()
+        else:
+            self._listening.clear()
+        self._on_state(listening)
+
     async def _listen(self, conn: psycopg.AsyncConnection[Any]) -> None:
         while True:
-            async for notify in conn.notifies(timeout=self._check_interval):
+            async for notify in conn.notifies(timeout=self._probe_interval):
                 self.handle(notify.payload)
-            # A quiet period: prove the connection is still alive (a dead peer raises here).
-            await conn.execute("SELECT 1")
+            await self._probe(conn)
+
+    async def _probe(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """A quiet second: prove the connection is alive, or declare the worker deaf at once."""
+        probe = asyncio.ensure_future(conn.execute("SELECT 1"))
+        done, _ = await asyncio.wait({probe}, timeout=self._probe_timeout)
+        if done:
+            probe.result()  # a closed connection raises here
+            return
+        # Deaf from this moment; psycopg's cancellation of the stuck query may take seconds.
+        self._set_listening(False)
+        probe.cancel()
+        try:
+            await probe
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # we are being stopped, not just the probe
+        except Exception:  # noqa: S110 - the connection is being given up anyway
+            pass
+        raise _DeadConnection(f"no answer to a probe within {self._probe_timeout:g}s")
+
+
+class _DeadConnection(Exception):
+    """The listener's connection stopped answering."""
 
 
 class RevocationPublisher:
