@@ -118,6 +118,7 @@ def install(ctx: ModuleContext) -> None:
 
     ctx.provide(REVOCATIONS, start_listener, close=lambda lsn: lsn.stop(), health=_listening)
     ctx.cleanup_step("expired_sessions", repository.delete_expired_sessions)
+    ctx.cleanup_step("login_counters", repository.delete_stale_login_counters)
     ctx.migrations(resources.files(__name__) / "migrations")
 
 

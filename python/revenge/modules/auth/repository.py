@@ -288,3 +288,41 @@ async def resolve_api_key(conn: Conn, key_hash: str) -> Credential | None:
 async def notify(conn: Conn, channel: str, payload: str) -> None:
     """``pg_notify``: delivered to listeners when the surrounding transaction commits."""
     await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+
+# -- login throttle (0004_login_throttle.sql) -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottlePolicies:
+    window: float
+    ip: tuple[int, float, float]
+    pair: tuple[int, float, float]
+    account: tuple[int, float, float]
+    """Each ``(free, base, cap)``."""
+
+
+async def reserve_login_attempt(
+    conn: Conn, network: str, account: str, policies: ThrottlePolicies
+) -> float:
+    """Count one attempt on every counter (0.0), or the seconds to wait (nothing counted)."""
+    cur = await conn.execute(
+        "SELECT login_reserve(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (network, account, policies.window, *policies.ip, *policies.pair, *policies.account),
+    )
+    row = await cur.fetchone()
+    return float(row[0]) if row and row[0] is not None else 0.0
+
+
+async def refund_login_attempt(conn: Conn, network: str, account: str, succeeded: bool) -> None:
+    await conn.execute("SELECT login_refund(%s, %s, %s)", (network, account, succeeded))
+
+
+async def delete_stale_login_counters(conn: Conn) -> int:
+    """Counters past their window, and networks not logged in from for 180 days."""
+    cur = await conn.execute("DELETE FROM login_throttle WHERE expires_at < now()")
+    removed = cur.rowcount
+    cur = await conn.execute(
+        "DELETE FROM login_known_networks WHERE seen_at < now() - interval '180 days'"
+    )
+    return removed + cur.rowcount

@@ -20,9 +20,10 @@ from revenge.modules.auth.authenticator import Authenticator
 from revenge.modules.auth.directory import UserView
 from revenge.modules.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, PasswordHasher
 from revenge.modules.auth.revocation import RevocationPublisher, encode_token, encode_user
-from revenge.modules.auth.throttle import LoginThrottle
+from revenge.modules.auth.throttle import LoginThrottle, network_of
 from revenge.modules.auth.tokens import new_api_key, new_session_token, token_hash
-from revenge.runtime.errors import DomainError
+from revenge.modules.auth.usernames import comparable
+from revenge.runtime.errors import DomainError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -78,20 +79,24 @@ class AuthService:
 
     async def login(self, username: str, password: str, ip: str, client: str) -> LoginResult:
         """Raises 429 while throttled, 401 ``invalid_credentials``, 403 ``account_disabled``."""
-        self.throttle.check(ip, username)
+        network, account = network_of(ip), comparable(username)
         async with self.db.connection() as conn:
+            await self.throttle.reserve(conn, network, account)  # 429, counting nothing
             user = await repo.user_by_username(conn, username)
-        if user is None:
-            await self.hasher.verify_dummy(password)
-            self.throttle.record_failure(ip, username)
-            raise InvalidCredentials()
-        if not await self.hasher.verify(user.password_hash, password):
-            self.throttle.record_failure(ip, username)
-            raise InvalidCredentials()
+        try:
+            if user is None:
+                await self.hasher.verify_dummy(password)
+                raise InvalidCredentials()
+            if not await self.hasher.verify(user.password_hash, password):
+                raise InvalidCredentials()
+        except ServiceUnavailable:
+            # The hasher was too busy to check: this attempt did not guess anything.
+            async with self.db.connection() as conn:
+                await self.throttle.refund(conn, network, account, succeeded=False)
+            raise
         if user.disabled:
             # Told only to whoever knows the password: it reveals nothing to a guesser.
             raise AccountDisabled()
-        self.throttle.record_success(ip, username)
         rehash = (
             await self.hasher.hash(password)
             if self.hasher.needs_rehash(user.password_hash)
@@ -105,6 +110,7 @@ class AuthService:
             )
             await repo.record_login(conn, user.id, rehash)
             await repo.delete_expired_sessions(conn, user.id)
+            await self.throttle.refund(conn, network, account, succeeded=True)
         self.authenticator.remember(
             digest,
             repo.Credential(

@@ -1,34 +1,39 @@
-"""Login throttling with growing delays that only the failing party can trigger.
+"""Login throttling with growing delays, counted in PostgreSQL: one allowance for every worker and host.
 
-Three counters of recent failures, each with its own free allowance, after
-which every further failure doubles the wait before the next attempt (up to a
-cap); an attempt during the wait gets 429 with ``Retry-After``:
+Three counters, each with its own free allowance, after which every further
+failure doubles the wait before the next attempt (up to a cap); an attempt
+during the wait gets 429 with ``Retry-After``:
 
-* per client IP — an address guessing many accounts slows itself down;
-* per (account, IP) — one address guessing one account slows itself down;
+* per client network — an address guessing many accounts slows itself down
+  (IPv4 by address, IPv6 by /64: one host holds a whole /64);
+* per (account, network) — one address guessing one account slows itself down;
 * per account — a distributed guess against one account slows down every
-  address *that has already failed on that account*. An address with no
-  failure of its own (the owner at home) is never held back by it, so nobody
-  can lock somebody else out; they can only spend their own attempts.
+  network the account has never logged in from. A network with a successful
+  login on that account is never held back by it, so nobody can lock the owner
+  out; a new network waits at most the account cap.
 
-Counters forget after ``window`` seconds without failure; a successful login
-clears the (account, IP) counter. The state is per worker and bounded in size.
+An attempt is *reserved* before the password is checked (counted as a failure
+in one statement, ``login_reserve``), so concurrent tries cannot all pass the
+check before the first failure is written; a success (or an attempt the hasher
+refused) gives it back (``login_refund``). Counters forget after ``window``
+seconds without an attempt. Redis is optional, so the counters live in the
+database every process already shares; it costs one function call per login,
+beside an argon2id check.
 
->>> now = [0.0]
->>> t = LoginThrottle(clock=lambda: now[0], pair=Policy(free=2, base=1.0, cap=8.0))
->>> for _ in range(3): t.record_failure("1.2.3.4", "alice")
->>> t.retry_after("1.2.3.4", "alice") > 0, t.retry_after("5.6.7.8", "alice")
-(True, 0.0)
+>>> network_of("2001:db8:1:2:aaaa::1"), network_of("::ffff:198.51.100.7")
+('2001:db8:1:2::/64', '198.51.100.7')
+>>> Policy(free=2, base=1.0, cap=5.0).delay(4)
+2.0
 """
 
 from __future__ import annotations
 
 import ipaddress
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from revenge.http import Problem, Request
+from revenge.modules.auth import repository as repo
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,114 +46,68 @@ class Policy:
     """Longest delay, seconds."""
 
     def delay(self, failures: int) -> float:
+        """The wait after ``failures`` failures (SQL's ``login_delay`` computes the same)."""
         over = failures - self.free
         if over <= 0:
             return 0.0
         return min(self.cap, self.base * (2.0 ** min(over - 1, 30)))
 
 
-@dataclass(slots=True)
-class _Counter:
-    failures: int
-    last_failure: float
+DEFAULT_IP = Policy(free=20, base=1.0, cap=300.0)
+DEFAULT_PAIR = Policy(free=5, base=1.0, cap=900.0)
+DEFAULT_ACCOUNT = Policy(free=50, base=1.0, cap=60.0)
 
 
-class _Table:
-    __slots__ = ("_items", "_max", "_policy", "_window")
+def network_of(ip: str) -> str:
+    """The throttle's key for a client address: IPv4 as is, IPv6 by its /64."""
+    try:
+        address = ipaddress.ip_address(ip.strip("[]"))
+    except ValueError:
+        return ip[:64]  # not an address (a Unix socket peer): counted as given
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
-    def __init__(self, policy: Policy, window: float, max_entries: int) -> None:
-        self._policy = policy
-        self._window = window
-        self._max = max_entries
-        self._items: dict[object, _Counter] = {}
 
-    def wait(self, key: object, now: float) -> float:
-        counter = self._items.get(key)
-        if counter is None:
-            return 0.0
-        if now - counter.last_failure > self._window:
-            del self._items[key]
-            return 0.0
-        return max(0.0, counter.last_failure + self._policy.delay(counter.failures) - now)
-
-    def has(self, key: object, now: float) -> bool:
-        counter = self._items.get(key)
-        return counter is not None and now - counter.last_failure <= self._window
-
-    def fail(self, key: object, now: float) -> None:
-        counter = self._items.pop(key, None)
-        if counter is None or now - counter.last_failure > self._window:
-            counter = _Counter(0, now)
-        counter.failures += 1
-        counter.last_failure = now
-        self._items[key] = counter  # re-inserted: dict order is least recently failed first
-        if len(self._items) > self._max:
-            self._evict(now)
-
-    def forget(self, key: object) -> None:
-        self._items.pop(key, None)
-
-    def _evict(self, now: float) -> None:
-        expired = [k for k, c in self._items.items() if now - c.last_failure > self._window]
-        for key in expired:
-            del self._items[key]
-        while len(self._items) > self._max:
-            del self._items[next(iter(self._items))]
-
-    def __len__(self) -> int:
-        return len(self._items)
+def too_many_attempts(wait: float) -> Problem:
+    seconds = max(1, int(wait + 0.999))
+    return Problem(
+        429,
+        "too_many_attempts",
+        "Too many login attempts",
+        f"try again in {seconds} s",
+        headers=[("retry-after", str(seconds))],
+    )
 
 
 class LoginThrottle:
-    """``retry_after(ip, account)`` before checking a password; ``record_*`` after."""
+    """``reserve`` before checking a password, ``refund`` when it was right (or never checked)."""
 
     def __init__(
         self,
         *,
-        ip: Policy = Policy(free=20, base=1.0, cap=300.0),
-        pair: Policy = Policy(free=5, base=1.0, cap=900.0),
-        account: Policy = Policy(free=50, base=1.0, cap=60.0),
+        ip: Policy = DEFAULT_IP,
+        pair: Policy = DEFAULT_PAIR,
+        account: Policy = DEFAULT_ACCOUNT,
         window: float = 900.0,
-        max_entries: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ip = _Table(ip, window, max_entries)
-        self._pair = _Table(pair, window, max_entries)
-        self._account = _Table(account, window, max_entries)
-        self._clock = clock
+        self.policies = repo.ThrottlePolicies(
+            window,
+            (ip.free, ip.base, ip.cap),
+            (pair.free, pair.base, pair.cap),
+            (account.free, account.base, account.cap),
+        )
 
-    def retry_after(self, ip: str, account: str) -> float:
-        """Seconds before this address may try this account again; 0.0 when it may now."""
-        now = self._clock()
-        account = account.lower()
-        pair = (account, ip)
-        wait = max(self._ip.wait(ip, now), self._pair.wait(pair, now))
-        if self._pair.has(pair, now):
-            wait = max(wait, self._account.wait(account, now))
-        return wait
-
-    def check(self, ip: str, account: str) -> None:
-        """Raise 429 (``too_many_attempts``, with ``Retry-After``) while a delay runs."""
-        wait = self.retry_after(ip, account)
+    async def reserve(self, conn: repo.Conn, network: str, account: str) -> None:
+        """Count this attempt, or raise 429 (``too_many_attempts``, ``Retry-After``)."""
+        wait = await repo.reserve_login_attempt(conn, network, account, self.policies)
         if wait > 0:
-            seconds = max(1, int(wait + 0.999))
-            raise Problem(
-                429,
-                "too_many_attempts",
-                "Too many login attempts",
-                f"try again in {seconds} s",
-                headers=[("retry-after", str(seconds))],
-            )
+            raise too_many_attempts(wait)
 
-    def record_failure(self, ip: str, account: str) -> None:
-        now = self._clock()
-        account = account.lower()
-        self._ip.fail(ip, now)
-        self._pair.fail((account, ip), now)
-        self._account.fail(account, now)
-
-    def record_success(self, ip: str, account: str) -> None:
-        self._pair.forget((account.lower(), ip))
+    async def refund(self, conn: repo.Conn, network: str, account: str, *, succeeded: bool) -> None:
+        await repo.refund_login_attempt(conn, network, account, succeeded)
 
 
 class ClientAddress:
