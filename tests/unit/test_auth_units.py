@@ -145,7 +145,8 @@ async def test_hash_concurrency_cap_answers_service_unavailable() -> None:
 
 
 def test_new_credentials_are_checked() -> None:
-    check_new_credentials("alice", "long enough")
+    assert check_new_credentials(" alice", "long enough") == "alice"
+    assert check_new_credentials("\uff41lice", "long enough") == "alice"  # fullwidth a
     for name, password in (
         ("", "long enough"),
         ("a b", "long enough"),
@@ -153,6 +154,7 @@ def test_new_credentials_are_checked() -> None:
         ("alice", "short"),
         ("alice", "x" * 1025),
         ("bell\x07", "long enough"),
+        ("p\u0430ypal", "long enough"),  # a Cyrillic a among Latin letters
     ):
         with pytest.raises(ValueError):
             check_new_credentials(name, password)

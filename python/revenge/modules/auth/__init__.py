@@ -107,6 +107,7 @@ def install(ctx: ModuleContext) -> None:
 
     async def start_auth() -> AuthService:
         await hasher.start()
+        await service.fill_username_keys()
         await service.bootstrap_admin()
         return service
 

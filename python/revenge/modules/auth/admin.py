@@ -12,19 +12,22 @@ from revenge.config import Settings
 from revenge.modules.auth import repository as repo
 from revenge.modules.auth.passwords import PasswordHasher
 from revenge.modules.auth.service import check_new_credentials
+from revenge.modules.auth.usernames import comparable
 
 
 async def create_user(
     url: str, settings: Settings, username: str, password: str, *, admin: bool = False
 ) -> repo.UserRecord:
     """Create a user; ``ValueError`` for a bad name or password, ``UsernameTaken`` if it exists."""
-    check_new_credentials(username, password)
+    name = check_new_credentials(username, password)
     hasher = PasswordHasher(settings.auth)
     try:
         password_hash = await hasher.hash(password)
     finally:
         hasher.close()
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        async with conn.transaction():
+            await repo.fill_username_keys(conn, comparable)  # rows an older release wrote
         return await repo.insert_user(
-            conn, username.strip(), password_hash, "admin" if admin else "user"
+            conn, name, comparable(name), password_hash, "admin" if admin else "user"
         )

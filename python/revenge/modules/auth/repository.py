@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -91,13 +92,16 @@ async def count_users(conn: Conn) -> int:
     return int(row[0]) if row else 0
 
 
-async def insert_user(conn: Conn, username: str, password_hash: str, role: Role) -> UserRecord:
+async def insert_user(
+    conn: Conn, username: str, username_key: str, password_hash: str, role: Role
+) -> UserRecord:
     try:
         async with conn.transaction():
             cur = await conn.execute(
-                "INSERT INTO users (username, password_hash, role) VALUES (%s, %s, %s) "
+                "INSERT INTO users (username, username_key, password_hash, role) "
+                "VALUES (%s, %s, %s, %s) "
                 "RETURNING id, username, role, disabled, password_hash, created_at, last_login_at",
-                (username, password_hash, role),
+                (username, username_key, password_hash, role),
             )
             row = await cur.fetchone()
     except psycopg.errors.UniqueViolation:
@@ -106,15 +110,47 @@ async def insert_user(conn: Conn, username: str, password_hash: str, role: Role)
     return _user(row)
 
 
+async def fill_username_keys(conn: Conn, key_of: Callable[[str], str]) -> list[tuple[str, str]]:
+    """Give rows from before ``username_key`` theirs (in a transaction, once across workers).
+
+    The oldest of a set of look-alikes keeps the key; each later one gets
+    ``"<key> #<id>"``, which no login can type. Returns ``(username, key)`` of those.
+    """
+    cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM users WHERE username_key IS NULL)")
+    row = await cur.fetchone()
+    if not row or not row[0]:
+        return []
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('revenge.auth.username_key'))")
+    cur = await conn.execute(
+        "SELECT id, username FROM users WHERE username_key IS NULL ORDER BY created_at, id"
+    )
+    stepped_aside = []
+    for user_id, username in await cur.fetchall():
+        key = key_of(username)
+        taken = await conn.execute("SELECT 1 FROM users WHERE username_key = %s", (key,))
+        if await taken.fetchone() is not None:
+            key = f"{key} #{user_id}"
+            stepped_aside.append((username, key))
+        await conn.execute("UPDATE users SET username_key = %s WHERE id = %s", (key, user_id))
+    return stepped_aside
+
+
 async def lock_users_table_for_bootstrap(conn: Conn) -> None:
     """Serialise first-start bootstrap across workers and hosts (inside a transaction)."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('revenge.auth.bootstrap'))")
 
 
-async def user_by_username(conn: Conn, username: str) -> UserRecord | None:
+async def user_by_username(conn: Conn, username: str, username_key: str) -> UserRecord | None:
+    """The user whose ``username_key`` is this (see ``usernames.comparable``).
+
+    A row an older release wrote without a key (until the next start fills it) is
+    found by ``lower(username)`` as before.
+    """
     cur = await conn.execute(
-        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at FROM users WHERE lower(username) = lower(%s)",
-        (username,),
+        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at "
+        "FROM users WHERE username_key = %s "
+        "OR (username_key IS NULL AND lower(username) = lower(%s))",
+        (username_key, username),
     )
     row = await cur.fetchone()
     return _user(row) if row else None

@@ -18,9 +18,10 @@ from revenge.http import (
     json_response,
 )
 from revenge.modules.auth.passwords import MAX_PASSWORD_LENGTH
-from revenge.modules.auth.repository import ApiKeyRecord, SessionRecord
+from revenge.modules.auth.repository import ApiKeyRecord, SessionRecord, UsernameTaken
 from revenge.modules.auth.service import MAX_USERNAME_LENGTH, AuthService
 from revenge.modules.auth.throttle import ClientAddress
+from revenge.modules.auth.usernames import display_name
 
 _TAGS = ("auth",)
 _JSON = ("content-type", "application/json")
@@ -185,10 +186,42 @@ def add_routes(router: Router, service: AuthService, addresses: ClientAddress) -
             raise Problem(401, "unauthenticated", "Authentication required", "no such user")
         return Response(200, view.me_body, [_JSON])
 
+    async def create_user(request: Request) -> Response:
+        """Create a user (administrators only); the name must not pass for another's."""
+        principal = _principal(request)
+        if not principal.is_admin:
+            raise Problem(403, "admin_required", "Administrator required")
+        data = await _object_body(request)
+        username = _text_field(data, "username", MAX_USERNAME_LENGTH)
+        password = _text_field(data, "password", MAX_PASSWORD_LENGTH)
+        role = data.get("role", "user")
+        if role not in ("admin", "user"):
+            raise _invalid("role must be admin or user", "role")
+        try:
+            display_name(username)
+        except ValueError as exc:
+            raise _invalid(str(exc), "username") from None
+        try:
+            user = await service.create_user(username, password, admin=role == "admin")
+        except ValueError as exc:
+            raise _invalid(str(exc), "password") from None
+        except UsernameTaken:
+            raise Problem(409, "username_taken", "Username taken") from None
+        return json_response(
+            {
+                "id": user.id,
+                "username": user.username,
+                "role": user.role,
+                "created_at": user.created_at,
+            },
+            201,
+        )
+
     # a token in the answer: no cache keeps it (authenticated routes get no-store anyway)
     router.add(
         "POST", "/api/v1/auth/login", login, public=True, tags=_TAGS, cache_control="no-store"
     )
+    router.add("POST", "/api/v1/users", create_user, tags=("users",))
     router.add("POST", "/api/v1/auth/logout", logout, tags=_TAGS)
     router.add("GET", "/api/v1/auth/sessions", list_sessions, tags=_TAGS)
     router.add("DELETE", "/api/v1/auth/sessions", revoke_all_sessions, tags=_TAGS)

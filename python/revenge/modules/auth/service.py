@@ -22,13 +22,13 @@ from revenge.modules.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LEN
 from revenge.modules.auth.revocation import RevocationPublisher, encode_token, encode_user
 from revenge.modules.auth.throttle import LoginThrottle, network_of
 from revenge.modules.auth.tokens import new_api_key, new_session_token, token_hash
-from revenge.modules.auth.usernames import comparable
+from revenge.modules.auth.usernames import MAX_LENGTH, comparable, display_name
 from revenge.runtime.errors import DomainError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_USERNAME = "admin"
-MAX_USERNAME_LENGTH = 64
+MAX_USERNAME_LENGTH = MAX_LENGTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ class AuthService:
         network, account = network_of(ip), comparable(username)
         async with self.db.connection() as conn:
             await self.throttle.reserve(conn, network, account)  # 429, counting nothing
-            user = await repo.user_by_username(conn, username)
+            user = await repo.user_by_username(conn, username, account)
         try:
             if user is None:
                 await self.hasher.verify_dummy(password)
@@ -180,11 +180,23 @@ class AuthService:
         self, username: str, password: str, *, admin: bool = False
     ) -> repo.UserRecord:
         """Raises ``ValueError`` for an unusable name or password, ``UsernameTaken``."""
-        check_new_credentials(username, password)
+        name = check_new_credentials(username, password)
         password_hash = await self.hasher.hash(password)
         async with self.db.connection() as conn:
             return await repo.insert_user(
-                conn, username.strip(), password_hash, "admin" if admin else "user"
+                conn, name, comparable(name), password_hash, "admin" if admin else "user"
+            )
+
+    async def fill_username_keys(self) -> None:
+        """Rows from before ``username_key``: give them theirs (see ``0005_username_key.sql``)."""
+        async with self.db.transaction() as conn:
+            stepped_aside = await repo.fill_username_keys(conn, comparable)
+        for username, key in stepped_aside:
+            log.warning(
+                "user %r looks like an older account's name: it can no longer log in by name "
+                "(its key is %r); rename or delete it",
+                username,
+                key,
             )
 
     async def set_disabled(self, user_id: int, disabled: bool) -> bool:
@@ -229,7 +241,9 @@ class AuthService:
             await repo.lock_users_table_for_bootstrap(conn)
             if await repo.count_users(conn) > 0:
                 return None
-            user = await repo.insert_user(conn, BOOTSTRAP_USERNAME, password_hash, "admin")
+            user = await repo.insert_user(
+                conn, BOOTSTRAP_USERNAME, comparable(BOOTSTRAP_USERNAME), password_hash, "admin"
+            )
         log.info("created the first administrator %r from the bootstrap password", user.username)
         return user
 
@@ -243,17 +257,14 @@ class AuthService:
         await self.publisher.broadcast(payload)
 
 
-def check_new_credentials(username: str, password: str) -> None:
-    """``ValueError`` naming what is wrong with a new username or password."""
-    name = username.strip()
-    if not name or len(name) > MAX_USERNAME_LENGTH:
-        raise ValueError(f"a username has 1 to {MAX_USERNAME_LENGTH} characters")
-    if any(ch.isspace() or not ch.isprintable() for ch in name):
-        raise ValueError("a username may not contain spaces or control characters")
+def check_new_credentials(username: str, password: str) -> str:
+    """The name the new account keeps; ``ValueError`` naming what is wrong with either."""
+    name = display_name(username)
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise ValueError(
             f"a password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
         )
+    return name
 
 
 def isoformat(value: datetime | None) -> str | None:
