@@ -131,10 +131,15 @@ class MemorySettings(_Section):
 class HealthSettings(_Section):
     interval: Duration = 30.0
     timeout: Duration = 5.0
+    public: bool = False
+    """``true``: the detailed ``/health`` answers anyone (``/health/live`` and ``/ready`` always do)."""
 
 
 class MetricsSettings(_Section):
-    public: bool = True
+    public: bool = False
+    """``true``: ``/metrics`` answers anyone; else an administrator or ``scrape_token``."""
+    scrape_token: SecretStr = SecretStr("")
+    """Sent by a scraper as ``Authorization: Bearer <token>``; empty: no token is accepted."""
 
 
 class AuthSettings(_Section):
@@ -148,6 +153,10 @@ class AuthSettings(_Section):
     argon2_memory_kib: int = Field(65536, ge=8)
     argon2_parallelism: int = Field(4, ge=1)
     max_concurrent_hashes: int = Field(4, ge=1)
+    login_delay: Duration = Field(1.0, gt=0)
+    """First wait once an address (or account) has used its free login attempts; doubles per failure."""
+    login_window: Duration = Field(900.0, gt=0)
+    """Login counters forget after this long without an attempt."""
 
 
 class JobsSettings(_Section):
@@ -240,7 +249,9 @@ def _format_errors(error: ValidationError, origin: str) -> str:
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"])
         value = item.get("input")
-        shown = "**********" if any(s in key for s in ("url", "password", "key")) else value
+        shown = (
+            "**********" if any(s in key for s in ("url", "password", "key", "token")) else value
+        )
         lines.append(f"{key} = {shown!r}: {item['msg']}")
     return f"invalid configuration ({origin}):\n  " + "\n  ".join(lines)
 

@@ -53,6 +53,7 @@ def test_two_workers_share_one_allowance_and_reserve_concurrent_tries(
         "REVENGE_AUTH__ARGON2_MEMORY_KIB": "8192",
         "REVENGE_AUTH__ARGON2_TIME_COST": "1",
         "REVENGE_SERVER__TRUSTED_PROXIES": json.dumps(["127.0.0.1"]),
+        "REVENGE_AUTH__LOGIN_DELAY": "1h",  # no wait runs out during the test, however slow
     }
     with run_server(granian_argv(port, "--workers", "2"), port, tmp_path, env) as server:
         assert len(worker_pids(server.output())) == 2

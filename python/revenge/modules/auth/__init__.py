@@ -22,6 +22,7 @@ from revenge.contract import Module, ModuleContext, ServiceKey, Tier
 from revenge.modules.auth import repository
 from revenge.modules.auth.authenticator import Authenticator
 from revenge.modules.auth.directory import UserDirectory
+from revenge.modules.auth.operator import OperatorGuard
 from revenge.modules.auth.passwords import PasswordHasher
 from revenge.modules.auth.revocation import Message, RevocationListener, RevocationPublisher
 from revenge.modules.auth.routes import add_routes
@@ -95,7 +96,12 @@ def install(ctx: ModuleContext) -> None:
     )
     hasher = PasswordHasher(auth)
     service = AuthService(
-        db, auth, hasher, LoginThrottle(), authenticator, RevocationPublisher(ctx.cache)
+        db,
+        auth,
+        hasher,
+        LoginThrottle.from_settings(auth),
+        authenticator,
+        RevocationPublisher(ctx.cache),
     )
     add_routes(ctx.router, service, ClientAddress(settings.server.trusted_proxies))
     ctx.authenticate_with(authenticator)

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from revenge.config import AuthSettings
 from revenge.http import Problem, Request
 from revenge.modules.auth import repository as repo
 
@@ -85,6 +86,17 @@ def too_many_attempts(wait: float) -> Problem:
 class LoginThrottle:
     """``reserve`` before checking a password, ``refund`` when it was right (or never checked)."""
 
+    @classmethod
+    def from_settings(cls, settings: AuthSettings) -> LoginThrottle:
+        """The default allowances, with ``auth.login_delay`` as every first wait."""
+        base = settings.login_delay
+        return cls(
+            ip=replace(DEFAULT_IP, base=base, cap=max(base, DEFAULT_IP.cap)),
+            pair=replace(DEFAULT_PAIR, base=base, cap=max(base, DEFAULT_PAIR.cap)),
+            account=replace(DEFAULT_ACCOUNT, base=base, cap=max(base, DEFAULT_ACCOUNT.cap)),
+            window=settings.login_window,
+        )
+
     def __init__(
         self,
         *,
@@ -93,6 +105,7 @@ class LoginThrottle:
         account: Policy = DEFAULT_ACCOUNT,
         window: float = 900.0,
     ) -> None:
+        self.ip, self.pair, self.account = ip, pair, account
         self.policies = repo.ThrottlePolicies(
             window,
             (ip.free, ip.base, ip.cap),
