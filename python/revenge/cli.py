@@ -145,11 +145,18 @@ async def _run_until_signal(runtime: Runtime) -> None:
 
 
 def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
-    """Ask a running server for its health report; exit 0 only when it is healthy."""
+    """Ask a running server for its health report; exit 0 only when it is healthy.
+
+    The report is for operators: the request carries ``metrics.scrape_token`` when set.
+    """
     host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host  # noqa: S104
     url = args.url or f"http://{host}:{settings.server.port}/health"
+    token = settings.metrics.scrape_token.get_secret_value()
+    request = urllib.request.Request(  # noqa: S310 - the operator's own URL
+        url, headers={"authorization": f"Bearer {token}"} if token else {}
+    )
     try:
-        with urllib.request.urlopen(url, timeout=settings.health.timeout) as reply:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=settings.health.timeout) as reply:  # noqa: S310
             body = reply.read()
     except urllib.error.HTTPError as exc:
         body = exc.read()

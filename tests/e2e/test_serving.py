@@ -93,10 +93,15 @@ def test_revenge_serve_on_the_embedded_default(
     """No database URL: `revenge serve` runs PostgreSQL in its data folder and comes up ready."""
     monkeypatch.delenv("REVENGE_DATABASE__URL", raising=False)
     port = free_port()
-    env = {"REVENGE_SERVER__DATA_DIR": str(tmp_path / "data"), "REVENGE_SERVER__PORT": str(port)}
+    env = {
+        "REVENGE_SERVER__DATA_DIR": str(tmp_path / "data"),
+        "REVENGE_SERVER__PORT": str(port),
+        "REVENGE_METRICS__SCRAPE_TOKEN": "scrape-token",
+    }
     argv = [sys.executable, "-m", "revenge.cli", "serve"]
     with run_server(argv, port, tmp_path, env=env, ready_path="/health/ready", timeout=120) as srv:
-        report = httpx.get(srv.base_url + "/health").json()
+        operator = {"authorization": "Bearer scrape-token"}
+        report = httpx.get(srv.base_url + "/health", headers=operator).json()
         services = report["services"]
         assert services["database"]["healthy"] and services["database"]["tier"] == "warm"
         assert services["session_cache"]["tier"] == "hot"

@@ -119,7 +119,7 @@ def assemble(
     elif role == "serve" and settings.jobs.in_process_worker:
         provide_worker(runtime, settings, db, assembly.kinds, critical=False)
     if role == "serve":
-        add_system_routes(assembly.router, runtime, settings)
+        add_system_routes(assembly.router, runtime, settings, assembly.authenticate)
     return assembly
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from revenge import __version__
 from revenge.config import Settings
-from revenge.http import Request, Response, Router, json_response
+from revenge.contract.operator import OperatorGuard
+from revenge.http import Authenticate, Request, Response, Router, json_response
 from revenge.http.openapi import openapi_document
 from revenge.infra.cache import Cache
 from revenge.infra.db import Database, Migration, export_pool_metrics, migrate, resolve_url
@@ -152,8 +153,14 @@ def provide_worker(
     )
 
 
-def add_system_routes(router: Router, runtime: Runtime, settings: Settings) -> None:
-    """``/health/live``, ``/health/ready``, ``/health``, ``/metrics``, ``/api/v1/openapi.json``."""
+def add_system_routes(
+    router: Router, runtime: Runtime, settings: Settings, authenticate: Authenticate | None
+) -> None:
+    """``/health/live``, ``/health/ready`` (anyone, terse); ``/health``, ``/metrics`` (operators:
+    an administrator or the scrape token, unless ``health.public`` / ``metrics.public``);
+    ``/api/v1/openapi.json``."""
+    operator = OperatorGuard(authenticate, settings.metrics.scrape_token.get_secret_value())
+    health_open, metrics_open = settings.health.public, settings.metrics.public
 
     async def live(request: Request) -> Response:
         """Liveness: the process answers."""
@@ -161,17 +168,21 @@ def add_system_routes(router: Router, runtime: Runtime, settings: Settings) -> N
         return json_response(body, status)
 
     async def ready(request: Request) -> Response:
-        """Readiness: 503 while a critical service is down."""
+        """Readiness: 503 while a critical service is down (the status word only)."""
         status, body = runtime.ready()
         return json_response(body, status)
 
     async def health(request: Request) -> Response:
-        """Every service by tier: healthy, initialized, latency, error."""
+        """Every service by tier: healthy, initialized, latency, error (operators only)."""
+        if not health_open:
+            await operator(request)
         status, body = runtime.health_report()
         return json_response(body, status)
 
     async def metrics(request: Request) -> Response:
-        """Prometheus metrics of the whole process group."""
+        """Prometheus metrics of the whole process group (operators only)."""
+        if not metrics_open:
+            await operator(request)
         body, content_type = await runtime_metrics.render_async()
         return Response(200, body, [("content-type", content_type)])
 
@@ -185,6 +196,7 @@ def add_system_routes(router: Router, runtime: Runtime, settings: Settings) -> N
 
     router.add("GET", "/health/live", live, public=True, tags=("health",))
     router.add("GET", "/health/ready", ready, public=True, tags=("health",))
+    # Public to the router: the handlers let a scrape token in, which is no session.
     router.add("GET", "/health", health, public=True, tags=("health",))
-    router.add("GET", "/metrics", metrics, public=settings.metrics.public, tags=("metrics",))
+    router.add("GET", "/metrics", metrics, public=True, tags=("metrics",))
     router.add("GET", "/api/v1/openapi.json", openapi, tags=("meta",))

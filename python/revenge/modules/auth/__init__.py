@@ -22,7 +22,6 @@ from revenge.contract import Module, ModuleContext, ServiceKey, Tier
 from revenge.modules.auth import repository
 from revenge.modules.auth.authenticator import Authenticator
 from revenge.modules.auth.directory import UserDirectory
-from revenge.modules.auth.operator import OperatorGuard
 from revenge.modules.auth.passwords import PasswordHasher
 from revenge.modules.auth.revocation import Message, RevocationListener, RevocationPublisher
 from revenge.modules.auth.routes import add_routes
