@@ -16,14 +16,23 @@ from revenge.runtime import metrics as runtime_metrics
 
 runtime_metrics.setup_process()
 
+import multiprocessing  # noqa: E402
+
 from revenge import wiring  # noqa: E402
 from revenge.config import Settings, load_settings  # noqa: E402
 from revenge.http import HttpApp  # noqa: E402
+from revenge.runtime.orphans import watch_parent  # noqa: E402
 
 
 def build_app(settings: Settings) -> HttpApp:
     """The HTTP application for ``settings``, built from the module list."""
     return wiring.build(settings, role="serve").http_app()
 
+
+_spawner = multiprocessing.parent_process()
+if _spawner is not None and _spawner.pid is not None:
+    # A Granian worker: it must not go on serving the port after its parent is gone. One
+    # second to stop gracefully; a supervisor is about to start the next generation.
+    watch_parent(_spawner.pid, grace=1.0)
 
 app = build_app(load_settings())

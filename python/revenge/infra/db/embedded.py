@@ -26,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pwd
+import subprocess
 import threading
 import warnings
 from collections.abc import Callable
@@ -38,6 +40,7 @@ from psycopg import sql
 
 from revenge.infra.db import system_pg
 from revenge.infra.db.errors import EmbeddedDatabaseError
+from revenge.infra.db.guard import spawn_guard
 
 if TYPE_CHECKING:
     from revenge.config import Settings
@@ -48,6 +51,9 @@ DATABASE_NAME = "revenge"
 CLUSTER_DIR = "postgres"
 REQUIRED_EXTENSIONS = ("pg_trgm",)
 PGSERVER_MAJOR = 16
+GUARD_STOP_MODE = "immediate"
+"""The owner died without stopping the server: stop it at once, as after a crash
+(no shutdown checkpoint to wait for; WAL makes the next start consistent)."""
 _CREATE_LOCK = 0x5245_5645_4E47_4501  # "REVENGE" + 1: creating the embedded database
 
 Backend = Literal["auto", "system", "pgserver"]
@@ -66,6 +72,7 @@ class EmbeddedServer:
 
 _lock = threading.Lock()
 _handles: dict[Path, tuple[Any, int]] = {}  # pgserver: cluster -> (handle, users in this process)
+_guards: dict[Path, subprocess.Popen[bytes]] = {}  # pgserver: cluster -> its guard
 
 
 def cluster_path(data_dir: Path) -> Path:
@@ -125,13 +132,31 @@ def _start_system(binaries: system_pg.Binaries, pgdata: Path) -> EmbeddedServer:
             f"{exc}{_log_tail(pgdata)}"
         ) from exc
     done = threading.Event()
+    # The postmaster is detached: without a guard it would outlive a SIGKILLed owner.
+    guard = (
+        spawn_guard(system_pg.stop_argv(binaries, pgdata, GUARD_STOP_MODE), system_pg.run_as())
+        if started
+        else None
+    )
 
     def stop() -> None:
         if started and not done.is_set():
             done.set()
+            _end_guard(guard)
             system_pg.stop(binaries, pgdata)
 
     return EmbeddedServer(url, stop, "system", started)
+
+
+def _end_guard(guard: subprocess.Popen[bytes] | None) -> None:
+    """A normal stop: the guard exits without stopping anything (we stop the server)."""
+    if guard is not None and guard.poll() is None:
+        guard.terminate()
+        try:
+            guard.wait(5)
+        except subprocess.TimeoutExpired:
+            guard.kill()
+            guard.wait()
 
 
 def _start_pgserver(pgdata: Path) -> EmbeddedServer:
@@ -143,6 +168,7 @@ def _start_pgserver(pgdata: Path) -> EmbeddedServer:
                 pgdata.parent.mkdir(parents=True, exist_ok=True)
                 system_pg.open_path_for(pgdata)
             server = _get_pgserver(pgdata)
+            _guards[pgdata] = spawn_guard(_pgserver_stop_argv(pgdata), _pgserver_owner(server))
         _handles[pgdata] = (server, users + 1)
     try:
         url = _ensure_database(server.get_uri())
@@ -184,7 +210,25 @@ def _release(pgdata: Path) -> None:
             _handles[pgdata] = (server, users - 1)
             return
         del _handles[pgdata]
+        guard = _guards.pop(pgdata, None)
+    _end_guard(guard)
     server.cleanup()
+
+
+def _pgserver_stop_argv(pgdata: Path) -> list[str]:
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return [
+        str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-m", GUARD_STOP_MODE, "stop"
+    ]  # fmt: skip
+
+
+def _pgserver_owner(server: Any) -> tuple[int, int] | None:
+    user = getattr(server, "system_user", None)
+    if not user:
+        return None
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
 
 
 def _log_tail(pgdata: Path) -> str:

@@ -206,12 +206,20 @@ def _initdb(binaries: Binaries, pgdata: Path, owner: tuple[int, int] | None) -> 
         _run([*base, "--locale=C"], owner)
 
 
+def stop_argv(binaries: Binaries, pgdata: Path, mode: str = "fast") -> list[str]:
+    """``pg_ctl stop``; ``immediate`` skips the shutdown checkpoint (the next start replays WAL)."""
+    return [str(binaries.bindir / "pg_ctl"), "-D", str(pgdata), "-w", "-m", mode, "stop"]
+
+
+def run_as() -> tuple[int, int] | None:
+    """(uid, gid) the server runs as, or None for this process's own user."""
+    return _run_as()
+
+
 def stop(binaries: Binaries, pgdata: Path) -> None:
     owner = _run_as()
     if running_socket_dir(pgdata) is not None:
-        _run(
-            [str(binaries.bindir / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast", "stop"], owner
-        )
+        _run(stop_argv(binaries, pgdata), owner)
 
 
 def _url(socket_dir: Path) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from revenge.runtime.orphans import die_with_parent
+
 _PROBE_TIMEOUT = 30.0
 
 
@@ -122,7 +124,10 @@ class Transcoder:
 
 async def _run(*argv: str, time_limit: float = _PROBE_TIMEOUT) -> str:
     process = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=die_with_parent,  # killed with its worker, never left running
     )
     try:
         out, err = await asyncio.wait_for(process.communicate(), time_limit)

@@ -1,0 +1,73 @@
+"""Processes that must not outlive their parent: serving workers, ffmpeg, the database guard.
+
+Two tools, for two kinds of child:
+
+* :func:`watch_parent` — a daemon thread in the child that notices its parent
+  is gone (``os.getppid()`` changes: the orphan was re-parented) and stops the
+  process: SIGTERM to itself for a graceful stop, ``os._exit`` if that has not
+  finished within ``grace`` seconds. Used by Granian's worker processes, which
+  Granian spawns from threads of its own (``PR_SET_PDEATHSIG`` fires when the
+  *thread* that forked exits, so it would kill a healthy worker).
+* :func:`die_with_parent` — a ``preexec_fn`` for a program we exec (ffmpeg):
+  ``PR_SET_PDEATHSIG`` = SIGKILL, set between fork and exec, kept across exec.
+  Spawned from the event loop's thread, which lives as long as the process.
+
+>>> import subprocess, sys
+>>> out = subprocess.run([sys.executable, "-c", "print('ok')"], preexec_fn=die_with_parent,
+...                      capture_output=True, text=True).stdout
+>>> out.strip()
+'ok'
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: the child is SIGKILLed when its parent dies (Linux; a no-op elsewhere)."""
+    if _libc is None:
+        return
+    parent = os.getppid()
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _stop_self(grace: float) -> None:
+    log.warning("parent process %d is gone: stopping", os.getppid())
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(grace)
+    os._exit(70)  # EX_SOFTWARE: the graceful stop did not finish
+
+
+def watch_parent(
+    *,
+    interval: float = 0.25,
+    grace: float = 5.0,
+    on_orphan: Callable[[], None] | None = None,
+) -> threading.Thread:
+    """Stop this process soon after its parent dies; returns the (daemon) watching thread."""
+    parent = os.getppid()
+    orphaned = on_orphan or (lambda: _stop_self(grace))
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        orphaned()
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
