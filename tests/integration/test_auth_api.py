@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -91,7 +92,7 @@ async def running_node(
     settings = load_settings(
         env={
             "REVENGE_DATABASE__URL": url,
-            "REVENGE_SERVER__TRUSTED_PROXIES": '["127.0.0.1"]',
+            "REVENGE_SERVER__TRUSTED_PROXIES": '["127.0.0.0/8"]',
             "REVENGE_SERVER__MAX_BODY_BYTES": "2048",
             "REVENGE_JOBS__IN_PROCESS_WORKER": "false",
             **FAST_ARGON2,
@@ -109,7 +110,10 @@ async def running_node(
         await auth.listener.stop()
         auth.listener.url = lambda: listener_url
         await auth.listener.start()
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    # An address of its own: the login counters (in the shared database) of other tests
+    # never meet this node's.
+    peer = f"127.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
+    transport = httpx.ASGITransport(app=app, client=(peer, 40000))
     try:
         async with httpx.AsyncClient(
             transport=transport, base_url=f"{scheme}://testserver"

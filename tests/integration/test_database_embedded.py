@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -178,18 +179,24 @@ def test_several_processes_share_one_server(tmp_path: Path, backend: str) -> Non
 
 @needs_system_pg
 def test_server_of_a_killed_starter_is_adopted(tmp_path: Path) -> None:
-    """The parent that started the server died without stopping it: the next one takes over."""
+    """The parent that started the server died without stopping it, and so did its guard
+    (which would have stopped the server): the next one takes over."""
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(tmp_path), "system"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    guards: list[psutil.Process] = []
     try:
         seen = json.loads(child.stdout.readline())  # type: ignore[union-attr]
         assert seen["stops"] is True
+        guards = psutil.Process(child.pid).children()
+        assert [" ".join(g.cmdline()).count("revenge.infra.db.guard") for g in guards] == [1]
     finally:
-        child.kill()  # SIGKILL: no stop(), no atexit
+        for guard in guards:
+            guard.kill()  # SIGKILL both: no stop(), no atexit, no guard
+        child.kill()
         child.wait()
     assert _alive(seen["pid"])
     server = start_embedded(tmp_path, "system")
@@ -197,3 +204,22 @@ def test_server_of_a_killed_starter_is_adopted(tmp_path: Path) -> None:
     assert _postmaster_pid(tmp_path) == seen["pid"]
     server.stop()
     assert not _alive(seen["pid"])
+
+
+@needs_system_pg
+def test_the_guard_stops_the_server_of_a_killed_starter(tmp_path: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(tmp_path), "system"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    seen = json.loads(child.stdout.readline())  # type: ignore[union-attr]
+    child.kill()
+    child.wait()
+    deadline = time.monotonic() + 10
+    while _alive(seen["pid"]):
+        assert time.monotonic() < deadline, "the server outlived its killed starter"
+        time.sleep(0.05)
+    again = start_embedded(tmp_path, "system")  # and it starts again (WAL replayed)
+    again.stop()

@@ -54,13 +54,18 @@ def _stop_self(grace: float) -> None:
 
 
 def watch_parent(
+    parent: int | None = None,
     *,
     interval: float = 0.25,
     grace: float = 5.0,
     on_orphan: Callable[[], None] | None = None,
 ) -> threading.Thread:
-    """Stop this process soon after its parent dies; returns the (daemon) watching thread."""
-    parent = os.getppid()
+    """Stop this process soon after its parent dies; returns the (daemon) watching thread.
+
+    ``parent``: the pid the parent had when it spawned us (so a parent that died
+    while this process was starting is noticed too); default: the current one.
+    """
+    parent = os.getppid() if parent is None else parent
     orphaned = on_orphan or (lambda: _stop_self(grace))
 
     def watch() -> None:

@@ -4,9 +4,9 @@
 process that started it; after a SIGKILL of that process it would run on until
 the next start adopted it. The owner therefore spawns this small child::
 
-    python -m revenge.infra.db.guard UID GID -- pg_ctl -D <pgdata> -m fast -w stop
+    python -m revenge.infra.db.guard OWNER_PID UID GID -- pg_ctl -D <pgdata> -m immediate -w stop
 
-It waits; when its parent (the owner) is gone it runs the stop command (as
+It waits; when its parent (the owner, ``OWNER_PID``) is gone it runs the stop command (as
 ``UID``/``GID`` when not -1: PostgreSQL's own OS user under root) and exits. A
 normal stop terminates the guard first (SIGTERM: exit without stopping anything).
 """
@@ -25,7 +25,10 @@ from revenge.runtime.orphans import watch_parent
 
 def guard_argv(stop: Sequence[str], owner: tuple[int, int] | None) -> list[str]:
     uid, gid = owner if owner is not None else (-1, -1)
-    return [sys.executable, "-m", "revenge.infra.db.guard", str(uid), str(gid), "--", *stop]
+    return [
+        sys.executable, "-m", "revenge.infra.db.guard", str(os.getpid()), str(uid), str(gid),
+        "--", *stop,
+    ]  # fmt: skip
 
 
 def spawn_guard(stop: Sequence[str], owner: tuple[int, int] | None) -> subprocess.Popen[bytes]:
@@ -57,13 +60,13 @@ def _stop_server(stop: list[str], uid: int, gid: int) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
-    uid, gid, separator, *stop = argv
+    owner, uid, gid, separator, *stop = argv
     if separator != "--" or not stop or not Path(stop[0]).is_absolute():
-        print("usage: guard UID GID -- /path/to/pg_ctl ... stop", file=sys.stderr)
+        print("usage: guard OWNER_PID UID GID -- /path/to/pg_ctl ... stop", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    watch_parent(interval=0.1, on_orphan=lambda: _stop_server(stop, int(uid), int(gid)))
+    watch_parent(int(owner), interval=0.1, on_orphan=lambda: _stop_server(stop, int(uid), int(gid)))
     while True:
         signal.pause()
 
