@@ -53,6 +53,7 @@ DECLARE
     counted integer[] := ARRAY[0, 0, 0];
     known   boolean;
     wait    float8 := 0.0;
+    pause   float8;
     n       integer;
     cur     login_throttle%ROWTYPE;
     stamp   timestamptz := clock_timestamp();
@@ -69,8 +70,12 @@ BEGIN
          WHERE t.scope = scopes[n] AND t.key = keys[n] FOR UPDATE;
         IF cur.last_at >= stamp - idle THEN
             counted[n] := cur.failures;
-            wait := greatest(wait, extract(epoch FROM cur.last_at - stamp)
-                + login_delay(cur.failures, frees[n], bases[n], caps[n]));
+            pause := login_delay(cur.failures, frees[n], bases[n], caps[n]);
+            IF pause > 0 THEN
+                -- clock_timestamp(), not stamp: a concurrent reservation may have
+                -- stamped the row after this call began (while it waited for the lock).
+                wait := greatest(wait, pause - extract(epoch FROM clock_timestamp() - cur.last_at));
+            END IF;
         END IF;
     END LOOP;
     IF wait > 0 THEN
