@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from revenge.infra.database import migrate
+from revenge.wiring import migrate
 from tests.e2e.conftest import free_port, granian_argv, run_server
 
 pytestmark = pytest.mark.e2e

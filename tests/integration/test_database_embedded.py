@@ -7,9 +7,12 @@ bundled PostgreSQL 16.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -36,7 +39,31 @@ pytestmark = pytest.mark.integration
 needs_system_pg = pytest.mark.skipif(
     not system_pg.find_binaries(), reason="no PostgreSQL binaries installed on this machine"
 )
-BACKENDS = [pytest.param("system", marks=needs_system_pg), "pgserver"]
+# As root pgserver would create an OS user and open folders to everyone, so Revenge refuses
+# it there (tests/integration/test_database_embedded_private.py checks the refusal).
+needs_pgserver = pytest.mark.skipif(
+    os.geteuid() == 0, reason="Revenge refuses the pgserver fallback as root; run as a user"
+)
+BACKENDS = [
+    pytest.param("system", marks=needs_system_pg),
+    pytest.param("pgserver", marks=needs_pgserver),
+]
+
+
+@pytest.fixture(autouse=True)
+def _relocated_clusters(tmp_path: Path) -> Iterator[None]:
+    """Run as root, a cluster may live outside tmp_path (see cluster_path): none is left from
+    an earlier run of the same test, and none stays after it."""
+
+    def remove() -> None:
+        for data_dir in (tmp_path, tmp_path / "data"):
+            cluster = cluster_path(data_dir)
+            if not cluster.is_relative_to(tmp_path):
+                shutil.rmtree(cluster.parent, ignore_errors=True)
+
+    remove()
+    yield
+    remove()
 
 
 def _postmaster_pid(data_dir: Path) -> int | None:
@@ -100,6 +127,7 @@ async def test_default_resolution_runs_the_packaged_migrations(tmp_path: Path) -
         stop2()
 
 
+@needs_pgserver
 async def test_pgserver_lacks_contrib_extensions(tmp_path: Path) -> None:
     """Why pgserver is only the fallback: no pg_trgm in its bundle, so search's migration fails."""
     server = start_embedded(tmp_path, "pgserver")
@@ -128,8 +156,9 @@ _CHILD = """
 import json, sys
 from pathlib import Path
 from revenge.infra.db import start_embedded
+from revenge.infra.db.embedded import cluster_path
 server = start_embedded(Path(sys.argv[1]), sys.argv[2])
-pid = int((Path(sys.argv[1]) / "postgres" / "postmaster.pid").read_text().split()[0])
+pid = int((cluster_path(Path(sys.argv[1])) / "postmaster.pid").read_text().split()[0])
 print(json.dumps({"url": server.url, "pid": pid, "stops": server.stops_server}), flush=True)
 sys.stdin.readline()
 server.stop()

@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 
-from revenge.infra.database import load_migrations, migrate
+from revenge.config import load_settings
+from revenge.infra.db import migrate as apply_migrations
 from revenge.modules.auth.repository import UsernameTaken
+from revenge.wiring import migrate, migrations
 from tests.integration.test_auth_api import PASSWORD, Node, assert_problem, bearer, running_node
 
 pytestmark = pytest.mark.integration
@@ -123,8 +125,8 @@ async def test_login_finds_the_account_whatever_the_case_or_width(node: Node) ->
 
 async def test_rows_from_before_the_normalised_key_migrate_cleanly(fresh_pg_url: str) -> None:
     """Look-alikes created before this release: the oldest keeps the name, the others step aside."""
-    before = [m for m in load_migrations() if "username" not in m.name]
-    await migrate(fresh_pg_url, before)
+    before = [m for m in migrations(load_settings(env={})) if "username" not in m.name]
+    await apply_migrations(fresh_pg_url, before)
     with psycopg.connect(fresh_pg_url, autocommit=True) as conn:
         for name in ("admin", FULLWIDTH_A + "dmin", "Straße", "STRASSE", "Élodie"):
             conn.execute("INSERT INTO users (username, password_hash) VALUES (%s, 'x')", (name,))

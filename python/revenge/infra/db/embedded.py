@@ -24,6 +24,7 @@ but then the starter's exit stops it for everyone.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import pwd
@@ -75,8 +76,43 @@ _handles: dict[Path, tuple[Any, int]] = {}  # pgserver: cluster -> (handle, user
 _guards: dict[Path, subprocess.Popen[bytes]] = {}  # pgserver: cluster -> its guard
 
 
+ROOT_CLUSTERS = Path("/var/lib/revenge/clusters")
+"""Run as root, a cluster the ``postgres`` user cannot reach in the data folder lives here."""
+
+
 def cluster_path(data_dir: Path) -> Path:
-    return data_dir.expanduser().resolve() / CLUSTER_DIR
+    """``<data_dir>/postgres``; run as root, somewhere the server's OS user can reach.
+
+    Revenge never opens up a folder it did not create (``/root`` stays 0700): when
+    the ``postgres`` user could not traverse to the data folder, the cluster lives
+    in ``/var/lib/revenge/clusters/<hash of the data folder>/postgres`` instead.
+    """
+    preferred = data_dir.expanduser().resolve() / CLUSTER_DIR
+    if os.geteuid() != 0:
+        return preferred
+    try:
+        owner = system_pg.run_as()
+    except PermissionError:
+        return preferred  # no postgres user: start_embedded says what to do
+    if owner is None or system_pg.blocking_folder(preferred, owner) is None:
+        return preferred
+    digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:16]
+    return ROOT_CLUSTERS / digest / CLUSTER_DIR
+
+
+def _say_where(data_dir: Path, pgdata: Path) -> None:
+    preferred = data_dir.expanduser().resolve() / CLUSTER_DIR
+    if pgdata != preferred:
+        owner = system_pg.run_as()
+        blocker = system_pg.blocking_folder(preferred, owner) if owner else None
+        log.warning(
+            "running as root: the %s OS user cannot enter %s, and Revenge does not change the "
+            "permissions of folders it did not create; the embedded PostgreSQL's data lives "
+            "in %s (set server.data_dir to a folder that user can reach to keep it there)",
+            system_pg.SERVICE_USER,
+            blocker,
+            pgdata,
+        )
 
 
 def _existing_major(pgdata: Path) -> int | None:
@@ -107,6 +143,7 @@ def start_embedded(data_dir: Path, backend: Backend = "auto") -> EmbeddedServer:
     """Start (or join) the cluster in ``data_dir``. Blocking; see :func:`resolve_url`."""
     pgdata = cluster_path(data_dir)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _say_where(data_dir, pgdata)
     if backend == "auto":
         chosen, binaries = choose_backend(pgdata)
     elif backend == "system":
@@ -125,7 +162,7 @@ def start_embedded(data_dir: Path, backend: Backend = "auto") -> EmbeddedServer:
 def _start_system(binaries: system_pg.Binaries, pgdata: Path) -> EmbeddedServer:
     try:
         admin_url, started = system_pg.start(binaries, pgdata)
-        url = _ensure_database(admin_url)
+        url = _provision(admin_url, pgdata)
     except (OSError, RuntimeError, psycopg.Error) as exc:
         raise EmbeddedDatabaseError(
             f"could not start PostgreSQL {binaries.major} ({binaries.bindir}) in {pgdata}: "
@@ -164,15 +201,20 @@ def _start_pgserver(pgdata: Path) -> EmbeddedServer:
         server, users = _handles.get(pgdata, (None, 0))
         if server is None:
             if os.geteuid() == 0:
-                # pgserver runs the server as its own OS user, which must reach the folder.
-                pgdata.parent.mkdir(parents=True, exist_ok=True)
-                system_pg.open_path_for(pgdata)
+                # As root pgserver creates an OS user and opens the folders above the
+                # cluster to everyone (g+rx, o+rx): not on our watch.
+                raise EmbeddedDatabaseError(
+                    "running as root, the embedded PostgreSQL needs the machine's PostgreSQL "
+                    "with its contrib extensions (Debian: apt install postgresql); or run "
+                    "revenge as an unprivileged user, or set database.url "
+                    "(REVENGE_DATABASE__URL) to a PostgreSQL server"
+                )
             server = _get_pgserver(pgdata)
             _guards[pgdata] = spawn_guard(_pgserver_stop_argv(pgdata), _pgserver_owner(server))
         _handles[pgdata] = (server, users + 1)
     try:
-        url = _ensure_database(server.get_uri())
-    except psycopg.Error as exc:
+        url = _provision(server.get_uri(), pgdata)
+    except (OSError, RuntimeError, psycopg.Error) as exc:
         _release(pgdata)
         raise EmbeddedDatabaseError(f"embedded PostgreSQL in {pgdata}: {exc}") from exc
     done = threading.Event()
@@ -240,19 +282,99 @@ def _log_tail(pgdata: Path) -> str:
     return "\n" + "\n".join(lines)
 
 
-def _ensure_database(admin_url: str) -> str:
-    """Create the ``revenge`` database on first start; the URL that reaches it."""
+def _provision(admin_url: str, pgdata: Path) -> str:
+    """Roles, passwords, the ``revenge`` database and ``pg_hba.conf``; the app's URL.
+
+    The app connects as ``revenge``, which owns its database (and may create the
+    trusted extensions the migrations use) but is no superuser. Idempotent, and
+    it upgrades a cluster from before (``trust`` for everyone, objects owned by
+    ``postgres``). Passwords go to the server SCRAM-hashed, never in clear.
+    """
+    passwords = system_pg.ensure_passwords(pgdata)
+    pgpass = system_pg.pgpass_path(pgdata)
+    admin_url = _with_param(admin_url, "passfile", str(pgpass))
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        # Processes sharing the cluster start together: one creates, the others wait here.
+        # Processes sharing the cluster start together: one provisions, the others wait here.
         conn.execute("SELECT pg_advisory_lock(%s)", (_CREATE_LOCK,))
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+        for role in (system_pg.SUPERUSER, system_pg.APP_ROLE):
+            hashed = conn.pgconn.encrypt_password(
+                passwords[role].encode(), role.encode(), b"scram-sha-256"
+            ).decode()
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            options = "" if role == system_pg.SUPERUSER else " LOGIN NOSUPERUSER NOCREATEROLE"
+            conn.execute(
+                sql.SQL(verb + " ROLE {}" + options + " PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(hashed)
+                )
+            )
+        row = conn.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
         ).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
-    prefix, _, query = admin_url.partition("?")
-    base = prefix.rsplit("/", 1)[0]
-    return f"{base}/{DATABASE_NAME}" + (f"?{query}" if query else "")
+        app = sql.Identifier(system_pg.APP_ROLE)
+        if row is None:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DATABASE_NAME), app)
+            )
+        elif row[0] != system_pg.APP_ROLE:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(DATABASE_NAME), app)
+            )
+            with psycopg.connect(_with_database(admin_url, DATABASE_NAME), autocommit=True) as db:
+                db.execute(_REASSIGN)
+        if system_pg.write_hba(pgdata):
+            conn.execute("SELECT pg_reload_conf()")
+    return _with_database(
+        _with_param(admin_url, "passfile", str(pgpass)), DATABASE_NAME, user=system_pg.APP_ROLE
+    )
+
+
+_REASSIGN = """
+DO $$
+DECLARE r record;
+BEGIN
+    -- Objects an older Revenge created as the superuser pass to the app's role
+    -- (extension members and sequences owned by a column stay as they are).
+    FOR r IN
+        SELECT c.oid::regclass AS name,
+               CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                              WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END AS kind
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+           AND c.relowner <> 'revenge'::regrole
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                            WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                              AND d.deptype IN ('e', 'a', 'i'))
+    LOOP
+        EXECUTE format('ALTER %s %s OWNER TO revenge', r.kind, r.name);
+    END LOOP;
+    FOR r IN
+        SELECT p.oid::regprocedure AS name
+          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = 'public' AND p.proowner <> 'revenge'::regrole
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                            WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                              AND d.deptype = 'e')
+    LOOP
+        EXECUTE format('ALTER ROUTINE %s OWNER TO revenge', r.name);
+    END LOOP;
+END $$
+"""
+
+
+def _with_param(url: str, name: str, value: str) -> str:
+    prefix, _, query = url.partition("?")
+    params = [p for p in query.split("&") if p and not p.startswith(f"{name}=")]
+    return f"{prefix}?{'&'.join([*params, f'{name}={value}'])}"
+
+
+def _with_database(url: str, database: str, *, user: str | None = None) -> str:
+    prefix, _, query = url.partition("?")
+    scheme, _, rest = prefix.partition("://")
+    authority = rest.rsplit("/", 1)[0]
+    if user is not None:
+        authority = f"{user}@{authority.rsplit('@', 1)[-1]}"
+    return f"{scheme}://{authority}/{database}" + (f"?{query}" if query else "")
 
 
 def resolve_url_sync(settings: Settings) -> tuple[str, Stop | None]:

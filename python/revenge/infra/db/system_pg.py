@@ -3,8 +3,20 @@
 ``initdb`` into the data folder on first use, ``pg_ctl start`` on a Unix socket
 only (no TCP port), ``pg_ctl stop`` by the process that started it. As root the
 server runs as the ``postgres`` OS user the distribution package created
-(PostgreSQL refuses to run as root), and the folders above the cluster get the
-"others may traverse" bit so that user can reach it.
+(PostgreSQL refuses to run as root); the permissions of folders Revenge did not
+create are never changed: a cluster that user could not reach goes elsewhere
+(:func:`revenge.infra.db.embedded.cluster_path`).
+
+Nothing is trusted: ``pg_hba.conf`` allows SCRAM passwords over the socket only.
+The passwords (the ``postgres`` superuser's, for set-up, and the ``revenge``
+role's, which owns the database the app uses) are generated on first start and
+kept in ``<data_dir>/postgres.pgpass`` (mode 0600), which the URLs name as
+libpq's ``passfile``: no secret appears in a URL or an environment variable.
+
+The socket lives in the cluster folder (mode 0700), or, when that path is too
+long for a Unix socket, in a fresh ``mkdtemp`` folder; either is checked with
+``lstat`` (a directory, not a link, owned by the server's user, mode 0700)
+before anything connects through it.
 
 Sharing between processes: start-up runs under an ``flock`` on
 ``<data_dir>/postgres.lock``; a process that finds the server already running
@@ -16,10 +28,10 @@ by the next process that joins it.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import pwd
 import re
+import secrets
 import shutil
 import stat
 import subprocess
@@ -98,20 +110,50 @@ def _run(cmd: list[str], owner: tuple[int, int] | None, timeout: float = 60) -> 
         raise RuntimeError(f"{Path(cmd[0]).name} failed: " + " / ".join(detail)) from None
 
 
-def open_path_for(pgdata: Path) -> None:
-    """Let the service user traverse the folders above the cluster (o+x, never read)."""
-    for parent in pgdata.parents:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
+def blocking_folder(path: Path, owner: tuple[int, int]) -> Path | None:
+    """The first existing folder above ``path`` that ``owner`` may not traverse, or None."""
+    uid, gid = owner
+    for folder in reversed(path.parents):
+        try:
+            info = folder.stat()
+        except FileNotFoundError:
+            return None  # created by us from here down
+        if info.st_uid == uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid == gid:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed:
+            return folder
+    return None
 
 
-def socket_dir_for(pgdata: Path) -> Path:
-    """The cluster folder itself, unless its socket path would be too long for Unix sockets."""
+def check_private_dir(folder: Path, uid: int) -> None:
+    """``RuntimeError`` unless ``folder`` is a real directory of ``uid`` that nobody else may use."""
+    try:
+        info = folder.lstat()
+    except OSError as exc:
+        raise RuntimeError(f"socket folder {folder}: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise RuntimeError(f"socket folder {folder} is not a directory (a link?): refusing it")
+    if info.st_uid != uid:
+        raise RuntimeError(f"socket folder {folder} belongs to uid {info.st_uid}, not {uid}")
+    if info.st_mode & 0o077:
+        raise RuntimeError(
+            f"socket folder {folder} has mode {stat.S_IMODE(info.st_mode):o}; expected 700"
+        )
+
+
+def socket_dir_for(pgdata: Path, owner: tuple[int, int] | None) -> Path:
+    """The cluster folder itself, unless its socket path would be too long for Unix sockets;
+    then a new private folder (random name, created exclusively, 0700)."""
     if len(str(pgdata / _SOCKET_NAME)) <= _MAX_SOCKET_PATH:
         return pgdata
-    digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"revenge-pg-{digest}"
+    folder = Path(tempfile.mkdtemp(prefix="revenge-pg-"))  # O_EXCL, 0700: nobody's but ours
+    if owner:
+        os.chown(folder, *owner)
+    return folder
 
 
 @contextmanager
@@ -139,29 +181,26 @@ def running_socket_dir(pgdata: Path) -> Path | None:
 def start(binaries: Binaries, pgdata: Path) -> tuple[str, bool]:
     """Start or join the cluster; ``(admin URL, started by us)``. Blocking."""
     owner = _run_as()
+    server_uid = owner[0] if owner else os.getuid()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     owner_file = pgdata.parent / "postgres.owner"
     with _locked(pgdata.parent / "postgres.lock"):
+        passwords = ensure_passwords(pgdata)
         socket_dir = running_socket_dir(pgdata)
         if socket_dir is not None:
+            check_private_dir(socket_dir, server_uid)
             # A server whose starter died (crash, SIGKILL) is adopted, so someone stops it.
             adopt = not _pid_alive(_read_pid(owner_file))
             if adopt:
                 owner_file.write_text(str(os.getpid()))
-            return _url(socket_dir), adopt
+            return admin_url(socket_dir, pgdata), adopt
         if not (pgdata / "PG_VERSION").exists():
             pgdata.mkdir(mode=0o700, exist_ok=True)
             if owner:
                 os.chown(pgdata, *owner)
-                open_path_for(pgdata)
-            _initdb(binaries, pgdata, owner)
-        elif owner:
-            open_path_for(pgdata)
-        socket_dir = socket_dir_for(pgdata)
-        if socket_dir != pgdata:
-            socket_dir.mkdir(mode=0o700, exist_ok=True)
-            if owner:
-                os.chown(socket_dir, *owner)
+            _initdb(binaries, pgdata, owner, passwords[SUPERUSER])
+        socket_dir = socket_dir_for(pgdata, owner)
+        check_private_dir(socket_dir, server_uid)
         _run(
             [str(binaries.bindir / "pg_ctl"), "-D", str(pgdata), "-w", "-t", "60",
              "-l", str(pgdata / "log"),
@@ -170,7 +209,7 @@ def start(binaries: Binaries, pgdata: Path) -> tuple[str, bool]:
             timeout=90,
         )  # fmt: skip
         owner_file.write_text(str(os.getpid()))
-        return _url(socket_dir), True
+        return admin_url(socket_dir, pgdata), True
 
 
 def _read_pid(path: Path) -> int | None:
@@ -191,19 +230,29 @@ def _pid_alive(pid: int | None) -> bool:
         return False
 
 
-def _initdb(binaries: Binaries, pgdata: Path, owner: tuple[int, int] | None) -> None:
-    base = [str(binaries.bindir / "initdb"), "-D", str(pgdata), "-U", "postgres",
-            "--auth=trust", "--encoding=UTF8", "--no-instructions"]  # fmt: skip
+def _initdb(binaries: Binaries, pgdata: Path, owner: tuple[int, int] | None, password: str) -> None:
+    # The superuser's password reaches initdb in a file only the server's user can read.
+    fd, pwfile = tempfile.mkstemp(prefix=".pw-", dir=pgdata.parent)
     try:
-        # C.UTF-8 gives lower()/upper() and full-text search sane rules beyond ASCII.
-        _run([*base, "--locale=C.UTF-8"], owner)
-    except RuntimeError:
-        for leftover in pgdata.iterdir():
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover)
-            else:
-                leftover.unlink()
-        _run([*base, "--locale=C"], owner)
+        os.write(fd, password.encode() + b"\n")
+        os.close(fd)
+        if owner:
+            os.chown(pwfile, *owner)
+        base = [str(binaries.bindir / "initdb"), "-D", str(pgdata), "-U", SUPERUSER,
+                "--auth=scram-sha-256", f"--pwfile={pwfile}",
+                "--encoding=UTF8", "--no-instructions"]  # fmt: skip
+        try:
+            # C.UTF-8 gives lower()/upper() and full-text search sane rules beyond ASCII.
+            _run([*base, "--locale=C.UTF-8"], owner)
+        except RuntimeError:
+            for leftover in pgdata.iterdir():
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink()
+            _run([*base, "--locale=C"], owner)
+    finally:
+        Path(pwfile).unlink(missing_ok=True)
 
 
 def stop_argv(binaries: Binaries, pgdata: Path, mode: str = "fast") -> list[str]:
@@ -218,9 +267,60 @@ def run_as() -> tuple[int, int] | None:
 
 def stop(binaries: Binaries, pgdata: Path) -> None:
     owner = _run_as()
-    if running_socket_dir(pgdata) is not None:
+    socket_dir = running_socket_dir(pgdata)
+    if socket_dir is not None:
         _run(stop_argv(binaries, pgdata), owner)
+        if socket_dir != pgdata and socket_dir.name.startswith("revenge-pg-"):
+            shutil.rmtree(socket_dir, ignore_errors=True)  # our mkdtemp folder
 
 
-def _url(socket_dir: Path) -> str:
-    return f"postgresql://postgres@/postgres?host={socket_dir}"
+# -- passwords --------------------------------------------------------------------------
+
+SUPERUSER = "postgres"
+APP_ROLE = "revenge"
+HBA = """\
+# Written by Revenge: SCRAM passwords over the Unix socket; no TCP, nothing trusted.
+local all all scram-sha-256
+"""
+
+
+def pgpass_path(pgdata: Path) -> Path:
+    return pgdata.parent / "postgres.pgpass"
+
+
+def ensure_passwords(pgdata: Path) -> dict[str, str]:
+    """``role -> password`` from the password file, created (0600, exclusively) on first use."""
+    path = pgpass_path(pgdata)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            for role in (SUPERUSER, APP_ROLE):
+                handle.write(f"*:*:*:{role}:{secrets.token_urlsafe(32)}\n")
+    info = path.lstat()
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise RuntimeError(f"{path} must be a file of this user with mode 600")
+    passwords = {}
+    for line in path.read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) == 5:
+            passwords[fields[3]] = fields[4]
+    if set(passwords) != {SUPERUSER, APP_ROLE}:
+        raise RuntimeError(f"{path} lacks the {SUPERUSER} or {APP_ROLE} password")
+    return passwords
+
+
+def write_hba(pgdata: Path) -> bool:
+    """Our ``pg_hba.conf`` (in place: its owner stays the server's user); True when it changed."""
+    hba = pgdata / "pg_hba.conf"
+    if hba.read_text() == HBA:
+        return False
+    with hba.open("w") as handle:
+        handle.write(HBA)
+    return True
+
+
+def admin_url(socket_dir: Path, pgdata: Path) -> str:
+    return f"postgresql://{SUPERUSER}@/postgres?host={socket_dir}&passfile={pgpass_path(pgdata)}"
