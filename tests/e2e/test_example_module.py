@@ -95,7 +95,7 @@ def test_the_example_module_is_migrated_served_and_run(fresh_pg_url: str, tmp_pa
         assert status == 200, shown
         assert shown == {"hello": "admin", "notes": 0, "scribe_built": False}
         assert call(base, "GET", "/api/v1/example")[0] == 401  # a module's route needs a caller
-        status, health = call(base, "GET", "/health")
+        status, health = call(base, "GET", "/health", token=token)  # for operators
         assert health["services"]["example.greeter"]["healthy"] is True
         assert health["services"]["example.scribe"]["tier"] == "cold"
         assert health["services"]["example.scribe"]["initialized"] is False

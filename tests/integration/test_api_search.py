@@ -34,6 +34,7 @@ FAST_ARGON2 = {
     "REVENGE_AUTH__ARGON2_PARALLELISM": "1",
 }
 SEARCH = "/api/v1/search"
+SCRAPE_TOKEN = "scrape-token-for-tests"
 
 
 @dataclass
@@ -61,7 +62,14 @@ class RunningApp:
 @asynccontextmanager
 async def running_app(url: str, **env: str) -> AsyncIterator[RunningApp]:
     """``build_app`` as ``granian revenge.app`` builds it, started and stopped here."""
-    settings = load_settings(env={"REVENGE_DATABASE__URL": url, **FAST_ARGON2, **env})
+    settings = load_settings(
+        env={
+            "REVENGE_DATABASE__URL": url,
+            "REVENGE_METRICS__SCRAPE_TOKEN": SCRAPE_TOKEN,
+            **FAST_ARGON2,
+            **env,
+        }
+    )
     app = build_app(settings)
     await app.startup()
     try:
@@ -282,11 +290,12 @@ async def test_a_default_install_reports_healthy_and_every_family_from_the_first
     api: RunningApp,
 ) -> None:
     """No Redis configured (the default): the cache is disabled, not a fault."""
-    body = (await api.client.get("/health")).json()
+    operator = {"authorization": f"Bearer {SCRAPE_TOKEN}"}  # the details are for operators
+    body = (await api.client.get("/health", headers=operator)).json()
     assert body["status"] == "healthy", body
     assert body["services"]["cache"]["healthy"] is True
     assert body["services"]["auth_revocations"]["healthy"] is True
-    text = (await api.client.get("/metrics")).text
+    text = (await api.client.get("/metrics", headers=operator)).text
     # The cold transcoder was never used, yet its series are there, at zero.
     assert 'revenge_lazy_init_total{outcome="success",service="transcoder"} 0.0' in text
     assert 'revenge_offload_total{reason="idle",service="transcoder"} 0.0' in text
