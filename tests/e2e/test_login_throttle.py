@@ -81,6 +81,10 @@ def test_two_workers_share_one_allowance_and_reserve_concurrent_tries(
                 return await asyncio.gather(*(one() for _ in range(30)))
 
         concurrent = asyncio.run(burst())
+        print(
+            f"\n2 workers: {statuses.count(401)} real checks of {len(statuses)} sequential guesses, "
+            f"{concurrent.count(401)} of 30 concurrent ones (allowance {ALLOWANCE})"
+        )
         assert concurrent.count(401) <= ALLOWANCE, sorted(concurrent)
         assert set(concurrent) <= {401, 429}, sorted(concurrent)
 
