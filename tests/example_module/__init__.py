@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from importlib import resources
+from typing import Annotated
 
 from revenge.contract import (
     DATABASE,
@@ -29,7 +30,7 @@ from revenge.contract import (
     ServiceKey,
     Tier,
 )
-from revenge.http import Problem, Request, Response, json_response
+from revenge.http import Input, Output, Request, Response, model_response, text
 from revenge.infra.db import Database
 
 
@@ -59,6 +60,20 @@ class Scribe:
         self.closed = True
 
 
+class NoteBody(Input):
+    text: Annotated[str, text(max_length=200)]
+
+
+class Greeting(Output):
+    hello: str
+    notes: int
+    scribe_built: bool
+
+
+class Queued(Output):
+    job_id: int
+
+
 GREETER: ServiceKey[Greeter] = ServiceKey("example.greeter", Tier.WARM)
 SCRIBE: ServiceKey[Scribe] = ServiceKey("example.scribe", Tier.COLD)
 EXAMPLE_NOTE = JobKind("example_note", queue="example", retry=RetryPolicy(max_attempts=2))
@@ -77,27 +92,21 @@ def install(ctx: ModuleContext) -> None:
     async def show(request: Request) -> Response:
         """The example's greeting: notes so far, and whether its cold service is built."""
         greeter = services.get(GREETER)
-        return json_response(
-            {
-                "hello": request.principal_or_raise.username,
-                "notes": await greeter.count(),
-                "scribe_built": services.lazy(SCRIBE).initialized,
-            }
+        return model_response(
+            Greeting(
+                hello=request.principal_or_raise.username,
+                notes=await greeter.count(),
+                scribe_built=services.lazy(SCRIBE).initialized,
+            )
         )
 
-    async def add_note(request: Request) -> Response:
+    async def add_note(request: Request, *, body: NoteBody) -> Response:
         """Queue a note; the ``example_note`` job writes it."""
-        body = await request.json()
-        text = body.get("text") if isinstance(body, dict) else None
-        if not isinstance(text, str) or not 1 <= len(text) <= 200:
-            raise Problem(
-                422, "validation_failed", "Validation failed", "text: 1 to 200 characters"
-            )
-        job_id = await services.get(JOBS).enqueue(EXAMPLE_NOTE.name, {"text": text})
-        return json_response({"job_id": job_id}, 202)
+        job_id = await services.get(JOBS).enqueue(EXAMPLE_NOTE.name, {"text": body.text})
+        return model_response(Queued(job_id=job_id), 202)
 
-    ctx.route("GET", "/api/v1/example", show)
-    ctx.route("POST", "/api/v1/example/notes", add_note)
+    ctx.route("GET", "/api/v1/example", show, response=Greeting)
+    ctx.route("POST", "/api/v1/example/notes", add_note, body=NoteBody, response=Queued, status=202)
     ctx.job(EXAMPLE_NOTE, write_note)
     ctx.migrations(resources.files(__name__) / "migrations")
 

@@ -25,7 +25,9 @@ from importlib.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from revenge.http import Authenticate, Handler, Router
+from pydantic import BaseModel
+
+from revenge.http import Authenticate, Response, Router
 from revenge.infra.db import Migration, load_migrations
 from revenge.infra.jobs import CleanupStep, JobBody, JobKind, KindRegistry
 from revenge.runtime import Check, Runtime, ServiceKey
@@ -91,15 +93,24 @@ class ModuleContext:
         self,
         method: str,
         path: str,
-        handler: Handler,
+        handler: Callable[..., Awaitable[Response]],
         *,
         public: bool = False,
         summary: str = "",
         tags: tuple[str, ...] = (),
         cache_control: str | None = None,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        params: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
     ) -> None:
         """Add a route. Every route needs a session or API key unless ``public``.
 
+        ``body``, ``query`` and ``params`` are the pydantic models (``revenge.http.Input``)
+        its request is decoded into before ``handler(request, body=..., query=...,
+        params=...)`` runs (bad input: a 422 problem); ``response`` and ``status``
+        document its answer. The OpenAPI document shows the same models.
         ``cache_control`` defaults to ``no-store`` on authenticated routes.
         """
         self._router.add(
@@ -110,6 +121,11 @@ class ModuleContext:
             summary=summary,
             tags=tags or (self.name,),
             cache_control=cache_control,
+            body=body,
+            query=query,
+            params=params,
+            response=response,
+            status=status,
         )
 
     @property

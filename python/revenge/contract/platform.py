@@ -191,7 +191,15 @@ def add_system_routes(
     async def openapi(request: Request) -> Response:
         """The OpenAPI 3.1 document of this API."""
         if not document:  # built at first request, when every module has added its routes
-            document.update(openapi_document(router, title="Revenge", version=__version__))
+            document.update(
+                openapi_document(
+                    router,
+                    title="Revenge",
+                    version=__version__,
+                    cookie_name=settings.auth.cookie_name,
+                    api_key_header=settings.auth.api_key_header,
+                )
+            )
         return json_response(document)
 
     router.add("GET", "/health/live", live, public=True, tags=("health",))

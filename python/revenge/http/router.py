@@ -12,15 +12,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from pydantic import BaseModel
+
+from revenge.http.declare import NOTHING, Declared, declare
 from revenge.http.errors import NOSNIFF
 from revenge.http.request import Request
 from revenge.http.response import Response
 
 Handler = Callable[[Request], Awaitable[Response]]
+"""An HTTP handler; one with declared inputs also takes them as keywords (``body=``...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +42,14 @@ class Route:
     (what a credential unlocks is nobody else's, so no shared cache may keep it)."""
     tail: tuple[tuple[str, str], ...] = (NOSNIFF,)
     """Headers the dispatcher adds to each of its answers (built by :meth:`Router.add`)."""
+    declared: Declared = NOTHING
+    """Its request and response models (``revenge.http.declare``), for decoding and OpenAPI."""
+    endpoint: Callable[..., Awaitable[Response]] | None = None
+    """The handler as given, before ``declared`` wrapped it (``handler`` decodes, then calls it)."""
 
 
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
+_PARAM_NAMES = re.compile(r"{(\w+)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,20 +117,47 @@ class Router:
         self,
         method: str,
         path: str,
-        handler: Handler,
+        handler: Callable[..., Awaitable[Response]],
         *,
         public: bool = False,
         summary: str = "",
         tags: tuple[str, ...] = (),
         cache_control: str | None = None,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        params: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
     ) -> None:
+        """Add a route; ``body``, ``query``, ``params`` and ``response`` declare its models.
+
+        Declared inputs are decoded before ``handler`` runs and given to it as
+        keywords (``revenge.http.declare``); ``response`` and ``status`` document
+        its success answer.
+        """
         if not path.startswith("/"):
             raise ValueError(f"route path must start with '/': {path!r}")
         method = method.upper()
         caching = cache_control if cache_control is not None else None if public else "no-store"
         tail = (NOSNIFF,) if caching is None else (("cache-control", caching), NOSNIFF)
         summary = summary or _first_line(handler)
-        route = Route(method, path, handler, public, summary, tags, cache_control, tail)
+        declared = Declared(body, query, params, response, status)
+        if params is not None:
+            missing = set(params.model_fields) ^ set(_PARAM_NAMES.findall(path))
+            if missing:
+                raise ValueError(f"route {path}: params model and path disagree on {missing}")
+        route = Route(
+            method,
+            path,
+            declare(handler, declared),
+            public,
+            summary,
+            tags,
+            cache_control,
+            tail,
+            declared,
+            handler,
+        )
         methods = self._exact.setdefault(path, {}) if "{" not in path else self._node_for(path)
         if method in methods:
             raise ValueError(f"route {method} {path} registered twice")
@@ -147,14 +184,20 @@ class Router:
             raise ValueError(f"a prefix starts with '/' and does not end with one: {prefix!r}")
         for route in router:
             path = prefix + route.path if route.path != "/" or not prefix else prefix
+            declared = route.declared
             self.add(
                 route.method,
                 path,
-                route.handler,
+                route.endpoint or route.handler,
                 public=route.public,
                 summary=route.summary,
                 tags=route.tags,
                 cache_control=route.cache_control,
+                body=declared.body,
+                query=declared.query,
+                params=declared.params,
+                response=declared.response,
+                status=declared.status,
             )
 
     def _node_for(self, path: str) -> dict[str, Route]:
@@ -210,6 +253,6 @@ def _allowed(methods: dict[str, Route]) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def _first_line(handler: Handler) -> str:
+def _first_line(handler: Callable[..., Awaitable[Response]]) -> str:
     doc = handler.__doc__ or ""
     return doc.strip().splitlines()[0] if doc.strip() else ""
