@@ -395,8 +395,9 @@ async def test_sessions_list_and_revoke_one(node: Node) -> None:
     assert (await node.client.get("/api/v1/me", headers=bearer(first))).status_code == 200
     again = await node.client.delete(f"/api/v1/auth/sessions/{other_id}", headers=bearer(first))
     assert_problem(again, 404, "session_not_found")
+    # The path's session id is declared a UUID: anything else is bad input, not a miss.
     junk = await node.client.delete("/api/v1/auth/sessions/not-a-uuid", headers=bearer(first))
-    assert_problem(junk, 404, "session_not_found")
+    assert assert_problem(junk, 422, "validation_failed")["field"] == "session_id"
 
 
 async def test_nobody_revokes_someone_elses_session(node: Node) -> None:
