@@ -191,37 +191,40 @@ async def test_no_match_is_an_empty_list(api: RunningApp, auth: dict[str, str]) 
 
 
 @pytest.mark.parametrize(
-    ("query", "status", "code", "field"),
+    ("query", "field"),
     [
-        ("", 422, "query_required", "q"),
-        ("q=", 422, "query_required", "q"),
-        ("q=%20%20%09", 422, "query_required", "q"),
-        ("q=" + "a" * 201, 422, "query_too_long", "q"),
-        ("q=a%00b", 422, "query_invalid", "q"),
-        ("q=a&q=b", 400, "repeated_parameter", "q"),
-        ("q=a&limit=0", 422, "limit_out_of_range", "limit"),
-        ("q=a&limit=101", 422, "limit_out_of_range", "limit"),
-        ("q=a&limit=-3", 422, "limit_out_of_range", "limit"),
-        ("q=a&limit=abc", 400, "invalid_limit", "limit"),
-        ("q=a&limit=1.5", 400, "invalid_limit", "limit"),
-        ("q=a&limit=99999999999999999999", 400, "invalid_limit", "limit"),
-        ("q=a&limit=%D9%A1", 400, "invalid_limit", "limit"),  # Arabic-Indic one
-        ("q=a&offset=-1", 422, "offset_out_of_range", "offset"),
-        ("q=a&offset=10001", 422, "offset_out_of_range", "offset"),
-        ("q=a&offset=x", 400, "invalid_offset", "offset"),
-        ("q=a&kind=film", 422, "unknown_kind", "kind"),
-        ("q=a&kind=movie&kind=", 422, "unknown_kind", "kind"),
-        ("q=a&kind=movie,,series", 422, "unknown_kind", "kind"),
+        ("", "q"),
+        ("q=", "q"),
+        ("q=%20%20%09", "q"),
+        ("q=" + "a" * 201, "q"),
+        ("q=a%00b", "q"),
+        ("q=a%01b", "q"),
+        ("q=a&q=b", "q"),
+        ("q=a&limit=0", "limit"),
+        ("q=a&limit=101", "limit"),
+        ("q=a&limit=-3", "limit"),
+        ("q=a&limit=abc", "limit"),
+        ("q=a&limit=1.5", "limit"),
+        ("q=a&limit=99999999999999999999", "limit"),
+        ("q=a&limit=%D9%A1", "limit"),  # Arabic-Indic one
+        ("q=a&offset=-1", "offset"),
+        ("q=a&offset=10001", "offset"),
+        ("q=a&offset=x", "offset"),
+        ("q=a&kind=film", "kind.0"),
+        ("q=a&kind=movie&kind=", "kind.1"),
+        ("q=a&kind=movie,,series", "kind.1"),
     ],
 )
 async def test_bad_parameters_are_problems_with_stable_codes(
-    api: RunningApp, auth: dict[str, str], query: str, status: int, code: str, field: str
+    api: RunningApp, auth: dict[str, str], query: str, field: str
 ) -> None:
+    # The query is declared (modules/search/query.py): every bad value is one code,
+    # 422 validation_failed, whose field names it; an unknown kind's message lists the kinds.
     reply = await api.client.get(f"{SEARCH}?{query}", headers=auth)
-    body = assert_problem(reply, status, code)
+    body = assert_problem(reply, 422, "validation_failed")
     assert body["field"] == field
-    if code == "unknown_kind":
-        assert body["allowed"] == ["episode", "movie", "person", "series"]
+    if field.startswith("kind"):
+        assert "'episode', 'movie', 'person' or 'series'" in body["detail"]
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@
 
 plus ``migrations/`` (the PostgreSQL full-text index).
 
-Handler (:mod:`.routes`: query string -> :class:`.params.SearchParams`, hits -> JSON)
+Handler (:mod:`.routes`: query string -> :class:`.query.SearchQuery`, hits -> JSON)
 -> service (:class:`.service.MediaSearch`) -> repository (the infra ``SearchService``).
 """
 
@@ -32,7 +32,12 @@ from revenge.contract import (
 from revenge.http import Router
 from revenge.infra.search import SearchBackend, SearchService
 from revenge.infra.search.service import typesense_factory
-from revenge.modules.search.params import SEARCHABLE_KINDS, SearchParams, parse_search_params
+from revenge.modules.search.query import (
+    SEARCHABLE_KINDS,
+    SearchParams,
+    SearchQuery,
+    search_query_model,
+)
 from revenge.modules.search.routes import add_routes
 from revenge.modules.search.service import MediaSearch, SearchIndex
 
@@ -45,9 +50,10 @@ __all__ = [
     "MediaSearch",
     "SearchIndex",
     "SearchParams",
+    "SearchQuery",
     "add_search_route",
     "install",
-    "parse_search_params",
+    "search_query_model",
 ]
 
 SEARCH: ServiceKey[SearchService] = ServiceKey("search", Tier.WARM)

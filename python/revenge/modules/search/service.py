@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from revenge.infra.search import SearchResult
-from revenge.modules.search.params import SearchParams
+from revenge.modules.search.query import SearchParams
 
 
 class SearchIndex(Protocol):
