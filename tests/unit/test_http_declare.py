@@ -217,3 +217,25 @@ async def test_a_router_mounted_under_a_prefix_keeps_its_declarations() -> None:
         reply = await c.get("/api/notes", params={"q": "x", "limit": "0"})
     assert reply.status_code == 422
     assert openapi_document(api, title="t", version="1")["paths"]["/api/notes"]["get"]["parameters"]
+
+
+async def test_an_admin_route_refuses_others_before_decoding() -> None:
+    from revenge.http import Principal
+
+    async def authenticate(request: Request) -> Principal:
+        role = "admin" if request.headers.get("authorization") == "Bearer admin" else "user"
+        return Principal(1, "x", role, "session", "h")  # type: ignore[arg-type]
+
+    router = Router()
+    router.add("GET", "/notes", find, query=NoteQuery, response=Found, admin=True)
+    transport = httpx.ASGITransport(app=HttpApp(router, authenticator=authenticate))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        user = await c.get("/notes", params={"limit": "bad"}, headers={"authorization": "Bearer u"})
+        admin = await c.get(
+            "/notes", params={"limit": "bad"}, headers={"authorization": "Bearer admin"}
+        )
+        ok = await c.get("/notes", params={"q": "x"}, headers={"authorization": "Bearer admin"})
+    assert (user.status_code, user.json()["code"]) == (403, "forbidden")
+    assert (admin.status_code, ok.status_code) == (422, 200)
+    with pytest.raises(ValueError, match="both public"):
+        router.add("GET", "/x", find, public=True, admin=True)

@@ -104,8 +104,10 @@ class ModuleContext:
         params: type[BaseModel] | None = None,
         response: type[BaseModel] | None = None,
         status: int = 200,
+        admin: bool = False,
     ) -> None:
-        """Add a route. Every route needs a session or API key unless ``public``.
+        """Add a route. Every route needs a session or API key unless ``public``;
+        ``admin`` routes an administrator's (403 for anyone else, before decoding).
 
         ``body``, ``query`` and ``params`` are the pydantic models (``revenge.http.Input``)
         its request is decoded into before ``handler(request, body=..., query=...,
@@ -126,6 +128,7 @@ class ModuleContext:
             params=params,
             response=response,
             status=status,
+            admin=admin,
         )
 
     @property

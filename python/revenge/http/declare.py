@@ -82,6 +82,8 @@ class Declared:
     response: type[BaseModel] | None = None
     status: int = 200
     """The success status (201 created, 202 accepted, 204 no content)."""
+    admin: bool = False
+    """Administrators only: anyone else gets 403 before the input is even decoded."""
 
     @property
     def decodes(self) -> bool:
@@ -94,6 +96,7 @@ class Declared:
 
 
 NOTHING = Declared()
+FORBIDDEN = Problem(403, "forbidden", "Forbidden", "only administrators may do this")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -104,7 +107,7 @@ def declare(handler: Callable[..., Awaitable[Response]], declared: Declared) -> 
     Checked here, at start-up, not per request: the handler accepts every declared
     keyword, and every string of an input model is bounded.
     """
-    if not declared.decodes:
+    if not declared.decodes and not declared.admin:
         return handler
     signature = inspect.signature(handler)
     for name in ("body", "query", "params"):
@@ -116,8 +119,11 @@ def declare(handler: Callable[..., Awaitable[Response]], declared: Declared) -> 
     body = _body_decoder(declared.body) if declared.body is not None else None
     query = _query_decoder(declared.query) if declared.query is not None else None
     params = declared.params
+    admin = declared.admin
 
     async def decoded(request: Request) -> Response:
+        if admin and (request.principal is None or not request.principal.is_admin):
+            raise FORBIDDEN
         kwargs: dict[str, Any] = {}
         if params is not None:
             kwargs["params"] = _validate(params, request.path_params, strict=False)

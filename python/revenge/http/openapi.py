@@ -132,6 +132,7 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         "operationId": f"{route.method.lower()}_{_slug(route.path)}",
         "summary": route.summary,
         "tags": list(route.tags),
+        **({"description": "Administrators only."} if declared.admin else {}),
         "responses": {status: success, "default": {"$ref": "#/components/responses/Problem"}},
     }
     parameters = _path_parameters(route, schemas) + _query_parameters(route, schemas)

@@ -128,20 +128,24 @@ class Router:
         params: type[BaseModel] | None = None,
         response: type[BaseModel] | None = None,
         status: int = 200,
+        admin: bool = False,
     ) -> None:
         """Add a route; ``body``, ``query``, ``params`` and ``response`` declare its models.
 
         Declared inputs are decoded before ``handler`` runs and given to it as
         keywords (``revenge.http.declare``); ``response`` and ``status`` document
-        its success answer.
+        its success answer. ``admin``: administrators only (403 for anyone else,
+        before the input is decoded).
         """
+        if admin and public:
+            raise ValueError(f"route {path} cannot be both public and for administrators")
         if not path.startswith("/"):
             raise ValueError(f"route path must start with '/': {path!r}")
         method = method.upper()
         caching = cache_control if cache_control is not None else None if public else "no-store"
         tail = (NOSNIFF,) if caching is None else (("cache-control", caching), NOSNIFF)
         summary = summary or _first_line(handler)
-        declared = Declared(body, query, params, response, status)
+        declared = Declared(body, query, params, response, status, admin)
         if params is not None:
             missing = set(params.model_fields) ^ set(_PARAM_NAMES.findall(path))
             if missing:
@@ -198,6 +202,7 @@ class Router:
                 params=declared.params,
                 response=declared.response,
                 status=declared.status,
+                admin=declared.admin,
             )
 
     def _node_for(self, path: str) -> dict[str, Route]:

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 from revenge.contract import JOBS, Module, ModuleContext
 from revenge.http import Router
-from revenge.modules.jobs.routes import add_routes, parse_job_id
+from revenge.modules.jobs.routes import JobOut, JobPath, add_routes
 from revenge.modules.jobs.service import JobQueue, JobQueueProvider, JobsService
 
 __all__ = [
     "MODULE",
+    "JobOut",
+    "JobPath",
     "JobQueue",
     "JobQueueProvider",
     "JobsService",
     "add_jobs_routes",
     "install",
-    "parse_job_id",
 ]
 
 
