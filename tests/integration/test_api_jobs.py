@@ -155,7 +155,7 @@ async def test_only_administrators_may_read_jobs(
 ) -> None:
     job_id = await jobs.enqueue("library_scan", {"library_id": 9}, key="api-test-lib-9")
     for path in (f"{JOBS}/{job_id}", f"{JOBS}/987654321", f"{JOBS}/abc"):
-        assert_problem(await api.client.get(path, headers=user), 403, "forbidden")
+        assert_problem(await api.client.get(path, headers=user), 403, "admin_required")
 
 
 async def test_jobs_require_a_signed_in_caller(api: RunningApp, jobs: Jobs) -> None:

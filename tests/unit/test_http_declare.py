@@ -235,7 +235,7 @@ async def test_an_admin_route_refuses_others_before_decoding() -> None:
             "/notes", params={"limit": "bad"}, headers={"authorization": "Bearer admin"}
         )
         ok = await c.get("/notes", params={"q": "x"}, headers={"authorization": "Bearer admin"})
-    assert (user.status_code, user.json()["code"]) == (403, "forbidden")
+    assert (user.status_code, user.json()["code"]) == (403, "admin_required")
     assert (admin.status_code, ok.status_code) == (422, 200)
     with pytest.raises(ValueError, match="both public"):
         router.add("GET", "/x", find, public=True, admin=True)

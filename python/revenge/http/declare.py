@@ -96,7 +96,9 @@ class Declared:
 
 
 NOTHING = Declared()
-FORBIDDEN = Problem(403, "forbidden", "Forbidden", "only administrators may do this")
+FORBIDDEN = Problem(
+    403, "admin_required", "Administrator required", "only administrators may do this"
+)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
