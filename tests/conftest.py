@@ -68,3 +68,19 @@ def redis_url() -> Iterator[str]:
     yield REDIS_URL
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _relocated_clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run as root, embedded clusters of unreachable data folders live in /var/lib/revenge:
+    remove the ones this session's temporary folders left there."""
+    yield
+    import shutil
+
+    from revenge.infra.db.embedded import ROOT_CLUSTERS, relocated_from
+
+    base = tmp_path_factory.getbasetemp().resolve()
+    for home in ROOT_CLUSTERS.glob("*") if ROOT_CLUSTERS.is_dir() else ():
+        origin = relocated_from(home)
+        if origin is not None and origin.is_relative_to(base):
+            shutil.rmtree(home, ignore_errors=True)

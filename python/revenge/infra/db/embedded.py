@@ -100,9 +100,18 @@ def cluster_path(data_dir: Path) -> Path:
     return ROOT_CLUSTERS / digest / CLUSTER_DIR
 
 
+def relocated_from(cluster_home: Path) -> Path | None:
+    """The data folder a cluster in :data:`ROOT_CLUSTERS` was moved away from (or None)."""
+    try:
+        return Path((cluster_home / "data_dir").read_text())
+    except OSError:
+        return None
+
+
 def _say_where(data_dir: Path, pgdata: Path) -> None:
     preferred = data_dir.expanduser().resolve() / CLUSTER_DIR
     if pgdata != preferred:
+        (pgdata.parent / "data_dir").write_text(str(preferred.parent))  # whose cluster this is
         owner = system_pg.run_as()
         blocker = system_pg.blocking_folder(preferred, owner) if owner else None
         log.warning(
