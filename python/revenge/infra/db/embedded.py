@@ -372,12 +372,23 @@ END $$
 
 
 def _with_param(url: str, name: str, value: str) -> str:
+    """``url`` with the query parameter ``name`` set (pgserver's URL carries an empty password,
+    which makes libpq read the passfile too).
+
+    >>> _with_param("postgresql://postgres:@/postgres?host=/run/pg", "passfile", "/d/pgpass")
+    'postgresql://postgres:@/postgres?host=/run/pg&passfile=/d/pgpass'
+    """
     prefix, _, query = url.partition("?")
     params = [p for p in query.split("&") if p and not p.startswith(f"{name}=")]
     return f"{prefix}?{'&'.join([*params, f'{name}={value}'])}"
 
 
 def _with_database(url: str, database: str, *, user: str | None = None) -> str:
+    """``url`` pointed at ``database`` (as ``user``).
+
+    >>> _with_database("postgresql://postgres:@/postgres?host=/run/pg", "revenge", user="revenge")
+    'postgresql://revenge@/revenge?host=/run/pg'
+    """
     prefix, _, query = url.partition("?")
     scheme, _, rest = prefix.partition("://")
     authority = rest.rsplit("/", 1)[0]
