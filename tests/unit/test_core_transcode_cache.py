@@ -218,6 +218,15 @@ def test_invariants_under_random_operations(
         for pinned_key, tokens in pins.items():
             if tokens:
                 assert cache.get(pinned_key) is not None, f"pinned {pinned_key} was evicted"
+    # The running byte counts against what is really held, read at the end (a get on every
+    # key would change the LRU order the operations above depend on): an accounting slip
+    # in any insert, replacement, eviction or removal along the way shows here.
+    stats = cache.stats()
+    held = {f"k{k}": cache.get(f"k{k}") for k in range(16)}
+    charged = {key: len(v) + len(key) + OVERHEAD for key, v in held.items() if v is not None}
+    assert stats["entries"] == len(charged) == len(cache)
+    assert stats["bytes"] == sum(charged.values()), (stats, charged)
+    assert stats["pinned_bytes"] == sum(charged[key] for key, tokens in pins.items() if tokens)
 
 
 def test_threads_never_push_it_over_budget() -> None:
