@@ -463,7 +463,7 @@ async def test_api_key_life_cycle(node: Node) -> None:
     )
     assert_problem(minted, 403, "session_required")
     logout = await node.client.post("/api/v1/auth/logout", headers={"x-api-key": key})
-    assert_problem(logout, 400, "not_a_session")
+    assert_problem(logout, 403, "not_a_session")
     deleted = await node.client.delete(f"/api/v1/auth/api-keys/{key_id}", headers=bearer(token))
     assert deleted.status_code == 204
     assert_problem(

@@ -21,7 +21,7 @@ from revenge.http import (
     model_response,
     text,
 )
-from revenge.modules.auth.passwords import MAX_PASSWORD_LENGTH
+from revenge.modules.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from revenge.modules.auth.repository import ApiKeyRecord, SessionRecord, UsernameTaken
 from revenge.modules.auth.service import MAX_USERNAME_LENGTH, AuthService
 from revenge.modules.auth.throttle import ClientAddress
@@ -42,7 +42,7 @@ class LoginBody(Input):
 
 class NewUserBody(Input):
     username: Annotated[str, text(max_length=MAX_USERNAME_LENGTH)]
-    password: Annotated[str, text(max_length=MAX_PASSWORD_LENGTH)]
+    password: Annotated[str, text(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
     role: Literal["admin", "user"] = "user"
 
 
@@ -180,8 +180,9 @@ def add_routes(router: Router, service: AuthService, addresses: ClientAddress) -
         """Log out: revoke the session this request came with."""
         principal = _principal(request)
         if principal.via != "session":
+            # Like creating a key: a credential of the wrong kind for this, not bad input.
             raise Problem(
-                400, "not_a_session", "Not a session", "log out with a session, not an API key"
+                403, "not_a_session", "Not a session", "log out with a session, not an API key"
             )
         await service.revoke_session_hash(principal.credential_id)
         response = empty_response(204)
