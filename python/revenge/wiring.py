@@ -21,6 +21,7 @@ MODULES: tuple[str, ...] = (
     "revenge.modules.search",
     "revenge.modules.jobs",
     "revenge.modules.playback",
+    "revenge.modules.library",
 )
 """Install order: a module comes after the modules whose services or tables it uses."""
 
