@@ -20,7 +20,11 @@ CREATE TABLE libraries (
     updated_at         timestamptz NOT NULL DEFAULT now(),
     last_scan_started  timestamptz,
     last_scan_finished timestamptz,
-    last_scan_stats    jsonb
+    last_scan_stats    jsonb,
+    -- the latest library_scan job asked for (a second request gets this id back and is
+    -- told a scan is already queued or running); scan_cancel asks it to stop between batches
+    scan_job_id        bigint,
+    scan_cancel        boolean     NOT NULL DEFAULT false
 );
 CREATE UNIQUE INDEX libraries_name_lower_key ON libraries (lower(name));
 CREATE TRIGGER libraries_updated_at BEFORE UPDATE ON libraries
