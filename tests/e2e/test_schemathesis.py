@@ -5,10 +5,10 @@ line, all checks on: no 5xx, every response conforms to the documented schema (s
 content type, body), valid input is accepted, invalid input refused, authentication
 not ignored. The document is fetched once with the key and fuzzed from a file, so
 the unauthenticated run reads the same operations. Examples per operation are
-bounded (``REVENGE_FUZZ_EXAMPLES``, default 15) so both runs take about a minute
+bounded (``REVENGE_TEST_FUZZ_EXAMPLES``, default 15) so both runs take about a minute
 on an idle 2-core machine; raise it for a longer hunt:
 
-    REVENGE_FUZZ_EXAMPLES=200 python -m pytest tests/e2e/test_schemathesis.py -s
+    REVENGE_TEST_FUZZ_EXAMPLES=200 python -m pytest tests/e2e/test_schemathesis.py -s
 
 What schemathesis cannot know is told in ``schemathesis.toml`` below, each with why.
 """
@@ -31,8 +31,8 @@ from tests.e2e.conftest import free_port, granian_argv, run_server
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "schemathesis admin password"
-EXAMPLES = int(os.environ.get("REVENGE_FUZZ_EXAMPLES", "15"))
-SEED = os.environ.get("REVENGE_FUZZ_SEED", "20261202")
+EXAMPLES = int(os.environ.get("REVENGE_TEST_FUZZ_EXAMPLES", "15"))
+SEED = os.environ.get("REVENGE_TEST_FUZZ_SEED", "20261202")
 
 CONFIG = """
 [auth]
@@ -50,7 +50,7 @@ checks.positive_data_acceptance.expected-statuses = [201, 401, 403, 409, 422, 42
 
 API_KEY_AUTH = """
 [auth.openapi.apiKey]
-api_key = "${REVENGE_FUZZ_API_KEY}"
+api_key = "${FUZZ_API_KEY}"
 """
 
 
@@ -75,9 +75,9 @@ def schemathesis(
         "--request-timeout",
         "30",
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVENGE_")}  # not ours to read
     if key is not None:
-        env["REVENGE_FUZZ_API_KEY"] = key
+        env["FUZZ_API_KEY"] = key
     done = subprocess.run(
         command,
         env=env,

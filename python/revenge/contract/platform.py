@@ -17,7 +17,7 @@ from typing import Any
 from revenge import __version__
 from revenge.config import Settings
 from revenge.contract.operator import OperatorGuard
-from revenge.http import Authenticate, Request, Response, Router, json_response
+from revenge.http import Authenticate, Output, Request, Response, Router, json_response
 from revenge.http.openapi import openapi_document
 from revenge.infra.cache import Cache
 from revenge.infra.db import Database, Migration, export_pool_metrics, migrate, resolve_url
@@ -153,6 +153,26 @@ def provide_worker(
     )
 
 
+class StatusOut(Output):
+    status: str
+    """``alive``; or ``starting``, ``healthy``, ``degraded``, ``unhealthy``."""
+
+
+class ServiceHealthOut(Output):
+    healthy: bool
+    initialized: bool
+    latency_ms: float
+    category: str
+    tier: str | None = None
+    error: str | None = None
+
+
+class HealthOut(Output):
+    status: str
+    checked_at: float | None = None
+    services: dict[str, ServiceHealthOut]
+
+
 def add_system_routes(
     router: Router, runtime: Runtime, settings: Settings, authenticate: Authenticate | None
 ) -> None:
@@ -202,9 +222,9 @@ def add_system_routes(
             )
         return json_response(document)
 
-    router.add("GET", "/health/live", live, public=True, tags=("health",))
-    router.add("GET", "/health/ready", ready, public=True, tags=("health",))
+    router.add("GET", "/health/live", live, public=True, tags=("health",), response=StatusOut)
+    router.add("GET", "/health/ready", ready, public=True, tags=("health",), response=StatusOut)
     # Public to the router: the handlers let a scrape token in, which is no session.
-    router.add("GET", "/health", health, public=True, tags=("health",))
+    router.add("GET", "/health", health, public=True, tags=("health",), response=HealthOut)
     router.add("GET", "/metrics", metrics, public=True, tags=("metrics",))
     router.add("GET", "/api/v1/openapi.json", openapi, tags=("meta",))

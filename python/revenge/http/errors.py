@@ -62,6 +62,7 @@ _STATUS_OF_KIND = {
     "forbidden": 403,
     "not_found": 404,
     "conflict": 409,
+    "throttled": 429,
 }
 
 
@@ -71,8 +72,14 @@ def domain_problem(error: DomainError) -> Problem:
     >>> domain_problem(DomainError("account_disabled", "Disabled", kind="forbidden")).status
     403
     """
+    headers = () if error.retry_after is None else [("retry-after", str(error.retry_after))]
     return Problem(
-        _STATUS_OF_KIND[error.kind], error.code, error.message, error.detail, extra=error.extra
+        _STATUS_OF_KIND[error.kind],
+        error.code,
+        error.message,
+        error.detail,
+        headers=headers,
+        extra=error.extra,
     )
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-ErrorKind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict"]
+ErrorKind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "throttled"]
 
 
 class DomainError(Exception):
     """A rule of the domain said no. ``code`` is stable (clients and tests match on it).
 
     The HTTP layer answers ``kind`` with its status (invalid 422, unauthenticated 401,
-    forbidden 403, not_found 404, conflict 409), ``message`` as the title and
-    ``detail`` and ``extra`` in the body.
+    forbidden 403, not_found 404, conflict 409, throttled 429), ``message`` as the
+    title and ``detail`` and ``extra`` in the body; ``retry_after`` (seconds) as a
+    ``Retry-After`` header.
 
     >>> err = DomainError("account_disabled", "This account is disabled", kind="forbidden")
     >>> err.code, err.kind, str(err)
@@ -33,6 +34,7 @@ class DomainError(Exception):
         kind: ErrorKind,
         detail: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -40,6 +42,7 @@ class DomainError(Exception):
         self.kind = kind
         self.detail = detail
         self.extra = dict(extra or {})
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(Exception):

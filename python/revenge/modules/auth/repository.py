@@ -16,6 +16,8 @@ from typing import Any, Literal
 import psycopg
 from psycopg import AsyncConnection
 
+from revenge.runtime.errors import DomainError
+
 Conn = AsyncConnection[Any]
 Role = Literal["admin", "user"]
 
@@ -23,8 +25,12 @@ FAR_FUTURE = 253_402_300_799.0
 """9999-12-31T23:59:59Z: the expiry of an API key without one."""
 
 
-class UsernameTaken(Exception):
-    """A user with this username (compared case-insensitively) already exists."""
+class UsernameTaken(DomainError):
+    """A user with this username (compared case-insensitively) already exists: 409."""
+
+    def __init__(self, username: str = "") -> None:
+        super().__init__("username_taken", "Username taken", kind="conflict")
+        self.username = username
 
 
 def as_role(value: str) -> Role:

@@ -22,7 +22,7 @@ from revenge.http import (
     text,
 )
 from revenge.modules.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
-from revenge.modules.auth.repository import ApiKeyRecord, SessionRecord, UsernameTaken
+from revenge.modules.auth.repository import ApiKeyRecord, SessionRecord
 from revenge.modules.auth.service import MAX_USERNAME_LENGTH, AuthService
 from revenge.modules.auth.throttle import ClientAddress
 from revenge.modules.auth.usernames import display_name
@@ -255,10 +255,8 @@ def add_routes(router: Router, service: AuthService, addresses: ClientAddress) -
             user = await service.create_user(
                 body.username, body.password, admin=body.role == "admin"
             )
-        except ValueError as exc:
+        except ValueError as exc:  # UsernameTaken is a domain error: 409 username_taken
             raise _invalid(str(exc), "password") from None
-        except UsernameTaken:
-            raise Problem(409, "username_taken", "Username taken") from None
         return model_response(
             MeOut(id=user.id, username=user.username, role=user.role, created_at=user.created_at),
             201,

@@ -33,8 +33,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from revenge.config import AuthSettings
-from revenge.http import Problem, Request
+from revenge.http import Request
 from revenge.modules.auth import repository as repo
+from revenge.runtime.errors import DomainError
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +73,18 @@ def network_of(ip: str) -> str:
     return str(address)
 
 
-def too_many_attempts(wait: float) -> Problem:
-    seconds = max(1, int(wait + 0.999))
-    return Problem(
-        429,
-        "too_many_attempts",
-        "Too many login attempts",
-        f"try again in {seconds} s",
-        headers=[("retry-after", str(seconds))],
-    )
+class TooManyAttempts(DomainError):
+    """429 ``too_many_attempts`` with ``Retry-After``: this address waits before its next try."""
+
+    def __init__(self, wait: float) -> None:
+        seconds = max(1, int(wait + 0.999))
+        super().__init__(
+            "too_many_attempts",
+            "Too many login attempts",
+            kind="throttled",
+            detail=f"try again in {seconds} s",
+            retry_after=seconds,
+        )
 
 
 class LoginThrottle:
@@ -117,7 +121,7 @@ class LoginThrottle:
         """Count this attempt, or raise 429 (``too_many_attempts``, ``Retry-After``)."""
         wait = await repo.reserve_login_attempt(conn, network, account, self.policies)
         if wait > 0:
-            raise too_many_attempts(wait)
+            raise TooManyAttempts(wait)
 
     async def refund(self, conn: repo.Conn, network: str, account: str, *, succeeded: bool) -> None:
         await repo.refund_login_attempt(conn, network, account, succeeded)
