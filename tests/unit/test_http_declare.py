@@ -239,3 +239,35 @@ async def test_an_admin_route_refuses_others_before_decoding() -> None:
     assert (admin.status_code, ok.status_code) == (422, 200)
     with pytest.raises(ValueError, match="both public"):
         router.add("GET", "/x", find, public=True, admin=True)
+
+
+def test_answers_that_name_a_resource_link_to_its_routes() -> None:
+    class Thing(Output):
+        id: int
+
+    class Things(Output):
+        things: list[Thing]
+
+    class ThingPath(Input):
+        thing_id: int
+
+    async def create(request: Request) -> Response:
+        raise AssertionError
+
+    async def drop(request: Request, *, params: ThingPath) -> Response:
+        raise AssertionError
+
+    router = Router()
+    router.add("POST", "/things", create, response=Thing, status=201)
+    router.add("GET", "/things", create, response=Things)
+    router.add("DELETE", "/things/{thing_id}", drop, params=ThingPath, status=204)
+    paths = openapi_document(router, title="t", version="1")["paths"]
+    assert paths["/things"]["post"]["responses"]["201"]["links"] == {
+        "delete_thing_id": {
+            "operationId": "delete_things_thing_id",
+            "parameters": {"thing_id": "$response.body#/id"},
+        }
+    }
+    listed = paths["/things"]["get"]["responses"]["200"]["links"]["delete_thing_id"]
+    assert listed["parameters"] == {"thing_id": "$response.body#/things/0/id"}
+    assert "links" not in paths["/things/{thing_id}"]["delete"]["responses"]["204"]

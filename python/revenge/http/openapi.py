@@ -77,7 +77,11 @@ def openapi_document(
     schemas = _Schemas(routes)
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, schemas)
+        operation = _operation(route, schemas)
+        links = _links(route, routes, schemas)
+        if links:
+            operation["responses"][str(route.declared.status)]["links"] = links
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
@@ -147,6 +151,44 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         [] if route.public else [{"session": []}, {"cookie": []}, {"apiKey": []}]
     )
     return operation
+
+
+def _links(route: Route, routes: list[Route], schemas: _Schemas) -> dict[str, Any]:
+    """OpenAPI links from an answer that names a resource to the routes of that resource.
+
+    ``POST /things`` answering ``{"id": ...}`` and ``GET /things`` answering
+    ``{"things": [{"id": ...}]}`` both lead to ``/things/{thing_id}``: a fuzzer then
+    follows a created or listed id instead of guessing one (stateful tests).
+    """
+    response = route.declared.response
+    if response is None or route.method not in ("GET", "POST"):
+        return {}
+    pointer = _id_pointer(schemas.of(response), schemas)
+    if pointer is None:
+        return {}
+    links: dict[str, Any] = {}
+    for other in routes:
+        names = _PARAM.findall(other.path)
+        if names and other.path == f"{route.path}/{{{names[-1]}}}":
+            links[f"{other.method.lower()}_{names[-1]}"] = {
+                "operationId": f"{other.method.lower()}_{_slug(other.path)}",
+                "parameters": {names[-1]: f"$response.body#{pointer}"},
+            }
+    return links
+
+
+def _id_pointer(schema: dict[str, Any], schemas: _Schemas) -> str | None:
+    """``/id`` when the answer has an ``id``; ``/<list>/0/id`` when its one list holds them."""
+    properties: dict[str, Any] = schema.get("properties", {})
+    if "id" in properties:
+        return "/id"
+    lists = [(name, p) for name, p in properties.items() if p.get("type") == "array"]
+    if len(lists) != 1:
+        return None
+    name, prop = lists[0]
+    ref = prop.get("items", {}).get("$ref", "")
+    item = schemas.defs.get(ref.rsplit("/", 1)[-1], {})
+    return f"/{name}/0/id" if "id" in item.get("properties", {}) else None
 
 
 def _path_parameters(route: Route, schemas: _Schemas) -> list[dict[str, Any]]:
