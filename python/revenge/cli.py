@@ -31,6 +31,14 @@ def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_config_docs(args: argparse.Namespace, settings: Settings | None) -> int:
+    """Print docs/configuration.md, generated from the settings model."""
+    from revenge.config_docs import render
+
+    sys.stdout.write(render())
+    return 0
+
+
 @contextmanager
 def _prepared_database(settings: Settings) -> Iterator[str]:
     """The database URL, migrated; the embedded server runs until the block ends.
@@ -219,6 +227,8 @@ def _parser() -> argparse.ArgumentParser:
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = config_commands.add_parser("check", help="validate and print the effective config")
     check.set_defaults(run=cmd_config_check)
+    docs = config_commands.add_parser("docs", help="print the configuration reference (Markdown)")
+    docs.set_defaults(run=cmd_config_docs, needs_settings=False)
 
     health = commands.add_parser("health", help="query a running server's /health")
     health.add_argument("--url", help="full URL of /health (default: from server.host/port)")
@@ -238,6 +248,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if not getattr(args, "needs_settings", True):
+        return int(args.run(args, None))  # works whatever the environment says
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -62,20 +62,29 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A docstring under a field is its description: docs/configuration.md is built from them.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class ServerSettings(_Section):
+    """The HTTP server (Granian) and where Revenge keeps its state."""
+
     host: str = "127.0.0.1"
+    """Address to listen on; `0.0.0.0` or `::` for every interface (behind a proxy keep loopback)."""
     port: int = Field(8096, ge=0, le=65535)
+    """TCP port to listen on."""
     workers: int = Field(1, ge=1, le=256)
+    """Granian worker processes; each has its own caches and database pool."""
     data_dir: Path = Path("~/.local/share/revenge")
+    """The data folder: the embedded PostgreSQL (`postgres/`), metrics files, backups."""
     max_body_bytes: int = Field(1 << 20, ge=1024)
+    """Largest request body accepted; a longer one is refused with 413."""
     body_timeout: Duration = Field(30.0, gt=0)
     """The whole request body must arrive within this (Granian times the headers only)."""
     backpressure: int = Field(1024, ge=16)
     """Requests one worker runs at once; past it Granian stops accepting (the backlog waits)."""
     trusted_proxies: list[str] = Field(default_factory=list)
+    """Networks (CIDR) of reverse proxies whose `X-Forwarded-For`/`-Proto` are believed."""
 
     @property
     def data_path(self) -> Path:
@@ -83,59 +92,102 @@ class ServerSettings(_Section):
 
 
 class DatabaseSettings(_Section):
+    """PostgreSQL (warm tier): the connection pool of each process."""
+
     url: SecretStr = SecretStr("")
+    """`postgresql://` URL; empty: `revenge serve` runs an embedded PostgreSQL in `server.data_dir`."""
     min_conns: int = Field(2, ge=1)
+    """Connections each pool keeps open, also when idle."""
     max_conns: int = Field(50, ge=1)
+    """Most connections one pool opens under load."""
     idle_timeout: Duration = 300.0
+    """A connection above `min_conns` idle this long is closed."""
     max_wait: Duration = 2.0
+    """Longest wait for a pooled connection; past it the request gets 503 with `Retry-After`."""
     health_check: Duration = 30.0
+    """How often the pool checks that the server still answers."""
     scale_up_threshold: float = Field(0.8, gt=0, le=1)
+    """Share of the pool in use above which the pool grows."""
     scale_down_threshold: float = Field(0.2, ge=0, lt=1)
+    """Share of the pool in use below which the pool shrinks towards `min_conns`."""
     scale_check_interval: Duration = 5.0
+    """How often the pool's use is measured for scaling."""
 
 
 class CacheSettings(_Section):
+    """Redis (warm, optional): the shared second-level cache and cross-process messages."""
+
     url: SecretStr = SecretStr("")
+    """`redis://` URL; empty: in-process caches only. Configured but down: degraded, never fatal."""
     pool_size: int = Field(10, ge=1)
+    """Most Redis connections per process."""
     min_idle: int = Field(2, ge=0)
+    """Redis connections kept open when idle."""
 
 
 class LazyInitSettings(_Section):
     """``true``: the service is cold (built on first use); ``false``: built at start-up."""
 
     transcoder: bool = True
+    """The transcoder client (ffmpeg/ffprobe)."""
     metadata_providers: bool = True
+    """Remote metadata providers."""
     search: bool = True
+    """The search indexer (Typesense or PostgreSQL full-text search)."""
     email: bool = True
+    """The e-mail sender (SMTP)."""
     oidc: bool = True
+    """OpenID Connect single sign-on."""
     scanner: bool = True
+    """The library scanner."""
 
 
 class OffloadSettings(_Section):
+    """When idle cold services are closed and their memory given back."""
+
     idle_ttl: Duration = 600.0
+    """A cold service unused this long is offloaded; the next caller builds it again."""
     sweep_interval: Duration = 30.0
+    """How often idle cold services are looked for."""
 
 
 class MemorySettings(_Section):
+    """Memory budgets and the pressure levels at which caches shrink."""
+
     transcode_cache_percent: float = Field(25, gt=0, le=90)
+    """Share of the memory limit the transcode segment cache may hold (split over workers)."""
     session_cache_max_mb: int = Field(100, ge=1)
+    """Byte budget of each worker's session cache."""
     http_api_mb: int = Field(50, ge=1)
+    """Budget of the HTTP layer, in the memory accounting."""
     database_pool_mb: int = Field(50, ge=1)
+    """Budget of the database pool, in the memory accounting."""
     workers_mb: int = Field(100, ge=1)
+    """Budget of background job workers, in the memory accounting."""
     misc_mb: int = Field(200, ge=1)
+    """Budget of everything else, in the memory accounting."""
     pressure_moderate: float = Field(0.80, gt=0, lt=1)
+    """Share of the memory limit in use at which caches start shedding (moderate pressure)."""
     pressure_critical: float = Field(0.95, gt=0, le=1)
+    """Share of the memory limit in use at which caches drop all they can (critical pressure)."""
     pressure_interval: Duration = 5.0
+    """How often memory use (cgroup, PSI) is read."""
 
 
 class HealthSettings(_Section):
+    """The periodic health checks behind `/health` and `/health/ready`."""
+
     interval: Duration = 30.0
+    """How often every service's health check runs."""
     timeout: Duration = 5.0
+    """A health check (and `revenge health`) slower than this counts as failed."""
     public: bool = False
     """``true``: the detailed ``/health`` answers anyone (``/health/live`` and ``/ready`` always do)."""
 
 
 class MetricsSettings(_Section):
+    """The Prometheus endpoint `GET /metrics`."""
+
     public: bool = False
     """``true``: ``/metrics`` answers anyone; else an administrator or ``scrape_token``."""
     scrape_token: SecretStr = SecretStr("")
@@ -143,16 +195,28 @@ class MetricsSettings(_Section):
 
 
 class AuthSettings(_Section):
+    """Sessions, API keys and password hashing."""
+
     session_ttl: Duration = 30 * 86400.0
+    """A session ends this long after login at the latest."""
     session_cache_ttl: Duration = 60.0
+    """How long a worker answers a session from memory; bounds how long a lost revocation matters."""
     session_idle_timeout: Duration = 7 * 86400.0
+    """A session unused this long is refused."""
     bootstrap_admin_password: SecretStr = SecretStr("")
+    """Used once: on first start with no users, an `admin` with this password is created."""
     cookie_name: str = "revenge_session"
+    """Name of the HttpOnly session cookie set at login."""
     api_key_header: str = "X-Api-Key"
+    """Request header that carries an API key."""
     argon2_time_cost: int = Field(3, ge=1)
+    """argon2id passes over memory per password hash."""
     argon2_memory_kib: int = Field(65536, ge=8)
+    """argon2id memory per password hash, in KiB."""
     argon2_parallelism: int = Field(4, ge=1)
+    """argon2id lanes per password hash."""
     max_concurrent_hashes: int = Field(4, ge=1)
+    """Password hashes one process runs at once; a login flood waits instead of exhausting memory."""
     login_delay: Duration = Field(1.0, gt=0)
     """First wait once an address (or account) has used its free login attempts; doubles per failure."""
     login_window: Duration = Field(900.0, gt=0)
@@ -160,16 +224,27 @@ class AuthSettings(_Section):
 
 
 class JobsSettings(_Section):
+    """The background job queue (jobs in PostgreSQL)."""
+
     in_process_worker: bool = True
+    """Run a job worker inside each serving process (single-machine setups); else `revenge worker`."""
     concurrency: int = Field(10, ge=1)
+    """Jobs one worker runs at once."""
     cleanup_schedule: str = "17 3 * * *"
+    """Cron expression of the cleanup job (trims finished jobs and expired rows)."""
     keep_finished: Duration = 7 * 86400.0
+    """Finished jobs older than this are deleted by the cleanup job."""
     stalled_after: Duration = 300.0
+    """A running job without a heartbeat this long is taken to be dead and run again."""
 
 
 class SearchSettings(_Section):
+    """Search: Typesense when configured, else PostgreSQL full-text search (also the fallback)."""
+
     typesense_url: str = ""
+    """Typesense server URL; empty: PostgreSQL full-text search."""
     typesense_api_key: SecretStr = SecretStr("")
+    """Typesense API key."""
 
 
 class ModulesSettings(_Section):
