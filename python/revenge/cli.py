@@ -1,4 +1,4 @@
-"""``revenge``: serve | worker | migrate | config check | health | user create."""
+"""``revenge``: serve | worker | migrate | config | health | user create | backup | restore."""
 
 from __future__ import annotations
 
@@ -243,6 +243,10 @@ def _parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     create.set_defaults(run=cmd_user_create)
+
+    from revenge.ops import backup_commands
+
+    backup_commands.add_parsers(commands)
     return parser
 
 

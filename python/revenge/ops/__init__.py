@@ -1,0 +1,1 @@
+"""Operating Revenge: the commands behind ``revenge backup`` and ``revenge restore``."""

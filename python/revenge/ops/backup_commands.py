@@ -1,0 +1,131 @@
+"""``revenge backup [--to FILE] [--keep N]`` and ``revenge restore FILE``.
+
+The database is the configured one, or the embedded PostgreSQL in the data folder
+(joined when ``revenge serve`` runs it, else started for the command and stopped after).
+Backups go to ``<server.data_dir>/backups/`` unless ``--to`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from revenge import __version__
+
+if TYPE_CHECKING:
+    from revenge.config import Settings
+
+BACKUP_FOLDER = "backups"
+
+
+class _Failed(Exception):
+    pass
+
+
+def _fail(message: str) -> int:
+    print(f"revenge: {message}", file=sys.stderr)
+    return 1
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[str]:
+    """The database URL (without migrating); an embedded server started here stops after."""
+    from revenge.infra.database import DatabaseUnreachable, EmbeddedDatabaseError, resolve_url_sync
+
+    try:
+        url, stop = resolve_url_sync(settings)
+    except (DatabaseUnreachable, EmbeddedDatabaseError) as exc:
+        raise _Failed(str(exc)) from None
+    try:
+        yield url
+    finally:
+        if stop is not None:
+            stop()
+
+
+def backup_folder(settings: Settings) -> Path:
+    return settings.server.data_path / BACKUP_FOLDER
+
+
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    """Write a backup while the server runs; with ``--keep N`` delete all but the newest N."""
+    from revenge.infra.database import DatabaseUnreachable
+    from revenge.infra.db.backup import BackupError, backup_name, create_backup, prune_backups
+
+    if args.keep is not None and args.keep < 1:
+        return _fail("--keep must be at least 1")
+    dest = Path(args.to) if args.to else backup_folder(settings) / backup_name()
+    try:
+        with _database(settings) as url:
+            result = create_backup(url, dest, revenge_version=__version__)
+    except (_Failed, BackupError, DatabaseUnreachable) as exc:
+        return _fail(str(exc))
+    print(
+        f"revenge: backup written to {result.path} ({result.bytes / 1e6:.1f} MB, "
+        f"schema version {result.manifest.schema_version}, {result.seconds:.1f}s)"
+    )
+    if args.keep is not None:
+        for old in prune_backups(result.path.parent, args.keep):
+            print(f"revenge: removed old backup {old}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    """Check a backup and restore it into a fresh database swapped in for the current one."""
+    from revenge.infra.database import DatabaseUnreachable
+    from revenge.infra.db.backup import BackupError, restore_backup, verify_backup
+
+    path = Path(args.file)
+    try:
+        if args.check:
+            manifest = verify_backup(path, workdir=path.parent)
+            print(
+                f"revenge: {path} is a whole backup of {manifest.database!r} made "
+                f"{manifest.created_at} by Revenge {manifest.revenge_version} "
+                f"(schema version {manifest.schema_version})"
+            )
+            return 0
+        with _database(settings) as url:
+            result = restore_backup(
+                url, path, keep_previous=not args.drop_previous, workdir=path.parent
+            )
+    except (_Failed, BackupError, DatabaseUnreachable) as exc:
+        return _fail(str(exc))
+    print(
+        f"revenge: restored {path} (made {result.manifest.created_at}) into "
+        f"{result.database!r}; applied {len(result.applied)} newer migration(s)"
+    )
+    if result.previous:
+        print(
+            f"revenge: the previous database was kept as {result.previous!r}; drop it "
+            f'once satisfied (DROP DATABASE "{result.previous}")'
+        )
+    return 0
+
+
+def add_parsers(commands: Any) -> None:
+    """Add ``backup`` and ``restore`` to the ``revenge`` command's subparsers."""
+    backup = commands.add_parser("backup", help="write a backup of the database")
+    backup.add_argument(
+        "--to", metavar="FILE", help="the backup file (default: <data_dir>/backups/<time>.tar)"
+    )
+    backup.add_argument(
+        "--keep", type=int, metavar="N", help="then delete all but the newest N in that folder"
+    )
+    backup.set_defaults(run=cmd_backup)
+
+    restore = commands.add_parser("restore", help="restore a backup (the server must be stopped)")
+    restore.add_argument("file", metavar="FILE")
+    restore.add_argument(
+        "--check", action="store_true", help="only check the file (manifest and checksums)"
+    )
+    restore.add_argument(
+        "--drop-previous",
+        action="store_true",
+        help="drop the replaced database instead of keeping it",
+    )
+    restore.set_defaults(run=cmd_restore)
