@@ -248,9 +248,10 @@ class SearchSettings(_Section):
 
 
 class ModulesSettings(_Section):
-    """``extra``: import paths of modules installed after the built-in list (third-party features)."""
+    """Which feature modules the application installs besides the built-in list."""
 
     extra: list[str] = Field(default_factory=list)
+    """Import paths of modules installed after the built-in list (third-party features)."""
 
 
 class Settings(BaseSettings):

@@ -18,7 +18,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from revenge.infra.database import load_migrations, migrate
+from revenge import wiring
+from revenge.config import load_settings
+from revenge.infra.db import Migration, migrate
 from revenge.infra.db.backup import (
     BackupBusy,
     BackupError,
@@ -39,6 +41,10 @@ from tests.conftest import PG_ADMIN_URL
 pytestmark = pytest.mark.integration
 
 
+def all_migrations() -> list[Migration]:
+    return list(wiring.migrations(load_settings(env={})))
+
+
 def _create(name: str) -> str:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -50,7 +56,7 @@ def db() -> Iterator[tuple[str, str]]:
     """A migrated database with a few rows; every database named after it is dropped after."""
     name = f"revenge_bt_{uuid.uuid4().hex[:10]}"
     url = _create(name)
-    asyncio.run(migrate(url))
+    asyncio.run(migrate(url, all_migrations()))
     fill(url, 200)
     yield name, url
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
@@ -90,8 +96,8 @@ def test_a_backup_holds_a_checked_manifest_and_a_dump(db: tuple[str, str], tmp_p
     assert manifest.database == name
     assert manifest.dump_sha256 == hashlib.sha256(dump).hexdigest()
     assert manifest.dump_bytes == len(dump)
-    assert [r.name for r in manifest.schema] == [m.name for m in load_migrations()]
-    assert [r.checksum for r in manifest.schema] == [m.checksum for m in load_migrations()]
+    wanted = sorted((m.module, m.version, m.name, m.checksum) for m in all_migrations())
+    assert sorted((r.module, r.version, r.name, r.checksum) for r in manifest.schema) == wanted
     assert manifest.server_major >= 13 and manifest.pg_dump_major >= manifest.server_major
     assert dump.startswith(b"PGDMP")  # pg_dump's custom (compressed) format
     assert verify_backup(path) == manifest
@@ -137,7 +143,7 @@ def test_truncated_or_tampered_backups_are_refused_and_nothing_changes(
         with pytest.raises(BackupInvalid):
             verify_backup(path)
         with pytest.raises(BackupInvalid) as refused:
-            restore_backup(url, path)
+            restore_backup(url, path, all_migrations())
         assert str(path) in str(refused.value), label
         assert table_rows(url) == before, label
         assert databases(PG_ADMIN_URL, name) == {name}, label
@@ -156,7 +162,7 @@ def test_restore_is_refused_while_the_database_is_in_use(
         psycopg.connect(url, application_name="revenge-serve-stand-in"),
         pytest.raises(RestoreRefused, match=r"in use.*revenge-serve-stand-in"),
     ):
-        restore_backup(url, path)
+        restore_backup(url, path, all_migrations())
     assert table_rows(url) == before
     assert databases(PG_ADMIN_URL, name) == {name}
 
@@ -177,16 +183,16 @@ def test_restore_applies_newer_migrations(tmp_path: Path) -> None:
     name = f"revenge_bt_{uuid.uuid4().hex[:10]}"
     url = _create(name)
     try:
-        migrations = load_migrations()
+        migrations = all_migrations()
         asyncio.run(migrate(url, migrations[:-1]))
         path = backup(url, tmp_path / "old.tar")
-        result = restore_backup(url, path, keep_previous=False)
-        assert result.applied == [migrations[-1].name]
+        result = restore_backup(url, path, migrations, keep_previous=False)
+        assert result.applied == [migrations[-1].ident]
         assert result.previous is None
         assert databases(PG_ADMIN_URL, name) == {name}
         with psycopg.connect(url) as conn:
-            versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-        assert sorted(versions) == [m.version for m in migrations]
+            rows = conn.execute("SELECT module, version FROM schema_migrations").fetchall()
+        assert sorted(rows) == sorted(m.key for m in migrations)
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             for leftover in databases(PG_ADMIN_URL, name):
@@ -198,7 +204,7 @@ def test_a_backup_newer_than_the_code_is_refused(db: tuple[str, str], tmp_path: 
     path = backup(url, tmp_path / "b.tar")
     before = table_rows(url)
     with pytest.raises(RestoreRefused, match="newer than this Revenge"):
-        restore_backup(url, path, migrations=load_migrations()[:-1])
+        restore_backup(url, path, all_migrations()[:-1])
     assert table_rows(url) == before
     assert databases(PG_ADMIN_URL, name) == {name}
 
@@ -217,7 +223,7 @@ def test_a_failing_restore_leaves_the_old_database_intact(
     write_archive(tmp_path / "forged.tar", forged, junk)
     before = table_rows(url)
     with pytest.raises(BackupError, match="pg_restore"):
-        restore_backup(url, tmp_path / "forged.tar")
+        restore_backup(url, tmp_path / "forged.tar", all_migrations())
     assert table_rows(url) == before
     assert databases(PG_ADMIN_URL, name) == {name}  # the half-restored copy was dropped
 
@@ -228,12 +234,12 @@ def test_restore_keeps_or_drops_the_previous_database(db: tuple[str, str], tmp_p
     expected = table_rows(url)
     fill(url, 5)
     changed = table_rows(url)
-    kept = restore_backup(url, path)
+    kept = restore_backup(url, path, all_migrations())
     assert kept.previous is not None and kept.previous.startswith(name)
     assert table_rows(url) == expected
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     assert table_rows(f"{base}/{kept.previous}") == changed
-    dropped = restore_backup(url, path, keep_previous=False)
+    dropped = restore_backup(url, path, all_migrations(), keep_previous=False)
     assert dropped.previous is None
     assert databases(PG_ADMIN_URL, name) == {name, kept.previous}
 

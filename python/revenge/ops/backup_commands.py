@@ -34,7 +34,7 @@ def _fail(message: str) -> int:
 @contextmanager
 def _database(settings: Settings) -> Iterator[str]:
     """The database URL (without migrating); an embedded server started here stops after."""
-    from revenge.infra.database import DatabaseUnreachable, EmbeddedDatabaseError, resolve_url_sync
+    from revenge.infra.db import DatabaseUnreachable, EmbeddedDatabaseError, resolve_url_sync
 
     try:
         url, stop = resolve_url_sync(settings)
@@ -53,7 +53,7 @@ def backup_folder(settings: Settings) -> Path:
 
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     """Write a backup while the server runs; with ``--keep N`` delete all but the newest N."""
-    from revenge.infra.database import DatabaseUnreachable
+    from revenge.infra.db import DatabaseUnreachable
     from revenge.infra.db.backup import BackupError, backup_name, create_backup, prune_backups
 
     if args.keep is not None and args.keep < 1:
@@ -76,7 +76,8 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     """Check a backup and restore it into a fresh database swapped in for the current one."""
-    from revenge.infra.database import DatabaseUnreachable
+    from revenge import wiring
+    from revenge.infra.db import DatabaseUnreachable
     from revenge.infra.db.backup import BackupError, restore_backup, verify_backup
 
     path = Path(args.file)
@@ -91,7 +92,11 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         with _database(settings) as url:
             result = restore_backup(
-                url, path, keep_previous=not args.drop_previous, workdir=path.parent
+                url,
+                path,
+                wiring.migrations(settings),
+                keep_previous=not args.drop_previous,
+                workdir=path.parent,
             )
     except (_Failed, BackupError, DatabaseUnreachable) as exc:
         return _fail(str(exc))

@@ -40,8 +40,10 @@ _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 @dataclass(frozen=True, slots=True)
 class SchemaRecord:
-    """One applied migration, as ``schema_migrations`` records it."""
+    """One applied migration, as ``schema_migrations`` records it (module ``""``: recorded
+    before migrations had owners)."""
 
+    module: str
     version: int
     name: str
     checksum: str
@@ -52,7 +54,7 @@ class Manifest:
     """What a backup holds, and how to check it.
 
     >>> m = Manifest("0.1.0", "2026-01-01T00:00:00Z", "15.2", 15, 15, "revenge",
-    ...              (SchemaRecord(1, "0001_init.sql", "ab"),), "00" * 32, 10)
+    ...              (SchemaRecord("core", 1, "0001_init.sql", "ab"),), "00" * 32, 10)
     >>> Manifest.from_json(m.to_json()) == m, m.schema_version
     (True, 1)
     """
@@ -88,7 +90,9 @@ class Manifest:
                     f"Revenge (it reads format {FORMAT_VERSION}); use a newer Revenge"
                 )
             schema = tuple(
-                SchemaRecord(int(r["version"]), str(r["name"]), str(r["checksum"]))
+                SchemaRecord(
+                    str(r["module"]), int(r["version"]), str(r["name"]), str(r["checksum"])
+                )
                 for r in data["schema"]
             )
             return cls(

@@ -86,10 +86,16 @@ def _schema(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[SchemaRecord,
     row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
     if not row or not row[0]:
         return ()
+    owned = conn.execute(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = 'schema_migrations'::regclass "
+        "AND attname = 'module' AND NOT attisdropped"
+    ).fetchone()
+    module = "module" if owned else "''"  # recorded before migrations had owners
     rows = conn.execute(
-        "SELECT version, name, checksum FROM schema_migrations ORDER BY version"
+        f"SELECT {module}, version, name, checksum FROM schema_migrations "  # noqa: S608
+        "ORDER BY 1, 2"
     ).fetchall()
-    return tuple(SchemaRecord(int(str(v)), str(n), str(c)) for v, n, c in rows)
+    return tuple(SchemaRecord(str(m), int(str(v)), str(n), str(c)) for m, v, n, c in rows)
 
 
 def create_backup(

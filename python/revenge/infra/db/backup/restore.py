@@ -29,7 +29,7 @@ from revenge.infra.db.backup.create import LOCK_KEY, _connect, libpq_args
 from revenge.infra.db.backup.errors import BackupBusy, BackupError, RestoreRefused
 from revenge.infra.db.backup.pgtools import find_tool
 from revenge.infra.db.errors import redact_url
-from revenge.infra.db.migrate import Migration, load_migrations, migrate
+from revenge.infra.db.migrate import Migration, migrate
 
 _MAX_NAME = 63  # PostgreSQL truncates identifiers past NAMEDATALEN - 1
 
@@ -50,12 +50,17 @@ def verify_backup(path: Path, workdir: Path | None = None) -> Manifest:
 
 def check_schema(manifest: Manifest, migrations: Sequence[Migration]) -> None:
     """Refuse a backup whose schema this code does not know (newer, or edited migrations)."""
-    known = {m.version: m for m in migrations}
+    known = {m.key: m for m in migrations}
+    by_name = {m.name: m for m in migrations}  # rows recorded before migrations had owners
     for record in manifest.schema:
-        migration = known.get(record.version)
+        if record.module:
+            migration = known.get((record.module, record.version))
+        else:
+            migration = by_name.get(record.name)
         if migration is None:
             raise RestoreRefused(
-                f"the backup's schema is newer than this Revenge ({record.name} is unknown "
+                f"the backup's schema is newer than this Revenge ({record.module}/{record.name} "
+                "is unknown "
                 f"here; backup made by Revenge {manifest.revenge_version}): upgrade first"
             )
         if migration.checksum != record.checksum:
@@ -89,19 +94,20 @@ def _refuse_in_use(who: list[str], name: str) -> RestoreRefused:
 def restore_backup(
     url: str,
     path: Path,
+    migrations: Sequence[Migration],
     *,
     keep_previous: bool = True,
-    migrations: Sequence[Migration] | None = None,
     workdir: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> RestoreResult:
-    """Restore the backup at ``path`` as the database ``url`` names. Blocking.
+    """Restore the backup at ``path`` as the database ``url`` names, then apply the
+    application's ``migrations`` (``revenge.wiring.migrations(settings)``). Blocking.
 
     Raises :class:`BackupInvalid` (bad file), :class:`RestoreRefused` (in use, schema
     too new), :class:`BackupBusy`, or :class:`BackupError`; in every case the existing
     database is unchanged.
     """
-    wanted = list(load_migrations() if migrations is None else migrations)
+    wanted = list(migrations)
     target = str(conninfo.conninfo_to_dict(url).get("dbname") or "")
     if not target:
         raise BackupError(f"{redact_url(url)} names no database to restore into")
