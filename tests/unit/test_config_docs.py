@@ -48,7 +48,7 @@ def test_defaults_types_and_bounds_are_shown() -> None:
     assert "| int (>= 0, <= 65535) | `8096` |" in rows["`REVENGE_SERVER__PORT`"]
     assert '| secret string | `""` |' in rows["`REVENGE_DATABASE__URL`"]
     assert "| list of str | `[]` |" in rows["`REVENGE_SERVER__TRUSTED_PROXIES`"]
-    assert "| bool | `true` |" in rows["`REVENGE_METRICS__PUBLIC`"]
+    assert "| bool | `false` |" in rows["`REVENGE_METRICS__PUBLIC`"]
 
 
 def test_the_command_prints_the_reference_without_a_valid_environment(tmp_path: Path) -> None:
