@@ -190,7 +190,7 @@ async def test_min_idle_connections_kept_warm_and_extra_ones_trimmed(make_cache)
 
     await asyncio.gather(*(cache.set(f"k{i}", b"v", ttl=10) for i in range(40)))
     grown = cache.stats().pool
-    assert grown is not None and grown.connected > 2
+    assert grown is not None and grown.size > 2
 
     def trimmed() -> bool:
         stats = cache.stats().pool
@@ -214,7 +214,7 @@ async def test_built_from_settings(redis_url: str) -> None:
         await cache.set("a", b"1", ttl=5)
         assert await cache.get("a") == b"1"
         pool = cache.stats().pool
-        assert pool is not None and pool.max_connections == 4
+        assert pool is not None and pool.max_size == 4
     finally:
         await cache.close()
 
@@ -283,4 +283,4 @@ async def test_memory_pressure_shrinks_then_empties_the_l1(make_cache) -> None:
     assert len(cache.l1) == 0
     assert await cache.get("k0") == b"v"  # Redis still has it
     stats = cache.pool_stats()
-    assert stats.max == 10 and stats.idle >= 1
+    assert stats.max_size == 10 and stats.idle >= 1

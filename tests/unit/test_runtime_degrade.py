@@ -6,10 +6,8 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from prometheus_client import REGISTRY
 
-from revenge.runtime import Degradable, Runtime
-from revenge.runtime.metrics import get_metrics
+from revenge.runtime import Degradable
 
 
 class Backend:
@@ -122,22 +120,3 @@ async def test_half_open_recovery_without_a_probe() -> None:
     assert await d.call(lambda b: b.search("k")) == "redis:k"
     assert not d.degraded and d.retry_delay == 0.005
     await d.close()
-
-
-async def test_runtime_degradable_shows_in_health_and_metrics() -> None:
-    rt = Runtime(metrics=get_metrics())
-    primary, fallback = Backend("typesense"), Backend("postgres")
-    d = rt.degradable("t_degrade_search", primary, fallback, critical, backoff_initial=60)
-    labels = {"service": "t_degrade_search"}
-    fallbacks_before = REGISTRY.get_sample_value("revenge_fallback_total", labels) or 0.0
-    async with rt:
-        assert rt.health_report()[1]["status"] == "healthy"
-        assert REGISTRY.get_sample_value("revenge_degraded_services", labels) == 0
-        primary.down = True
-        await d.call(lambda b: b.search("q"))
-        await rt.health.refresh()
-        status, body = rt.health_report()
-        assert status == 200 and body["status"] == "degraded"
-        assert body["services"]["t_degrade_search"]["healthy"] is False
-        assert REGISTRY.get_sample_value("revenge_degraded_services", labels) == 1
-        assert REGISTRY.get_sample_value("revenge_fallback_total", labels) == fallbacks_before + 1

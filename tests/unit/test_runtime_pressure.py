@@ -19,7 +19,8 @@ from revenge._core import MemoryPressure, SessionCache, TranscodeCache, memory_l
 from revenge.config import load_settings
 from revenge.runtime import Runtime, Tier
 from revenge.runtime.metrics import get_metrics
-from revenge.runtime.pressure import PoolStats, PressureMonitor, memory_budget
+from revenge.runtime.pools import PoolStats
+from revenge.runtime.pressure import PressureMonitor, memory_budget
 
 MB = 1 << 20
 
@@ -127,10 +128,10 @@ async def test_usage_per_category_and_sampled_metrics() -> None:
     monitor.attach_session_cache("t_usage", sessions)
     monitor.register_pool(
         "t_usage_db",
-        lambda: PoolStats(active=3, idle=2, max=50, waits_total=waits),
+        lambda: PoolStats(active=3, idle=2, max_size=50, waits=waits),
         export_metrics=True,
     )
-    monitor.register_pool("t_usage_other", lambda: PoolStats(active=1, idle=0, max=5))
+    monitor.register_pool("t_usage_other", lambda: PoolStats(active=1, idle=0, max_size=5))
 
     lines = {line.category: line for line in monitor.usage()}
     assert lines["transcode_cache"].used_bytes == 10_000

@@ -260,7 +260,7 @@ def test_labelled_families_start_at_zero_for_every_known_service() -> None:
     metrics = get_metrics()
     rt = Runtime(metrics=metrics)
     rt.register("zero_probe_service", Tier.COLD, lambda: Box("z"))
-    rt.degradable("zero_probe_link", "primary", "fallback", lambda e: True)
+    metrics.declare_degradable("zero_probe_link")  # what a service with a fallback declares
     sample = REGISTRY.get_sample_value
     for outcome in ("success", "failure"):
         labels = {"service": "zero_probe_service", "outcome": outcome}

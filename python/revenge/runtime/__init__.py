@@ -17,7 +17,9 @@ from revenge.runtime.health import (
     overall_status,
 )
 from revenge.runtime.lazy import Lazy, LazyObserver
-from revenge.runtime.tiers import Runtime, ServiceInfo, ServiceKey, ServiceSpec, Tier
+from revenge.runtime.pools import PoolStats
+from revenge.runtime.runtime import Runtime
+from revenge.runtime.services import ServiceInfo, ServiceKey, ServiceSpec, Tier
 
 __all__ = [
     "Category",
@@ -29,6 +31,7 @@ __all__ = [
     "HealthReport",
     "Lazy",
     "LazyObserver",
+    "PoolStats",
     "Runtime",
     "ServiceInfo",
     "ServiceInitFailed",

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from revenge.runtime.tiers import Runtime
+from revenge.runtime.runtime import Runtime
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]

@@ -31,6 +31,7 @@ import psutil
 from revenge import _core
 from revenge.runtime.metrics import PRESSURE_LEVELS, DeltaCounter
 from revenge.runtime.periodic import Periodic
+from revenge.runtime.pools import PoolStats
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
@@ -79,16 +80,6 @@ class Sensor(Protocol):
     """A memory-pressure source; :class:`revenge._core.MemoryPressure` is the real one."""
 
     def read(self) -> Reading: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PoolStats:
-    """A connection pool's numbers, as its owner reports them."""
-
-    active: int
-    idle: int
-    max: int
-    waits_total: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,9 +284,9 @@ class PressureMonitor:
                 continue
             metrics.pool_active.labels(name).set(pool.active)
             metrics.pool_idle.labels(name).set(pool.idle)
-            metrics.pool_max.labels(name).set(pool.max)
+            metrics.pool_max.labels(name).set(pool.max_size)
             waits = metrics.pool_wait.labels(name)
-            self._delta(f"pool_wait:{name}", waits).update(pool.waits_total)
+            self._delta(f"pool_wait:{name}", waits).update(pool.waits)
 
     def _delta(self, key: str, counter: Counter) -> DeltaCounter:
         delta = self._deltas.get(key)

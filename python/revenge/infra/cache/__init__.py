@@ -11,7 +11,6 @@ Wiring::
 from .cache import INVALIDATION_CHANNEL, Cache, CacheHealth, CacheStats
 from .l1 import LocalCache
 from .pubsub import Subscription
-from .redis_l2 import PoolStats
 
 __all__ = [
     "INVALIDATION_CHANNEL",
@@ -19,6 +18,5 @@ __all__ = [
     "CacheHealth",
     "CacheStats",
     "LocalCache",
-    "PoolStats",
     "Subscription",
 ]

@@ -29,11 +29,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from revenge.config import CacheSettings
 from revenge.runtime.degrade import Degradable, DegradeObserver
 from revenge.runtime.health import Category, Check
-from revenge.runtime.pressure import PoolStats as RuntimePoolStats
+from revenge.runtime.pools import PoolStats
 
 from .l1 import LocalCache
 from .pubsub import Channels, MessageCallback, ResubscribeHook, Subscriber, Subscription
-from .redis_l2 import PoolStats, RedisL2, is_outage
+from .redis_l2 import RedisL2, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -320,12 +320,11 @@ class Cache:
         elif new == "moderate":
             self.l1.shrink(0.5)
 
-    def pool_stats(self) -> RuntimePoolStats:
+    def pool_stats(self) -> PoolStats:
         """For ``PressureMonitor.register_pool("redis", cache.pool_stats)``."""
-        pool = self._redis.pool_stats() if self._redis is not None else None
-        if pool is None:
-            return RuntimePoolStats(active=0, idle=0, max=0)
-        return RuntimePoolStats(active=pool.in_use, idle=pool.idle, max=pool.max_connections)
+        if self._redis is None:
+            return PoolStats(active=0, idle=0, max_size=0)
+        return self._redis.pool_stats()
 
     # -- pub/sub ----------------------------------------------------------------------
 

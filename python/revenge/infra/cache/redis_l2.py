@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import struct
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -22,6 +21,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from revenge.runtime.pools import PoolStats
 
 # A stored value is framed as: version byte, expiry (Unix ms, big-endian u64), payload.
 # Carrying the expiry in the value lets one GET tell the L1 how long it may keep
@@ -55,14 +56,6 @@ def is_outage(exc: BaseException) -> bool:
         # The pool's wait for a free connection ran out: Redis is busy, not gone.
         return False
     return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)
-
-
-@dataclass(frozen=True, slots=True)
-class PoolStats:
-    connected: int
-    idle: int
-    in_use: int
-    max_connections: int
 
 
 class RedisL2:
@@ -171,10 +164,10 @@ class RedisL2:
         idle = self.pool._available_connections
         in_use = self.pool._in_use_connections
         return PoolStats(
-            connected=sum(c.is_connected for c in idle) + len(in_use),
+            active=len(in_use),
             idle=sum(c.is_connected for c in idle),
-            in_use=len(in_use),
-            max_connections=self.pool.max_connections,
+            max_size=self.pool.max_connections,
+            size=sum(c.is_connected for c in idle) + len(in_use),
         )
 
     async def close(self) -> None:

@@ -32,7 +32,8 @@ from revenge.infra.db.migrate import (
     load_migrations,
     migrate,
 )
-from revenge.infra.db.pool import Connection, Database, DatabaseHealth, PoolConfig, PoolStats
+from revenge.infra.db.pool import Connection, Database, DatabaseHealth, PoolConfig
+from revenge.runtime.pools import PoolStats
 
 __all__ = [
     "Connection",

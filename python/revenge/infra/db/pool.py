@@ -27,6 +27,7 @@ from revenge.infra.db.errors import DatabaseUnreachable, redact_url
 from revenge.infra.db.scaling import PoolSample, ScalePolicy
 from revenge.runtime.errors import ServiceUnavailable
 from revenge.runtime.periodic import Periodic
+from revenge.runtime.pools import PoolStats
 
 if TYPE_CHECKING:
     from revenge.config import DatabaseSettings
@@ -71,28 +72,6 @@ class PoolConfig:
             scale_down_threshold=settings.scale_down_threshold,
             scale_check_interval=settings.scale_check_interval,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class PoolStats:
-    """Plain numbers for metrics; counters are totals since the pool opened."""
-
-    size: int  # connections open or being opened
-    min_size: int  # the current floor (moved by the scaler)
-    max_size: int
-    active: int  # checked out
-    idle: int  # ready in the pool
-    waiting: int  # clients queued right now
-    requests: int  # checkouts asked for
-    waits: int  # checkouts that had to queue
-    wait_ms: int  # total time spent queued
-    timeouts: int  # checkouts that failed (timed out) -> 503
-    connections_opened: int
-    connections_failed: int
-    connections_lost: int
-    scale_up_events: int
-    scale_down_events: int
-    utilisation: float  # demand / size at the last scaler sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,11 +319,11 @@ class Database:
         raw = pool.get_stats() if pool is not None else {}
         size, available = raw.get("pool_size", 0), raw.get("pool_available", 0)
         return PoolStats(
-            size=size,
-            min_size=raw.get("pool_min", 0),
-            max_size=raw.get("pool_max", self.config.max_conns),
             active=max(0, size - available),
             idle=available,
+            max_size=raw.get("pool_max", self.config.max_conns),
+            size=size,
+            min_size=raw.get("pool_min", 0),
             waiting=raw.get("requests_waiting", 0),
             requests=raw.get("requests_num", 0),
             waits=raw.get("requests_queued", 0),

@@ -48,7 +48,7 @@ class PasswordHasher:
         self.max_in_flight = self.max_running + (self.max_running if waiting is None else waiting)
         self._executor = ThreadPoolExecutor(self.max_running, thread_name_prefix="argon2")
         self._in_flight = 0
-        self._dummy_hash: str | None = None
+        self._dummy: asyncio.Future[str] | None = None
         self.rejected = 0
 
     @property
@@ -56,11 +56,18 @@ class PasswordHasher:
         return self._in_flight
 
     async def start(self) -> None:
-        """Prepare the dummy hash that unknown usernames are checked against."""
-        if self._dummy_hash is None:
-            self._dummy_hash = await self.hash(secrets.token_urlsafe(24))
+        """Start preparing the dummy hash that unknown usernames are checked against.
+
+        In the background: one argon2id hash is a good part of a start-up's time and
+        nothing needs it before the first login of an unknown username, which waits.
+        """
+        if self._dummy is None:
+            self._dummy = asyncio.ensure_future(self.hash(secrets.token_urlsafe(24)))
+            self._dummy.add_done_callback(_retrieve)
 
     def close(self) -> None:
+        if self._dummy is not None:
+            self._dummy.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def hash(self, password: str) -> str:
@@ -72,10 +79,12 @@ class PasswordHasher:
 
     async def verify_dummy(self, password: str) -> None:
         """Spend the time of a real check, so unknown usernames answer like wrong passwords."""
-        if self._dummy_hash is None:
+        dummy = self._dummy
+        if dummy is None or (dummy.done() and (dummy.cancelled() or dummy.exception())):
+            self._dummy = None  # never prepared, or the attempt failed: try again
             await self.start()
-        assert self._dummy_hash is not None
-        await self.verify(self._dummy_hash, password)
+        assert self._dummy is not None
+        await self.verify(await asyncio.shield(self._dummy), password)
 
     def needs_rehash(self, password_hash: str) -> bool:
         try:
@@ -102,3 +111,10 @@ class PasswordHasher:
             return await loop.run_in_executor(self._executor, func, *args)  # type: ignore[arg-type]
         finally:
             self._in_flight -= 1
+
+
+def _retrieve(future: asyncio.Future[str]) -> None:
+    # A failed background hash is retried by the next verify_dummy; reading the
+    # error here keeps asyncio from logging "exception was never retrieved".
+    if not future.cancelled():
+        future.exception()

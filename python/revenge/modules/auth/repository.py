@@ -39,7 +39,7 @@ def as_role(value: str) -> Role:
         return "admin"
     if value == "user":
         return "user"
-    raise ValueError("unknown role {value!r}")
+    raise ValueError(f"unknown role {value!r}")
 
 
 @dataclass(frozen=True, slots=True)

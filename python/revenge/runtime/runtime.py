@@ -1,4 +1,4 @@
-"""The service registry and its lifecycle: hot, warm, cold and background tiers.
+"""``Runtime``: the service registry and the one lifecycle of a process, by tier.
 
 Each service is registered once under a typed :class:`ServiceKey` with a factory
 (sync or async), an optional close hook and health check. ``await start()`` is the
@@ -28,15 +28,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from revenge.runtime.degrade import Degradable
 from revenge.runtime.errors import ServiceUnavailable
 from revenge.runtime.health import Category, Check, HealthChecker, HealthReport
 from revenge.runtime.lazy import Lazy, call_maybe_async
 from revenge.runtime.periodic import Periodic
+from revenge.runtime.services import START_ORDER, ServiceInfo, ServiceKey, ServiceSpec, Tier
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -47,63 +45,10 @@ if TYPE_CHECKING:
     from revenge.runtime.pressure import PressureMonitor
 
 T = TypeVar("T")
-S = TypeVar("S")
 
 log = logging.getLogger("revenge.runtime")
 
 _DEFAULT_METRICS: Any = object()
-
-
-class Tier(StrEnum):
-    HOT = "hot"
-    WARM = "warm"
-    COLD = "cold"
-    BACKGROUND = "background"
-
-
-#: Start order of the tiers (cold ones are built on first use, or after warm when eager).
-_START_ORDER = {Tier.HOT: 0, Tier.WARM: 1, Tier.COLD: 2, Tier.BACKGROUND: 3}
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceKey(Generic[T]):
-    """The typed name of a service: declared once, used by its provider and its users.
-
-    ``runtime.provide(KEY, factory)`` registers it; ``runtime.get(KEY)`` returns the
-    instance of a hot, warm or background service, ``runtime.lazy(KEY)`` the
-    :class:`Lazy` of a cold one. The type parameter is only for the checker::
-
-        DATABASE: ServiceKey[Database] = ServiceKey("database", Tier.WARM)
-    """
-
-    name: str
-    tier: Tier
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceSpec:
-    """What was registered for one service."""
-
-    name: str
-    tier: Tier
-    factory: Callable[[], Any]
-    close: Callable[[Any], Any] | None
-    health: Callable[[Any], Any] | None
-    idle_ttl: float | None
-    critical: bool
-    eager: bool
-    checked: bool = True  # has a health check (the runtime's own loops have none)
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceInfo:
-    """Introspection record: where a service stands right now."""
-
-    name: str
-    tier: Tier
-    critical: bool
-    initialized: bool
-    state: str
 
 
 class _LazyEvents:
@@ -162,7 +107,6 @@ class Runtime:
         self._lazies: dict[str, Lazy[Any]] = {}
         self._start_errors: dict[str, BaseException] = {}
         self._started: list[ServiceSpec] = []
-        self._degradables: list[Degradable[Any]] = []
         self._running = False
         if metrics is not None:
             self.health.on_report(self._report_metrics)
@@ -304,36 +248,6 @@ class Runtime:
         )
         return key
 
-    def degradable(
-        self,
-        name: str,
-        primary: S,
-        fallback: S,
-        is_critical_error: Callable[[BaseException], bool],
-        *,
-        probe: Callable[[S], Awaitable[object]] | None = None,
-        backoff_initial: float = 1.0,
-        backoff_max: float = 60.0,
-    ) -> Degradable[S]:
-        """A :class:`Degradable` wired to metrics and health (category warm), closed on stop."""
-        degradable = Degradable(
-            name,
-            primary,
-            fallback,
-            is_critical_error,
-            probe=probe,
-            backoff_initial=backoff_initial,
-            backoff_max=backoff_max,
-            observer=self.metrics,
-        )
-        if self.metrics is not None:
-            self.metrics.declare_degradable(name)
-        self.health.add(
-            Check(name, Category.WARM, degradable.health_probe, timeout=self.health_timeout)
-        )
-        self._degradables.append(degradable)
-        return degradable
-
     def add_check(self, check: Check) -> None:
         """An extra health check that is not a registered service."""
         self.health.add(check)
@@ -419,7 +333,7 @@ class Runtime:
         self._running = True
         self._start_errors.clear()
         try:
-            for spec in sorted(self._specs.values(), key=lambda s: _START_ORDER[s.tier]):
+            for spec in sorted(self._specs.values(), key=lambda s: START_ORDER[s.tier]):
                 if spec.tier is Tier.COLD and not spec.eager:
                     continue
                 await self._build(spec)
@@ -495,8 +409,6 @@ class Runtime:
         # The loops (started last) stop first, so no sweep or probe runs during the teardown.
         while self._started and self._started[-1].name.startswith("runtime."):
             await self._close_one(self._started.pop())
-        for degradable in reversed(self._degradables):
-            await degradable.close()
         # Cold services were built last (on first use), so they go first.
         for lazy in reversed(list(self._lazies.values())):
             try:

@@ -1,0 +1,67 @@
+"""What the runtime registers: tiers, typed service keys, and the records it keeps per service.
+
+>>> DATABASE: ServiceKey[object] = ServiceKey("database", Tier.WARM)
+>>> DATABASE.name, DATABASE.tier
+('database', <Tier.WARM: 'warm'>)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Tier(StrEnum):
+    HOT = "hot"
+    WARM = "warm"
+    COLD = "cold"
+    BACKGROUND = "background"
+
+
+#: Start order of the tiers (cold ones are built on first use, or after warm when eager).
+START_ORDER = {Tier.HOT: 0, Tier.WARM: 1, Tier.COLD: 2, Tier.BACKGROUND: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceKey(Generic[T]):
+    """The typed name of a service: declared once, used by its provider and its users.
+
+    ``runtime.provide(KEY, factory)`` registers it; ``runtime.get(KEY)`` returns the
+    instance of a hot, warm or background service, ``runtime.lazy(KEY)`` the
+    :class:`Lazy` of a cold one. The type parameter is only for the checker::
+
+        DATABASE: ServiceKey[Database] = ServiceKey("database", Tier.WARM)
+    """
+
+    name: str
+    tier: Tier
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """What was registered for one service."""
+
+    name: str
+    tier: Tier
+    factory: Callable[[], Any]
+    close: Callable[[Any], Any] | None
+    health: Callable[[Any], Any] | None
+    idle_ttl: float | None
+    critical: bool
+    eager: bool
+    checked: bool = True  # has a health check (the runtime's own loops have none)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    """Introspection record: where a service stands right now."""
+
+    name: str
+    tier: Tier
+    critical: bool
+    initialized: bool
+    state: str
