@@ -45,6 +45,8 @@ def _prepared_database(settings: Settings) -> Iterator[str]:
 
     Raises :class:`_Failed` saying which URL failed and why.
     """
+    import asyncio
+
     from revenge import wiring
     from revenge.infra.db import (
         DatabaseUnreachable,
@@ -52,6 +54,7 @@ def _prepared_database(settings: Settings) -> Iterator[str]:
         MigrationError,
         prepare_database,
     )
+    from revenge.infra.jobs.schema import install_schema
 
     try:
         prepared = prepare_database(settings, wiring.migrations(settings))
@@ -60,6 +63,12 @@ def _prepared_database(settings: Settings) -> Iterator[str]:
     try:
         for name in prepared.applied:
             print(f"revenge: applied migration {name}", file=sys.stderr)
+        try:
+            # The job queue's tables too (pgqueuer's own, versioned by it): a migrated
+            # database is one every process can enqueue on from its first request.
+            asyncio.run(install_schema(prepared.url))
+        except DatabaseUnreachable as exc:
+            raise _Failed(str(exc)) from None
         yield prepared.url
     finally:
         if prepared.stop is not None:

@@ -59,5 +59,8 @@ async def migrate(url: str, settings: Settings | None = None) -> list[str]:
     """
     from revenge.config import load_settings
     from revenge.infra.db import migrate as apply
+    from revenge.infra.jobs import install_schema
 
-    return await apply(url, migrations(settings or load_settings()))
+    applied = await apply(url, migrations(settings or load_settings()))
+    await install_schema(url)
+    return applied

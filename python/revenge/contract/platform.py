@@ -77,9 +77,9 @@ def provide_platform(
     if runtime.pressure is not None:
         runtime.pressure.on_level_change(cache.on_pressure)
 
-    async def open_jobs() -> Jobs:
+    def open_jobs() -> Jobs:
         jobs = Jobs(db, registry=kinds)
-        await jobs.install()  # the queue's tables (idempotent, advisory-locked): enqueue needs them
+        jobs.install_soon()  # the queue's tables (idempotent, advisory-locked): enqueue waits
         return jobs
 
     runtime.provide(JOBS, open_jobs)

@@ -7,6 +7,7 @@ explicit ``priority``/``delay`` override).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from revenge.infra.jobs.driver import ConnectionSource, PsycopgPoolDriver, conni
 from revenge.infra.jobs.kinds import JobKind, Payload
 from revenge.infra.jobs.registry import KindRegistry
 from revenge.infra.jobs.schema import install_schema
+from revenge.runtime.errors import ServiceUnavailable
 
 JobState = Literal["queued", "scheduled", "running", "stalled", "succeeded", "failed", "canceled"]
 
@@ -129,6 +131,7 @@ class Jobs:
         self.registry = registry
         self.stalled_after = stalled_after
         self.queries = Queries(PsycopgPoolDriver(pool, listen_conninfo=self.conninfo))
+        self._installing: asyncio.Task[None] | None = None
 
     @classmethod
     @asynccontextmanager
@@ -158,6 +161,31 @@ class Jobs:
     async def install(self) -> None:
         """Create or upgrade the job tables (idempotent, advisory-locked)."""
         await install_schema(self.conninfo)
+
+    def install_soon(self) -> None:
+        """:meth:`install` in a background task; ``enqueue`` and ``status`` wait for it.
+
+        An application's queue does this at start: the tables are nearly always
+        there already (``revenge migrate`` makes them), and checking them is not
+        worth delaying readiness for.
+        """
+        if self._installing is None:
+            self._installing = asyncio.get_running_loop().create_task(
+                self.install(), name="revenge-jobs-install"
+            )
+
+    async def _installed(self) -> None:
+        task = self._installing
+        if task is None:
+            return
+        try:
+            await asyncio.shield(task)
+        except Exception as exc:
+            if self._installing is task:  # the next caller tries again
+                self._installing = asyncio.get_running_loop().create_task(self.install())
+            raise ServiceUnavailable("jobs", "the queue's tables are not ready") from exc
+        if self._installing is task:
+            self._installing = None
 
     # -- enqueue ---------------------------------------------------------------------
 
@@ -190,6 +218,7 @@ class Jobs:
     ) -> list[int]:
         """Queue many jobs of one kind in one statement; ids in input order."""
         spec = self.registry.kind(kind)
+        await self._installed()
         n = len(payloads)
         if keys is not None and len(keys) != n:
             raise ValueError("keys and payloads differ in length")
@@ -264,6 +293,7 @@ class Jobs:
 
         ``attempts`` counts the runs started so far, a re-run after a stall included.
         """
+        await self._installed()
         progress = await self.progress(job_id)
         runs = await self._fetch(
             "SELECT count(*) AS n FROM pgqueuer_log WHERE job_id = %s AND status = 'picked'",
