@@ -356,3 +356,16 @@ async def test_the_apps_database_pool_can_enqueue_and_read_status(fresh_pg_url: 
         async with running_worker(config(fresh_pg_url), registry):
             status = await wait_for(lambda: _state(jobs, job_id), _is("succeeded"), "the job")
     assert status.progress is not None and status.progress.message == "from a request handler"
+
+
+async def test_a_queue_installing_in_the_background_lets_callers_wait(fresh_pg_url: str) -> None:
+    """What an application's queue does at start: no tables yet, enqueue waits for them."""
+    from revenge.infra.db.pool import Database
+
+    registry = KindRegistry((JobKind("early"),))
+    async with Database(fresh_pg_url) as db:
+        jobs = Jobs(db, registry=registry)
+        jobs.install_soon()
+        job_id = await jobs.enqueue("early")  # before the install could have finished
+        status = await jobs.status(job_id)
+    assert status is not None and status.state == "queued"
