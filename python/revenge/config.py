@@ -254,6 +254,17 @@ class ModulesSettings(_Section):
     """Import paths of modules installed after the built-in list (third-party features)."""
 
 
+class BackupSettings(_Section):
+    """Scheduled backups of the database (the ``backup`` job; see docs/operating/backups.md)."""
+
+    schedule: str = "30 4 * * *"
+    """Cron expression at which a backup is taken (5 fields, or 6 with seconds last); empty: never."""
+    keep: int = Field(7, ge=1)
+    """How many scheduled backups to keep; older ones in the folder are deleted after a new one."""
+    folder: str = ""
+    """Where scheduled backups go; empty: `<server.data_dir>/backups`."""
+
+
 class Settings(BaseSettings):
     """The whole configuration; sections mirror ``configs/offloading.yaml``."""
 
@@ -276,6 +287,7 @@ class Settings(BaseSettings):
     jobs: JobsSettings = JobsSettings()
     search: SearchSettings = SearchSettings()
     modules: ModulesSettings = ModulesSettings()
+    backup: BackupSettings = BackupSettings()
 
     @classmethod
     def settings_customise_sources(

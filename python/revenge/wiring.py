@@ -22,6 +22,7 @@ MODULES: tuple[str, ...] = (
     "revenge.modules.jobs",
     "revenge.modules.playback",
     "revenge.modules.library",
+    "revenge.modules.backup",
 )
 """Install order: a module comes after the modules whose services or tables it uses."""
 

@@ -2,7 +2,8 @@
 
 The database is the configured one, or the embedded PostgreSQL in the data folder
 (joined when ``revenge serve`` runs it, else started for the command and stopped after).
-Backups go to ``<server.data_dir>/backups/`` unless ``--to`` says otherwise.
+Backups go to the scheduled backups' folder (``backup.folder``, else
+``<server.data_dir>/backups/``) unless ``--to`` says otherwise.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from revenge import __version__
 
 if TYPE_CHECKING:
     from revenge.config import Settings
-
-BACKUP_FOLDER = "backups"
 
 
 class _Failed(Exception):
@@ -47,14 +46,11 @@ def _database(settings: Settings) -> Iterator[str]:
             stop()
 
 
-def backup_folder(settings: Settings) -> Path:
-    return settings.server.data_path / BACKUP_FOLDER
-
-
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     """Write a backup while the server runs; with ``--keep N`` delete all but the newest N."""
     from revenge.infra.db import DatabaseUnreachable
     from revenge.infra.db.backup import BackupError, backup_name, create_backup, prune_backups
+    from revenge.modules.backup import backup_folder
 
     if args.keep is not None and args.keep < 1:
         return _fail("--keep must be at least 1")
@@ -116,7 +112,9 @@ def add_parsers(commands: Any) -> None:
     """Add ``backup`` and ``restore`` to the ``revenge`` command's subparsers."""
     backup = commands.add_parser("backup", help="write a backup of the database")
     backup.add_argument(
-        "--to", metavar="FILE", help="the backup file (default: <data_dir>/backups/<time>.tar)"
+        "--to",
+        metavar="FILE",
+        help="the backup file (default: backup.folder/revenge-backup-<time>.tar)",
     )
     backup.add_argument(
         "--keep", type=int, metavar="N", help="then delete all but the newest N in that folder"
