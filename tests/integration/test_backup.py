@@ -179,6 +179,16 @@ def test_one_backup_at_a_time(db: tuple[str, str], tmp_path: Path) -> None:
     assert backup(url, tmp_path / "after.tar").exists()  # the lock was released
 
 
+def test_unwritable_places_are_clear_errors(db: tuple[str, str], tmp_path: Path) -> None:
+    _, url = db
+    made = revenge("backup", "--to", "/proc/no-such-place/b.tar", url=url)
+    assert made.returncode == 1 and "/proc/no-such-place" in made.stderr
+    assert "Traceback" not in made.stderr
+    missing = revenge("restore", str(tmp_path / "missing.tar"), url=url)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 def test_restore_applies_newer_migrations(tmp_path: Path) -> None:
     name = f"revenge_bt_{uuid.uuid4().hex[:10]}"
     url = _create(name)

@@ -9,6 +9,7 @@ Backups go to the scheduled backups' folder (``backup.folder``, else
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
 
 class _Failed(Exception):
     pass
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 def _fail(message: str) -> int:
@@ -60,6 +66,8 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
             result = create_backup(url, dest, revenge_version=__version__)
     except (_Failed, BackupError, DatabaseUnreachable) as exc:
         return _fail(str(exc))
+    except OSError as exc:
+        return _fail(_os_error(exc))
     print(
         f"revenge: backup written to {result.path} ({result.bytes / 1e6:.1f} MB, "
         f"schema version {result.manifest.schema_version}, {result.seconds:.1f}s)"
@@ -77,9 +85,12 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     from revenge.infra.db.backup import BackupError, restore_backup, verify_backup
 
     path = Path(args.file)
+    # The dump is unpacked beside the backup when that folder is writable (it has room
+    # for the backup), else in the system's temporary folder.
+    workdir = path.parent if os.access(path.parent, os.W_OK) else None
     try:
         if args.check:
-            manifest = verify_backup(path, workdir=path.parent)
+            manifest = verify_backup(path, workdir=workdir)
             print(
                 f"revenge: {path} is a whole backup of {manifest.database!r} made "
                 f"{manifest.created_at} by Revenge {manifest.revenge_version} "
@@ -92,10 +103,12 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
                 path,
                 wiring.migrations(settings),
                 keep_previous=not args.drop_previous,
-                workdir=path.parent,
+                workdir=workdir,
             )
     except (_Failed, BackupError, DatabaseUnreachable) as exc:
         return _fail(str(exc))
+    except OSError as exc:
+        return _fail(_os_error(exc))
     print(
         f"revenge: restored {path} (made {result.manifest.created_at}) into "
         f"{result.database!r}; applied {len(result.applied)} newer migration(s)"
