@@ -101,6 +101,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             workers=args.workers or server.workers,
             loop=Loops.auto,
             backpressure=server.backpressure,
+            # A worker that dies (OOM killer, SIGKILL, a crash in an extension) comes back
+            # instead of taking the whole server down; sessions live in PostgreSQL.
+            respawn_failed_workers=True,
+            respawn_interval=1.0,
         ).serve()
     return 0
 

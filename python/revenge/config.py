@@ -172,6 +172,9 @@ class MemorySettings(_Section):
     """Share of the memory limit in use at which caches drop all they can (critical pressure)."""
     pressure_interval: Duration = 5.0
     """How often memory use (cgroup, PSI) is read."""
+    pressure_root: Path = Path("/")
+    """Where ``proc/`` and ``sys/fs/cgroup/`` are read from: a host view mounted elsewhere,
+    or a folder of test files that drives the monitor through its levels."""
 
 
 class HealthSettings(_Section):

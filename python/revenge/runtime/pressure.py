@@ -131,9 +131,10 @@ class PressureMonitor:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, metrics: RuntimeMetrics | None = None, root: str = "/"
+        cls, settings: Settings, *, metrics: RuntimeMetrics | None = None, root: str | None = None
     ) -> PressureMonitor:
         memory = settings.memory
+        root = str(memory.pressure_root) if root is None else root
         sensor = _core.MemoryPressure(
             root=root, moderate=memory.pressure_moderate, critical=memory.pressure_critical
         )

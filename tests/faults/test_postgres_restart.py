@@ -1,0 +1,142 @@
+"""PostgreSQL restarted under load: the server bends, nothing breaks, nothing is lost.
+
+A private cluster (the machine's binaries, started and stopped by Revenge's own
+embedded-database code: the shared server on 5432 is never touched) serves one
+Granian worker and one ``revenge worker``. Client threads call ``/api/v1/me`` on a
+session the worker has cached (a hot route) and the session list and job status
+(database routes) while the cluster is stopped for a few seconds and started again
+(``pg_ctl stop -m fast`` / ``pg_ctl start``). Jobs are queued before the outage and
+after it. Checked:
+
+* the hot route answers 200 throughout;
+* a database route answers 200 or, during the outage, 503 with ``Retry-After``;
+  never another status, never a broken connection;
+* database routes answer 200 again within 5 s of PostgreSQL being back;
+* every job queued before or after the outage ran to success, its effect once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from revenge.infra.jobs import Jobs, KindRegistry
+from tests.e2e.conftest import free_port, granian_argv, run_server
+from tests.faults import job_worker
+from tests.faults.support import (
+    Load,
+    app_env,
+    bearer,
+    login,
+    private_postgres,
+    summary,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+OUTAGE = 3.0  # seconds PostgreSQL stays down
+RECOVERY = 5.0  # the issue's bound for database routes to answer again
+
+
+def test_postgres_restart_under_load(tmp_path: Path) -> None:
+    with private_postgres() as pg:
+        with psycopg.connect(pg.url, autocommit=True) as conn:
+            conn.execute(job_worker.SCHEMA)
+        port = free_port()
+        env = app_env(
+            pg.url,
+            REVENGE_JOBS__IN_PROCESS_WORKER="false",  # the job worker below runs them
+            REVENGE_JOBS__STALLED_AFTER="2s",
+            REVENGE_DATABASE__MAX_WAIT="0.5s",
+        )
+        with run_server(granian_argv(port, "--workers", "1"), port, tmp_path, env) as server:
+            worker = _start_job_worker(env, tmp_path)
+            try:
+                # Four quick jobs show the worker is up; four long ones are mid-run at the stop.
+                before = enqueue(pg.url, [{"first_sleep": 0.1}] * 4 + [{"first_sleep": 4}] * 4)
+                wait_until(
+                    lambda: sum(d for _, d in job_worker.effects(pg.url).values()) >= 4,
+                    "the job worker to finish the quick jobs",
+                    60,
+                )
+                auth = bearer(login(server.base_url))
+                routes = {
+                    "me": lambda c: c.get("/api/v1/me", headers=auth),
+                    "sessions": lambda c: c.get("/api/v1/auth/sessions", headers=auth),
+                    "job": lambda c: c.get(f"/api/v1/jobs/{before[0]}", headers=auth),
+                }
+                with Load(server.base_url, routes, threads=3, limit=60, pause=0.02) as load:
+                    time.sleep(1.5)
+                    down = load.elapsed()
+                    pg.stop()
+                    time.sleep(OUTAGE)
+                    pg.start()
+                    up = load.elapsed()
+                    time.sleep(RECOVERY + 1.0)
+                answers = load.snapshot()
+                after = enqueue(pg.url, [{}] * 4)
+                states = wait_until(
+                    lambda: _all_succeeded(pg.url, [*before, *after]), "every job to succeed", 60
+                )
+            finally:
+                worker.terminate()
+                worker.wait(30)
+            print(f"\nPostgreSQL down at {down:.2f}s, back at {up:.2f}s\n{summary(answers)}")
+
+            # The hot route never noticed.
+            me = [a for a in answers if a.route == "me"]
+            assert me and {a.status for a in me} == {200}, [a for a in me if a.status != 200][:5]
+            # Database routes: 200, or 503 with Retry-After; nothing else, ever.
+            db_routes = [a for a in answers if a.route != "me"]
+            odd = [a for a in db_routes if a.status not in (200, 503)]
+            assert not odd, odd[:5]
+            refused = [a for a in db_routes if a.status == 503]
+            assert refused, "no 503 during the outage: was PostgreSQL really down?"
+            assert all(a.retry_after and int(a.retry_after) >= 1 for a in refused), refused[:5]
+            last_refused = max(a.at + a.latency for a in refused)
+            recovered = last_refused - up
+            print(f"database routes answered 200 again {max(recovered, 0):.2f}s after PostgreSQL")
+            assert recovered < RECOVERY, f"503 until {recovered:.2f}s after PostgreSQL was back"
+            assert any(a.status == 200 and a.at > last_refused for a in db_routes)
+            # No job lost, none done twice.
+            assert states
+            done = job_worker.effects(pg.url)
+            assert {j: done[j][1] for j in (*before, *after)} == dict.fromkeys((*before, *after), 1)
+            assert httpx.get(server.base_url + "/health/ready").status_code == 200
+
+
+def enqueue(url: str, payloads: list[dict[str, object]]) -> list[int]:
+    async def run() -> list[int]:
+        async with Jobs.open(url, registry=KindRegistry((job_worker.SPEC,))) as jobs:
+            return await jobs.enqueue_many(job_worker.KIND, payloads)
+
+    return asyncio.run(run())
+
+
+def _all_succeeded(url: str, job_ids: list[int]) -> bool:
+    async def run() -> bool:
+        async with Jobs.open(url, registry=KindRegistry((job_worker.SPEC,)), install=False) as jobs:
+            states = [await jobs.status(j) for j in job_ids]
+        return all(s is not None and s.state == "succeeded" for s in states)
+
+    return asyncio.run(run())
+
+
+def _start_job_worker(env: dict[str, str], tmp_path: Path) -> subprocess.Popen[bytes]:
+    import os
+
+    log = (tmp_path / "job-worker.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.faults.job_worker", "--concurrency", "4"],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
