@@ -4,8 +4,8 @@ The monitor reads ``proc/meminfo`` and the cgroup files below
 ``memory.pressure_root``; the test points it at a folder of real files it writes
 (this machine gives no cgroup of our own to fill): a 256 MiB ``memory.max``, so
 one worker's segment cache gets a quarter of it, 64 MiB. The server
-(``tests.faults.pressure_app``: the app plus test routes that fill the segment
-cache and build the cold transcoder) runs with a 0.2 s pressure interval. Then
+(with ``tests.faults.peek`` in ``modules.extra``: test routes that fill the
+segment cache and build the cold transcoder) runs with a 0.2 s pressure interval. Then
 ``memory.current`` is rewritten:
 
 * moderate (85 %): the segment cache shrinks to half its budget, pinned segments kept;
@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import free_port, granian_argv, run_server
+from tests.faults import peek
 from tests.faults.support import app_env, bearer, login, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -59,8 +60,9 @@ def test_pressure_levels_shrink_caches_and_offload_cold_services(
         pg_url,
         REVENGE_MEMORY__PRESSURE_ROOT=str(root),
         REVENGE_MEMORY__PRESSURE_INTERVAL="0.2s",
+        REVENGE_MODULES__EXTRA=peek.EXTRA,
     )
-    argv = granian_argv(port, "--workers", "1", target="tests.faults.pressure_app:app")
+    argv = granian_argv(port, "--workers", "1")
     with (
         run_server(argv, port, tmp_path, env) as server,
         httpx.Client(base_url=server.base_url, timeout=10) as client,

@@ -24,12 +24,11 @@ import time
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from revenge.infra.jobs import Jobs, KindRegistry
 from tests.e2e.conftest import free_port, granian_argv, run_server
-from tests.faults import job_worker
+from tests.faults import effects
 from tests.faults.support import (
     Load,
     app_env,
@@ -48,14 +47,13 @@ RECOVERY = 5.0  # the issue's bound for database routes to answer again
 
 def test_postgres_restart_under_load(tmp_path: Path) -> None:
     with private_postgres() as pg:
-        with psycopg.connect(pg.url, autocommit=True) as conn:
-            conn.execute(job_worker.SCHEMA)
         port = free_port()
         env = app_env(
             pg.url,
             REVENGE_JOBS__IN_PROCESS_WORKER="false",  # the job worker below runs them
             REVENGE_JOBS__STALLED_AFTER="2s",
             REVENGE_DATABASE__MAX_WAIT="0.5s",
+            REVENGE_MODULES__EXTRA=effects.EXTRA,
         )
         with run_server(granian_argv(port, "--workers", "1"), port, tmp_path, env) as server:
             worker = _start_job_worker(env, tmp_path)
@@ -63,7 +61,7 @@ def test_postgres_restart_under_load(tmp_path: Path) -> None:
                 # Four quick jobs show the worker is up; four long ones are mid-run at the stop.
                 before = enqueue(pg.url, [{"first_sleep": 0.1}] * 4 + [{"first_sleep": 4}] * 4)
                 wait_until(
-                    lambda: sum(d for _, d in job_worker.effects(pg.url).values()) >= 4,
+                    lambda: sum(d for _, d in effects.effects(pg.url).values()) >= 4,
                     "the job worker to finish the quick jobs",
                     60,
                 )
@@ -108,22 +106,22 @@ def test_postgres_restart_under_load(tmp_path: Path) -> None:
             assert any(a.status == 200 and a.at > last_refused for a in db_routes)
             # No job lost, none done twice.
             assert states
-            done = job_worker.effects(pg.url)
+            done = effects.effects(pg.url)
             assert {j: done[j][1] for j in (*before, *after)} == dict.fromkeys((*before, *after), 1)
             assert httpx.get(server.base_url + "/health/ready").status_code == 200
 
 
 def enqueue(url: str, payloads: list[dict[str, object]]) -> list[int]:
     async def run() -> list[int]:
-        async with Jobs.open(url, registry=KindRegistry((job_worker.SPEC,))) as jobs:
-            return await jobs.enqueue_many(job_worker.KIND, payloads)
+        async with Jobs.open(url, registry=KindRegistry((effects.KIND,))) as jobs:
+            return await jobs.enqueue_many(effects.KIND.name, payloads)
 
     return asyncio.run(run())
 
 
 def _all_succeeded(url: str, job_ids: list[int]) -> bool:
     async def run() -> bool:
-        async with Jobs.open(url, registry=KindRegistry((job_worker.SPEC,)), install=False) as jobs:
+        async with Jobs.open(url, registry=KindRegistry((effects.KIND,)), install=False) as jobs:
             states = [await jobs.status(j) for j in job_ids]
         return all(s is not None and s.state == "succeeded" for s in states)
 
@@ -135,7 +133,7 @@ def _start_job_worker(env: dict[str, str], tmp_path: Path) -> subprocess.Popen[b
 
     log = (tmp_path / "job-worker.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.faults.job_worker", "--concurrency", "4"],
+        [sys.executable, "-m", "revenge.cli", "worker", "--concurrency", "4"],
         env={**os.environ, **env},
         stdout=log,
         stderr=subprocess.STDOUT,

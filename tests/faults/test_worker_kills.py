@@ -26,9 +26,11 @@ import httpx
 import psycopg
 import pytest
 
+from revenge.config import load_settings
 from revenge.infra.jobs import Jobs, KindRegistry
+from revenge.wiring import migrate
 from tests.e2e.conftest import free_port, run_server
-from tests.faults import job_worker
+from tests.faults import effects
 from tests.faults.support import (
     Load,
     app_env,
@@ -46,7 +48,7 @@ pytestmark = pytest.mark.e2e
 def _job_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.faults.job_worker", "--concurrency", "2"],
+            [sys.executable, "-m", "revenge.cli", "worker", "--concurrency", "2"],
             env={**os.environ, **env},
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -55,7 +57,7 @@ def _job_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 def _status(url: str, job_id: int) -> tuple[str, int] | None:
     async def run() -> tuple[str, int] | None:
-        registry = KindRegistry((job_worker.SPEC,))
+        registry = KindRegistry((effects.KIND,))
         async with Jobs.open(url, registry=registry, install=False) as jobs:
             status = await jobs.status(job_id)
         return None if status is None else (status.state, status.attempts)
@@ -65,8 +67,8 @@ def _status(url: str, job_id: int) -> tuple[str, int] | None:
 
 def _enqueue(url: str, payload: dict[str, object]) -> int:
     async def run() -> int:
-        async with Jobs.open(url, registry=KindRegistry((job_worker.SPEC,))) as jobs:
-            return await jobs.enqueue(job_worker.KIND, payload)
+        async with Jobs.open(url, registry=KindRegistry((effects.KIND,))) as jobs:
+            return await jobs.enqueue(effects.KIND.name, payload)
 
     return asyncio.run(run())
 
@@ -74,17 +76,18 @@ def _enqueue(url: str, payload: dict[str, object]) -> int:
 def test_revenge_worker_sigkilled_mid_job_runs_it_again_once(
     tmp_path: Path, fresh_pg_url: str
 ) -> None:
-    env = {**app_env(fresh_pg_url), "REVENGE_JOBS__STALLED_AFTER": "1s"}
-    with psycopg.connect(fresh_pg_url, autocommit=True) as conn:
-        conn.execute(job_worker.SCHEMA)
+    env = app_env(
+        fresh_pg_url, REVENGE_JOBS__STALLED_AFTER="1s", REVENGE_MODULES__EXTRA=effects.EXTRA
+    )
+    asyncio.run(migrate(fresh_pg_url, load_settings(env=env)))
     log = tmp_path / "job-workers.log"
     # The first run sleeps for a minute: it is certainly mid-job when killed.
     job_id = _enqueue(fresh_pg_url, {"first_sleep": 60})
     first = _job_worker(env, log)
     second = None
     try:
-        wait_until(lambda: job_worker.effects(fresh_pg_url), "the first run to start", 60)
-        assert job_worker.effects(fresh_pg_url) == {job_id: (1, 0)}
+        wait_until(lambda: effects.effects(fresh_pg_url), "the first run to start", 60)
+        assert effects.effects(fresh_pg_url) == {job_id: (1, 0)}
         first.send_signal(signal.SIGKILL)
         assert first.wait(10) == -signal.SIGKILL
         killed = time.monotonic()
@@ -100,8 +103,8 @@ def test_revenge_worker_sigkilled_mid_job_runs_it_again_once(
             if proc is not None and proc.poll() is None:
                 proc.terminate()
                 proc.wait(30)
-    runs, effects = job_worker.effects(fresh_pg_url)[job_id]
-    assert (runs, effects) == (2, 1), log.read_text()
+    runs, done = effects.effects(fresh_pg_url)[job_id]
+    assert (runs, done) == (2, 1), log.read_text()
     with psycopg.connect(fresh_pg_url) as conn:
         pids = {
             pid
