@@ -30,6 +30,11 @@ bench:
 mutate *ARGS:
     . .venv/bin/activate && python scripts/mutate.py {{ARGS}}
 
+# 10 minutes of mixed traffic against `revenge serve --workers 2`: RSS growth, descriptor and
+# connection leaks (a short form runs in pytest: tests/faults/test_soak.py)
+soak *ARGS:
+    . .venv/bin/activate && python -m benches.soak {{ARGS}}
+
 # the Rust core's comparison table only
 bench-core *ARGS:
     . .venv/bin/activate && python benches/bench_core_report.py {{ARGS}}
