@@ -46,13 +46,13 @@ def test_redis_killed_and_restarted_under_load(tmp_path: Path, pg_url: str) -> N
                 "login+logout": _sign_in_and_out,
             }
             with Load(server.base_url, routes, threads=4, limit=60, pause=0.01) as load:
-                time.sleep(1.5)
+                time.sleep(1.0)
                 killed = load.elapsed()
                 redis_server.kill()
-                time.sleep(2.0)
+                time.sleep(1.5)
                 redis_server.start()  # same port
                 back = load.elapsed()
-                time.sleep(2.5)
+                time.sleep(1.5)
             answers = load.snapshot()
         print(f"\nRedis killed at {killed:.2f}s, back at {back:.2f}s\n{summary(answers)}")
         assert {a.route for a in answers} == set(routes)

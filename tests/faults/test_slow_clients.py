@@ -35,7 +35,7 @@ SLOW_HEADERS = 200
 SLOW_BODIES = 100
 NON_READERS = 50
 DRIP = 0.25  # seconds between two bytes of a slow client
-ATTACK = 8.0  # seconds the attack lasts while the others are measured
+ATTACK = 6.0  # seconds the attack lasts while the others are measured
 
 
 class Attack:
@@ -152,7 +152,7 @@ def test_slow_clients_do_not_starve_the_others(tmp_path: Path, pg_url: str) -> N
             ),
         }
         with Load(server.base_url, routes, threads=3, limit=10, pause=0.02) as calm:
-            time.sleep(2.0)
+            time.sleep(1.5)
         attack = Attack(port)
         attack.start()
         try:

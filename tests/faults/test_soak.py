@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_short_soak_leaks_nothing(tmp_path: Path, fresh_pg_url: str) -> None:
-    report = soak(fresh_pg_url, PG_ADMIN_URL, tmp_path, duration=20, warm_up=5, threads=3)
+    report = soak(fresh_pg_url, PG_ADMIN_URL, tmp_path, duration=20, warm_up=3, threads=3)
     print("\n" + "\n".join(report.render()))
     assert {a.route for a in report.answers} >= {"me", "sessions", "search", "job", "login"}
     assert not report.unexpected(), report.unexpected()[:5]
