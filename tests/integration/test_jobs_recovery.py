@@ -368,3 +368,39 @@ async def test_worker_start_without_postgres_says_which_url_and_why() -> None:
         await run_worker(WorkerConfig(url=url), asyncio.Event(), registry=KindRegistry())
     message = str(caught.value)
     assert "127.0.0.1:1" in message and "s3cret" not in message
+
+
+async def test_a_retry_that_cannot_be_queued_is_run_again_not_failed(fresh_pg_url: str) -> None:
+    """PostgreSQL goes away as a body fails: its retry cannot be written. pgqueuer alone
+    records the job as failed for good (the fault suite's PostgreSQL restart lost one so);
+    the worker leaves it claimed instead, and it runs again once stalled."""
+    from tests.integration.test_database_outage import Proxy
+
+    proxy = Proxy(("127.0.0.1", 5432))
+    await proxy.start()
+    dbname = fresh_pg_url.rsplit("/", 1)[1]
+    proxied = f"postgresql://postgres@127.0.0.1:{proxy.port}/{dbname}?sslmode=disable"
+    registry = KindRegistry((JobKind("fragile", retry=RetryPolicy(max_attempts=5)),))
+    runs: list[int] = []
+
+    @registry.handler("fragile")
+    async def fragile(ctx: JobContext, payload: Payload) -> None:
+        runs.append(ctx.attempt)
+        if len(runs) == 1:
+            await proxy.stop()  # every connection of the worker is cut, then the body fails
+            asyncio.get_running_loop().call_later(1.0, lambda: asyncio.ensure_future(proxy.start()))
+            raise RuntimeError("failed while PostgreSQL was away")
+
+    async with Jobs.open(fresh_pg_url, registry=registry) as jobs:
+        job_id = await jobs.enqueue("fragile")
+        try:
+            async with running_worker(config(proxied, stalled_after=1.0), registry):
+                status = await wait_for(
+                    lambda: jobs.status(job_id),
+                    lambda s: s is not None and s.state in ("succeeded", "failed"),
+                    "the job to end",
+                )
+        finally:
+            await proxy.stop()
+    assert status is not None and status.state == "succeeded", status
+    assert len(runs) == 2

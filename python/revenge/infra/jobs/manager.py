@@ -14,19 +14,30 @@ claims again at once, instead of waiting for the NOTIFY that the completion log
 flush sends (one round trip and a wake-up later). That hook overrides pgqueuer's
 private ``_effective_dequeue_timeout``; were it to disappear in a later release,
 the worker falls back to pgqueuer's NOTIFY-driven wake-up, slower but correct.
+
+A retry that cannot be queued (PostgreSQL away at that moment) is not a failure:
+pgqueuer would record the job as failed for good, whatever its retry policy (a job
+lost to an outage). The manager notes such a job and leaves it claimed instead; its
+heartbeat stops with its run, so once ``stalled_after`` passes it is claimed and run
+again, like the job of a worker that died.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncGenerator
 from datetime import timedelta
 from typing import Any
 
 from pgqueuer import QueueManager
-from pgqueuer.models import Context, Job
+from pgqueuer.core.buffers import JobStatusLogBuffer
+from pgqueuer.executors import AbstractEntrypointExecutor
+from pgqueuer.models import Context, Job, TracebackRecord
 from pgqueuer.ports.repository import EntrypointExecutionParameter
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -37,6 +48,41 @@ class SlotBoundQueueManager(QueueManager):
     _slot_freed: asyncio.Event = dataclasses.field(
         init=False, default_factory=asyncio.Event, repr=False
     )
+    _not_requeued: set[Any] = dataclasses.field(init=False, default_factory=set, repr=False)
+
+    def __post_init__(self) -> None:
+        # This manager's own queries object (the worker builds one per manager): note the
+        # jobs whose retry could not be written, for log_failure below.
+        retry_job = self.queries.retry_job
+
+        async def retry_or_note(
+            job: Job, delay: timedelta, traceback_record: TracebackRecord | None
+        ) -> None:
+            try:
+                await retry_job(job, delay, traceback_record)
+            except Exception:
+                self._not_requeued.add(job.id)
+                raise
+
+        self.queries.retry_job = retry_or_note  # type: ignore[method-assign]
+
+    async def log_failure(
+        self,
+        job: Job,
+        executor: AbstractEntrypointExecutor,
+        exc: Exception,
+        jbuff: JobStatusLogBuffer,
+    ) -> None:
+        if job.id in self._not_requeued:
+            self._not_requeued.discard(job.id)
+            log.warning(
+                "job %s: its retry could not be queued (%s); it stays claimed and runs again "
+                "once stalled",
+                job.id,
+                type(exc).__name__,
+            )
+            return
+        await super().log_failure(job, executor, exc, jbuff)
 
     def free_slots(self) -> int:
         # job_context holds every dispatched job until its task is done
