@@ -194,8 +194,12 @@ class SoakReport:
         return lines
 
 
-def _idle(parent: int, admin_url: str, database: str, settle: float = 30.0) -> Idle:
-    """Counts once the idle server has settled (nothing changes for 2 s), or after ``settle``."""
+def _idle(
+    parent: int, admin_url: str, database: str, settle: float = 60.0, steady: float = 6.0
+) -> Idle:
+    """Counts once the idle server has settled (nothing changed for ``steady`` s), or after
+    ``settle``. An idle pool closes one surplus connection per ``idle_timeout`` (2 s here),
+    so ``steady`` spans several of its checks."""
     deadline = time.monotonic() + settle
     last: Idle | None = None
     steady_since = time.monotonic()
@@ -206,7 +210,7 @@ def _idle(parent: int, admin_url: str, database: str, settle: float = 30.0) -> I
         )
         if now != last:
             last, steady_since = now, time.monotonic()
-        elif time.monotonic() - steady_since >= 2.0:
+        elif time.monotonic() - steady_since >= steady:
             return now
         if time.monotonic() > deadline:
             return now

@@ -65,7 +65,7 @@ def test_pressure_levels_shrink_caches_and_offload_cold_services(
     argv = granian_argv(port, "--workers", "1")
     with (
         run_server(argv, port, tmp_path, env) as server,
-        httpx.Client(base_url=server.base_url, timeout=10) as client,
+        httpx.Client(base_url=server.base_url, timeout=60) as client,
     ):
 
         def state() -> dict[str, Any]:

@@ -8,7 +8,12 @@ session the worker has cached (a hot route) and the session list and job status
 (``pg_ctl stop -m fast`` / ``pg_ctl start``). Jobs are queued before the outage and
 after it. Checked:
 
-* the hot route answers 200 throughout;
+* the hot route (``/me`` on a cached session) answers 200, or 503 with ``Retry-After``
+  while the worker cannot hear revocations: since finding 4 of issue 14 a worker whose
+  revocation listener is cut treats its cache hits as misses, so during an outage the
+  hot route depends on PostgreSQL too. The issue's "hot routes answer throughout"
+  and finding 4 pull apart here; the count of such 503s is printed, and the test
+  holds the line both agree on (never a 500, never a broken connection);
 * a database route answers 200 or, during the outage, 503 with ``Retry-After``;
   never another status, never a broken connection;
 * database routes answer 200 again once PostgreSQL is back (the time it took is
@@ -106,9 +111,14 @@ def test_postgres_restart_under_load(tmp_path: Path) -> None:
                 worker.wait(30)
             print(f"\nPostgreSQL down at {down:.2f}s, back at {up:.2f}s\n{summary(answers)}")
 
-            # The hot route never noticed.
+            # The hot route: answered from the cache, or refused cleanly while deaf.
             me = [a for a in answers if a.route == "me"]
-            assert me and {a.status for a in me} == {200}, [a for a in me if a.status != 200][:5]
+            refused_me = [a for a in me if a.status != 200]
+            print(f"hot route: {len(me) - len(refused_me)} x 200, {len(refused_me)} x 503")
+            assert me and all(
+                a.status == 503 and a.retry_after and down <= a.at <= up + HANG_GUARD
+                for a in refused_me
+            ), refused_me[:5]
             # Database routes: 200, or 503 with Retry-After; nothing else, ever.
             db_routes = [a for a in answers if a.route != "me"]
             odd = [a for a in db_routes if a.status not in (200, 503)]
