@@ -2,7 +2,8 @@
 
 ``granian --workers 2 revenge.app`` on a free port against a fresh database:
 log in, call ``/me`` over many fresh connections so both workers cache the token,
-log out, then poll over fresh connections until a long run of answers are all
+revoke it (log out, delete the session from another one, an administrator
+disables the user, the user changes the password from another session), then poll over fresh connections until a long run of answers are all
 401, and check that every later answer stays 401. The measured delay is printed
 (``-s`` shows it); speed itself is judged in benches/http, not here.
 """
@@ -54,7 +55,10 @@ def fresh_get(base_url: str, token: str) -> int:
         return client.get("/api/v1/me", headers={"authorization": f"Bearer {token}"}).status_code
 
 
-@pytest.mark.parametrize(("revoke", "interface"), [("logout", "rsgi"), ("delete", "asgi")])
+@pytest.mark.parametrize(
+    ("revoke", "interface"),
+    [("logout", "rsgi"), ("delete", "asgi"), ("disable", "rsgi"), ("password", "asgi")],
+)
 def test_revoked_token_is_rejected_by_every_worker(
     revoke: str, interface: str, fresh_pg_url: str, tmp_path: Path
 ) -> None:
@@ -71,18 +75,29 @@ def test_revoked_token_is_rejected_by_every_worker(
     with run_server(
         granian_argv(port, "--workers", "2", "--interface", interface), port, tmp_path, env
     ) as server:
-        login = httpx.post(
-            server.base_url + "/api/v1/auth/login",
-            json={"username": "admin", "password": PASSWORD},
-            timeout=30,
-        )
-        assert login.status_code == 200, login.text
-        token, session_id = login.json()["token"], login.json()["session_id"]
         keeper = httpx.post(
             server.base_url + "/api/v1/auth/login",
             json={"username": "admin", "password": PASSWORD},
             timeout=30,
         ).json()["token"]
+        victim = "admin"
+        if revoke == "disable":  # an administrator disables another user
+            victim = "viewer"
+            created = httpx.post(
+                server.base_url + "/api/v1/users",
+                json={"username": victim, "password": PASSWORD},
+                headers={"authorization": f"Bearer {keeper}"},
+                timeout=30,
+            )
+            assert created.status_code == 201, created.text
+            victim_id = created.json()["id"]
+        login = httpx.post(
+            server.base_url + "/api/v1/auth/login",
+            json={"username": victim, "password": PASSWORD},
+            timeout=30,
+        )
+        assert login.status_code == 200, login.text
+        token, session_id = login.json()["token"], login.json()["session_id"]
         # The worker that logged in cached the token then; go on until the other worker
         # has looked it up in the table (a recorded miss) and cached it as well.
         for _ in range(500):
@@ -100,12 +115,24 @@ def test_revoked_token_is_rejected_by_every_worker(
                 reply = client.post(
                     "/api/v1/auth/logout", headers={"authorization": f"Bearer {token}"}
                 )
-            else:  # revoked from another session of the same user
+            elif revoke == "delete":  # revoked from another session of the same user
                 reply = client.delete(
                     f"/api/v1/auth/sessions/{session_id}",
                     headers={"authorization": f"Bearer {keeper}"},
                 )
-        assert reply.status_code == 204, reply.text
+            elif revoke == "disable":
+                reply = client.patch(
+                    f"/api/v1/users/{victim_id}",
+                    json={"disabled": True},
+                    headers={"authorization": f"Bearer {keeper}"},
+                )
+            else:  # a password change from another session ends this one
+                reply = client.post(
+                    "/api/v1/me/password",
+                    json={"current_password": PASSWORD, "new_password": PASSWORD + " 2"},
+                    headers={"authorization": f"Bearer {keeper}"},
+                )
+        assert reply.status_code in (200, 204), reply.text
 
         last_accepted = None
         refused_in_a_row = 0

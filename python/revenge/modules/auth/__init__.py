@@ -22,11 +22,13 @@ from revenge.contract import Module, ModuleContext, ServiceKey, Tier
 from revenge.modules.auth import repository
 from revenge.modules.auth.authenticator import Authenticator
 from revenge.modules.auth.directory import UserDirectory
+from revenge.modules.auth.management import UserManagement
 from revenge.modules.auth.passwords import PasswordHasher
 from revenge.modules.auth.revocation import Message, RevocationListener, RevocationPublisher
 from revenge.modules.auth.routes import add_routes
 from revenge.modules.auth.service import AuthService
 from revenge.modules.auth.throttle import ClientAddress, LoginThrottle
+from revenge.modules.auth.user_routes import add_user_routes
 
 __all__ = [
     "AUTH",
@@ -103,6 +105,7 @@ def install(ctx: ModuleContext) -> None:
         RevocationPublisher(ctx.cache),
     )
     add_routes(ctx.router, service, ClientAddress(settings.server.trusted_proxies))
+    add_user_routes(ctx.router, UserManagement(service))
     ctx.authenticate_with(authenticator)
 
     ctx.provide(SESSION_CACHE, lambda: cache)

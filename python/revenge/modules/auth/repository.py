@@ -51,6 +51,9 @@ class UserRecord:
     password_hash: str
     created_at: datetime
     last_login_at: datetime | None
+    version: int = 1
+    """Bumped by every administrative change (the ETag of the user resource)."""
+    must_change_password: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,9 @@ class Credential:
 
 
 def _user(row: tuple[Any, ...]) -> UserRecord:
-    return UserRecord(row[0], row[1], as_role(row[2]), row[3], row[4], row[5], row[6])
+    return UserRecord(
+        row[0], row[1], as_role(row[2]), row[3], row[4], row[5], row[6], row[7], row[8]
+    )
 
 
 async def count_users(conn: Conn) -> int:
@@ -99,15 +104,21 @@ async def count_users(conn: Conn) -> int:
 
 
 async def insert_user(
-    conn: Conn, username: str, username_key: str, password_hash: str, role: Role
+    conn: Conn,
+    username: str,
+    username_key: str,
+    password_hash: str,
+    role: Role,
+    must_change_password: bool = False,
 ) -> UserRecord:
     try:
         async with conn.transaction():
             cur = await conn.execute(
-                "INSERT INTO users (username, username_key, password_hash, role) "
-                "VALUES (%s, %s, %s, %s) "
-                "RETURNING id, username, role, disabled, password_hash, created_at, last_login_at",
-                (username, username_key, password_hash, role),
+                "INSERT INTO users "
+                "(username, username_key, password_hash, role, must_change_password) "
+                "VALUES (%s, %s, %s, %s, %s) RETURNING id, username, role, disabled, "
+                "password_hash, created_at, last_login_at, version, must_change_password",
+                (username, username_key, password_hash, role, must_change_password),
             )
             row = await cur.fetchone()
     except psycopg.errors.UniqueViolation:
@@ -153,8 +164,8 @@ async def user_by_username(conn: Conn, username: str, username_key: str) -> User
     found by ``lower(username)`` as before.
     """
     cur = await conn.execute(
-        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at "
-        "FROM users WHERE username_key = %s "
+        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at, "
+        "version, must_change_password FROM users WHERE username_key = %s "
         "OR (username_key IS NULL AND lower(username) = lower(%s))",
         (username_key, username),
     )
@@ -164,24 +175,104 @@ async def user_by_username(conn: Conn, username: str, username_key: str) -> User
 
 async def user_by_id(conn: Conn, user_id: int) -> UserRecord | None:
     cur = await conn.execute(
-        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at FROM users WHERE id = %s",
+        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at, "
+        "version, must_change_password FROM users WHERE id = %s",
         (user_id,),
     )
     row = await cur.fetchone()
     return _user(row) if row else None
 
 
+async def list_users(conn: Conn) -> list[UserRecord]:
+    cur = await conn.execute(
+        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at, "
+        "version, must_change_password FROM users ORDER BY id"
+    )
+    return [_user(row) for row in await cur.fetchall()]
+
+
+async def lock_user(conn: Conn, user_id: int) -> UserRecord | None:
+    """The row, locked until the transaction ends (``SELECT ... FOR UPDATE``)."""
+    cur = await conn.execute(
+        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at, "
+        "version, must_change_password FROM users WHERE id = %s FOR UPDATE",
+        (user_id,),
+    )
+    row = await cur.fetchone()
+    return _user(row) if row else None
+
+
+async def lock_active_admins(conn: Conn) -> list[int]:
+    """Ids of the enabled administrators, every row locked (in id order: no deadlock).
+
+    Two transactions that each would remove one of the last two administrators
+    both take these locks first, so the second sees the first one's change.
+    """
+    cur = await conn.execute(
+        "SELECT id FROM users WHERE role = 'admin' AND NOT disabled ORDER BY id FOR UPDATE"
+    )
+    return [int(row[0]) for row in await cur.fetchall()]
+
+
+async def update_user(
+    conn: Conn,
+    user_id: int,
+    *,
+    role: Role | None = None,
+    disabled: bool | None = None,
+    password_hash: str | None = None,
+    must_change_password: bool | None = None,
+) -> UserRecord | None:
+    """Change the given columns and bump ``version``; ``None`` leaves a column as it is."""
+    cur = await conn.execute(
+        "UPDATE users SET role = coalesce(%s, role), disabled = coalesce(%s, disabled), "
+        "password_hash = coalesce(%s, password_hash), "
+        "must_change_password = coalesce(%s, must_change_password), version = version + 1 "
+        "WHERE id = %s RETURNING id, username, role, disabled, password_hash, created_at, "
+        "last_login_at, version, must_change_password",
+        (role, disabled, password_hash, must_change_password, user_id),
+    )
+    row = await cur.fetchone()
+    return _user(row) if row else None
+
+
+async def delete_user(conn: Conn, user_id: int) -> bool:
+    """Delete the user; sessions, API keys and every table referencing it cascade."""
+    cur = await conn.execute("DELETE FROM users WHERE id = %s", (user_id,))
+    return cur.rowcount == 1
+
+
+async def delete_user_api_keys(conn: Conn, user_id: int) -> int:
+    cur = await conn.execute("DELETE FROM api_keys WHERE user_id = %s", (user_id,))
+    return cur.rowcount
+
+
+async def delete_other_sessions(conn: Conn, user_id: int, keep_hash: str | None) -> int:
+    """Every session of the user but the one with ``keep_hash``."""
+    cur = await conn.execute(
+        "DELETE FROM sessions WHERE user_id = %s AND token_hash IS DISTINCT FROM %s",
+        (user_id, keep_hash),
+    )
+    return cur.rowcount
+
+
 async def record_login(conn: Conn, user_id: int, new_password_hash: str | None) -> None:
-    """Stamp ``last_login_at``; store a re-hash when the argon2 parameters changed."""
+    """Stamp ``last_login_at``; store a re-hash (new parameters, or a chosen new password).
+
+    A new hash also ends a pending ``must_change_password``.
+    """
     await conn.execute(
         "UPDATE users SET last_login_at = now(), "
-        "password_hash = coalesce(%s, password_hash) WHERE id = %s",
-        (new_password_hash, user_id),
+        "password_hash = coalesce(%s, password_hash), "
+        "must_change_password = must_change_password AND %s::text IS NULL WHERE id = %s",
+        (new_password_hash, new_password_hash, user_id),
     )
 
 
 async def set_disabled(conn: Conn, user_id: int, disabled: bool) -> bool:
-    cur = await conn.execute("UPDATE users SET disabled = %s WHERE id = %s", (disabled, user_id))
+    cur = await conn.execute(
+        "UPDATE users SET disabled = %s, version = version + 1 WHERE id = %s", (disabled, user_id)
+    )
     return cur.rowcount == 1
 
 

@@ -25,7 +25,6 @@ from revenge.modules.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LEN
 from revenge.modules.auth.repository import ApiKeyRecord, SessionRecord
 from revenge.modules.auth.service import MAX_USERNAME_LENGTH, AuthService
 from revenge.modules.auth.throttle import ClientAddress
-from revenge.modules.auth.usernames import display_name
 
 _TAGS = ("auth",)
 _JSON = ("content-type", "application/json")
@@ -38,12 +37,10 @@ _NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
 class LoginBody(Input):
     username: Annotated[str, text(max_length=MAX_USERNAME_LENGTH)]
     password: Annotated[str, text(max_length=MAX_PASSWORD_LENGTH)]
-
-
-class NewUserBody(Input):
-    username: Annotated[str, text(max_length=MAX_USERNAME_LENGTH)]
-    password: Annotated[str, text(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
-    role: Literal["admin", "user"] = "user"
+    new_password: (
+        Annotated[str, text(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)] | None
+    ) = None
+    """Required (and then stored) when an administrator reset the password."""
 
 
 class ApiKeyBody(Input):
@@ -111,7 +108,7 @@ class CreatedApiKeyOut(ApiKeyOut):
     """Shown once: only its hash is kept."""
 
 
-def _invalid(detail: str, field: str) -> Problem:
+def invalid_value(detail: str, field: str) -> Problem:
     """A value the model let through but a rule of the service refused (same code)."""
     message = detail
     return Problem(
@@ -160,7 +157,12 @@ def add_routes(router: Router, service: AuthService, addresses: ClientAddress) -
     async def login(request: Request, *, body: LoginBody) -> Response:
         """Log in with username and password: a session token (body) and cookie."""
         client = request.headers.get("user-agent", "")
-        result = await service.login(body.username, body.password, addresses.of(request), client)
+        try:
+            result = await service.login(
+                body.username, body.password, addresses.of(request), client, body.new_password
+            )
+        except ValueError as exc:  # an unusable new password
+            raise invalid_value(str(exc), "new_password") from None
         response = model_response(
             LoginOut(
                 token=result.token,
@@ -245,23 +247,6 @@ def add_routes(router: Router, service: AuthService, addresses: ClientAddress) -
             raise Problem(401, "unauthenticated", "Authentication required", "no such user")
         return Response(200, view.me_body, [_JSON])  # prebuilt: MeOut, serialised once
 
-    async def create_user(request: Request, *, body: NewUserBody) -> Response:
-        """Create a user (administrators only); the name must not pass for another's."""
-        try:
-            display_name(body.username)
-        except ValueError as exc:
-            raise _invalid(str(exc), "username") from None
-        try:
-            user = await service.create_user(
-                body.username, body.password, admin=body.role == "admin"
-            )
-        except ValueError as exc:  # UsernameTaken is a domain error: 409 username_taken
-            raise _invalid(str(exc), "password") from None
-        return model_response(
-            MeOut(id=user.id, username=user.username, role=user.role, created_at=user.created_at),
-            201,
-        )
-
     # a token in the answer: no cache keeps it (authenticated routes get no-store anyway)
     router.add(
         "POST",
@@ -272,16 +257,6 @@ def add_routes(router: Router, service: AuthService, addresses: ClientAddress) -
         cache_control="no-store",
         body=LoginBody,
         response=LoginOut,
-    )
-    router.add(
-        "POST",
-        "/api/v1/users",
-        create_user,
-        tags=("users",),
-        body=NewUserBody,
-        response=MeOut,
-        status=201,
-        admin=True,
     )
     router.add("POST", "/api/v1/auth/logout", logout, tags=_TAGS, status=204)
     router.add("GET", "/api/v1/auth/sessions", list_sessions, tags=_TAGS, response=SessionsOut)

@@ -58,6 +58,18 @@ class AccountDisabled(DomainError):
         super().__init__("account_disabled", "This account is disabled", kind="forbidden")
 
 
+class PasswordChangeRequired(DomainError):
+    """An administrator reset the password: the next login must choose a new one."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "password_change_required",
+            "A new password is required",
+            kind="forbidden",
+            detail="log in again with new_password set to the password you choose",
+        )
+
+
 class AuthService:
     def __init__(
         self,
@@ -77,8 +89,14 @@ class AuthService:
 
     # -- login / logout ---------------------------------------------------------------
 
-    async def login(self, username: str, password: str, ip: str, client: str) -> LoginResult:
-        """Raises 429 while throttled, 401 ``invalid_credentials``, 403 ``account_disabled``."""
+    async def login(
+        self, username: str, password: str, ip: str, client: str, new_password: str | None = None
+    ) -> LoginResult:
+        """Raises 429 while throttled, 401 ``invalid_credentials``, 403 ``account_disabled``.
+
+        A user whose password an administrator reset gets 403 ``password_change_required``
+        until the login also carries ``new_password`` (which then replaces it).
+        """
         network, account = network_of(ip), comparable(username)
         async with self.db.connection() as conn:
             await self.throttle.reserve(conn, network, account)  # 429, counting nothing
@@ -97,11 +115,21 @@ class AuthService:
         if user.disabled:
             # Told only to whoever knows the password: it reveals nothing to a guesser.
             raise AccountDisabled()
-        rehash = (
-            await self.hasher.hash(password)
-            if self.hasher.needs_rehash(user.password_hash)
-            else None
-        )
+        if user.must_change_password:
+            if new_password is None:
+                raise PasswordChangeRequired()
+            if new_password == password:
+                raise DomainError(
+                    "password_unchanged", "The new password must differ", kind="invalid"
+                )
+            check_new_credentials(user.username, new_password)
+            rehash: str | None = await self.hasher.hash(new_password)
+        else:
+            rehash = (
+                await self.hasher.hash(password)
+                if self.hasher.needs_rehash(user.password_hash)
+                else None
+            )
         token = new_session_token()
         digest = token_hash(token)
         async with self.db.transaction() as conn:
@@ -177,14 +205,24 @@ class AuthService:
     # -- users ------------------------------------------------------------------------
 
     async def create_user(
-        self, username: str, password: str, *, admin: bool = False
+        self,
+        username: str,
+        password: str,
+        *,
+        admin: bool = False,
+        must_change_password: bool = False,
     ) -> repo.UserRecord:
         """Raises ``ValueError`` for an unusable name or password, ``UsernameTaken``."""
         name = check_new_credentials(username, password)
         password_hash = await self.hasher.hash(password)
         async with self.db.connection() as conn:
             return await repo.insert_user(
-                conn, name, comparable(name), password_hash, "admin" if admin else "user"
+                conn,
+                name,
+                comparable(name),
+                password_hash,
+                "admin" if admin else "user",
+                must_change_password,
             )
 
     async def fill_username_keys(self) -> None:
