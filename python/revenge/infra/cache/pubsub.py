@@ -20,6 +20,9 @@ from redis.asyncio.client import PubSub
 
 log = logging.getLogger(__name__)
 
+# How long a stop waits for the reader: it ends at once unless redis-py swallowed the cancel.
+_READER_STOP_TIMEOUT = 1.0
+
 MessageCallback = Callable[[bytes], Awaitable[None] | None]
 ResubscribeHook = Callable[[], Awaitable[None] | None]
 
@@ -184,11 +187,14 @@ class Subscriber:
                         self.resubscribes += 1
                         await self._after_resubscribe()
                     self._connected_once = True
-                    await reader
+                    # Shielded: redis-py's get_message can swallow a cancellation, and a
+                    # cancelled _run must not wait on a reader that never ends.
+                    await asyncio.shield(reader)
                 finally:
                     reader.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await reader
+                    await asyncio.wait({reader}, timeout=_READER_STOP_TIMEOUT)
+                    if reader.done() and not reader.cancelled():
+                        reader.exception()  # retrieved: the run loop reports the outage
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -200,8 +206,11 @@ class Subscriber:
                     if not fut.done():
                         fut.cancel()
                 self._confirmed.clear()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                # Bounded like the reader: closing waits on the connection the reader may hold.
+                closing = asyncio.ensure_future(pubsub.aclose())  # type: ignore[no-untyped-call]
+                await asyncio.wait({closing}, timeout=_READER_STOP_TIMEOUT)
+                if closing.done() and not closing.cancelled():
+                    closing.exception()  # a failed close of a dead connection is expected
 
     async def _read(self, pubsub: PubSub) -> None:
         while True:
@@ -230,8 +239,11 @@ class Subscriber:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            done, _ = await asyncio.wait({self._task}, timeout=2 * _READER_STOP_TIMEOUT)
+            if not done:
+                log.warning("redis subscriber did not stop within %.0f s", 2 * _READER_STOP_TIMEOUT)
+            elif not self._task.cancelled():
+                self._task.exception()  # retrieved; a stopping loop has nothing left to report
             self._task = None
 
 
