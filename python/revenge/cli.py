@@ -1,4 +1,4 @@
-"""``revenge``: serve | worker | migrate | config | health | user create | backup | restore."""
+"""``revenge``: serve | worker | migrate | config | health | user create | library | backup | restore."""
 
 from __future__ import annotations
 
@@ -217,6 +217,38 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_library(args: argparse.Namespace, settings: Settings) -> int:
+    """``library add|list|scan|rm``: the same checks and problems as the API."""
+    import asyncio
+
+    from revenge.http import Problem
+    from revenge.modules.library import admin
+
+    try:
+        with _prepared_database(settings) as url:
+            if args.library_command == "add":
+                lib = asyncio.run(admin.add(url, settings, args.name, args.kind, args.roots))
+                print(f"created {lib.kind} library {lib.name!r} (id {lib.id})")
+            elif args.library_command == "list":
+                for lib in asyncio.run(admin.listing(url, settings)):
+                    roots = ", ".join(r.text for r in lib.roots)
+                    print(f"{lib.id}\t{lib.name}\t{lib.kind}\t{roots}")
+            elif args.library_command == "rm":
+                lib = asyncio.run(admin.remove(url, settings, args.library))
+                print(f"deleted library {lib.name!r} (id {lib.id}); no media file was touched")
+            else:
+                request, report = asyncio.run(
+                    admin.scan(url, settings, args.library, wait=args.wait)
+                )
+                state = "already queued or running" if request.already else "queued"
+                print(f"scan job {request.job_id} {state}")
+                if report is not None:
+                    print(json.dumps(report, indent=2, default=str))
+    except Problem as exc:
+        return _fail(f"{exc.code}: {exc.detail or exc.title}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="revenge", description=__doc__)
     parser.add_argument("--version", action="version", version=f"revenge {__version__}")
@@ -260,6 +292,22 @@ def _parser() -> argparse.ArgumentParser:
     from revenge.ops import backup_commands
 
     backup_commands.add_parsers(commands)
+
+    library = commands.add_parser("library", help="movie and TV libraries")
+    library_commands = library.add_subparsers(
+        dest="library_command", required=True, metavar="ACTION"
+    )
+    add = library_commands.add_parser("add", help="create a library")
+    add.add_argument("name")
+    add.add_argument("--kind", required=True, choices=("movies", "tv"))
+    add.add_argument("roots", nargs="+", metavar="ROOT", help="absolute folder paths")
+    library_commands.add_parser("list", help="list libraries")
+    scan = library_commands.add_parser("scan", help="queue a scan (a worker runs it)")
+    scan.add_argument("library", help="name or id")
+    scan.add_argument("--wait", action="store_true", help="wait for it and print its report")
+    rm = library_commands.add_parser("rm", help="delete a library (media files are untouched)")
+    rm.add_argument("library", help="name or id")
+    library.set_defaults(run=cmd_library)
     return parser
 
 

@@ -1,27 +1,181 @@
 """Libraries: movie and TV libraries, their roots, the scanner and its tables.
 
-``MODULE`` installs it (see ``README.md`` beside this file for the schema, the
-conventions every reader of these tables follows, and what each part owns):
+``MODULE`` installs it (``README.md`` beside this file: the schema and the conventions
+every reader of these tables follows):
 
+* routes ``/api/v1/libraries`` (:mod:`.routes`; changes are for administrators);
+* ``libraries`` (warm): :class:`.service.Libraries`, the admin side;
+* ``scanner`` (cold): :class:`.scan.Scanner`, built by the first scan, offloaded when idle;
+* job kinds ``library_scan`` (one per library at a time, cancellable, progress through
+  ``GET /api/v1/jobs/{id}``) and ``media_probe`` (ffprobe through the playback module's
+  cold ``transcoder``, at most ``MEDIA_PROBE.max_running`` at once cluster-wide);
+* a cleanup step removing files and items missing for longer than the grace period;
 * ``migrations/``: libraries, roots, grants, items, media files, streams, chapters,
-  images, per-user state;
-* the scanner's pure parts: :mod:`.walk` (the folder walk), :mod:`.naming` (what a
-  file name says), :mod:`.nfo` (Kodi NFO files).
+  images, per-user state.
 
-The browse API (lists, detail, next up, state) is a separate part built on these tables.
+The scanner's pure parts: :mod:`.walk` (the folder walk), :mod:`.naming` (what a file
+name says), :mod:`.nfo` (Kodi NFO files), :mod:`.plan` (walked file -> rows).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from importlib import resources
+from typing import Any
 
-from revenge.contract import Module, ModuleContext
+from revenge.contract import (
+    DATABASE,
+    JOBS,
+    JobContext,
+    JobKind,
+    Module,
+    ModuleContext,
+    Payload,
+    RetryPolicy,
+    ServiceKey,
+    Tier,
+)
+from revenge.infra.search import SearchDocument
+from revenge.modules.library.probe import probe_file
+from revenge.modules.library.routes import add_routes
+from revenge.modules.library.scan import Scanner, ScanReport, WrittenItem
+from revenge.modules.library.service import Libraries
+from revenge.modules.playback import TRANSCODER
+from revenge.modules.search import SEARCH
 
-__all__ = ["MODULE", "install"]
+__all__ = [
+    "LIBRARIES",
+    "LIBRARY_SCAN",
+    "MEDIA_PROBE",
+    "MODULE",
+    "SCANNER",
+    "Libraries",
+    "ScanReport",
+    "Scanner",
+    "install",
+    "remove_missing",
+]
+
+log = logging.getLogger("revenge.library")
+
+LIBRARIES: ServiceKey[Libraries] = ServiceKey("libraries", Tier.WARM)
+SCANNER: ServiceKey[Scanner] = ServiceKey("scanner", Tier.COLD)
+
+LIBRARY_SCAN = JobKind(
+    "library_scan",
+    queue="library",
+    priority=10,
+    unique=True,  # key: the library id: one scan per library at a time
+    retry=RetryPolicy(max_attempts=3, initial_delay=30.0),
+    timeout=6 * 3600.0,
+)
+MEDIA_PROBE = JobKind(
+    "media_probe",
+    queue="library",
+    priority=0,
+    unique=True,  # key: the file id
+    max_running=2,  # ffprobe processes at once, cluster-wide
+    retry=RetryPolicy(max_attempts=2, initial_delay=60.0),
+    timeout=300.0,
+)
+MISSING_GRACE_DAYS = 7
+"""Default days a vanished file or item is kept (library setting ``missing_grace_days``)."""
 
 
 def install(ctx: ModuleContext) -> None:
+    services = ctx.services
+    settings = ctx.settings
+
+    async def open_libraries() -> Libraries:
+        jobs = services.get(JOBS)
+
+        async def enqueue(library_id: int) -> int:
+            return await jobs.enqueue(
+                LIBRARY_SCAN.name, {"library": library_id}, key=str(library_id)
+            )
+
+        return Libraries(services.get(DATABASE), settings.server.data_path, enqueue)
+
+    ctx.provide(LIBRARIES, open_libraries)
+    ctx.provide(SCANNER, lambda: Scanner(services.get(DATABASE)), idle_ttl=300.0)
+    ctx.job(LIBRARY_SCAN, scan_library)
+    ctx.job(MEDIA_PROBE, probe_media)
+    ctx.cleanup_step("missing", remove_missing)
+    add_routes(ctx.router, lambda: services.get(LIBRARIES))
     ctx.migrations(resources.files(__name__) / "migrations")
+
+
+async def scan_library(ctx: JobContext, payload: Payload) -> None:
+    """Scan one library (payload ``{"library": id, "full": false}``)."""
+    library_id = int(payload["library"])
+    scanner = await ctx.services.lazy(SCANNER).get()
+    search = ctx.services.get(SEARCH)
+    jobs = ctx.services.get(JOBS)
+
+    async def progress(done: int, message: str) -> None:
+        await ctx.progress(done, None, message)
+
+    async def on_items(items: Sequence[WrittenItem]) -> None:
+        docs = [
+            SearchDocument(str(i.id), i.kind, i.title, i.original_title, i.year, i.overview,
+                           i.people)
+            for i in items
+        ]  # fmt: skip
+        try:
+            await search.index(docs)
+        except Exception:  # the index catches up at the next reindex; the scan goes on
+            log.exception("library %s: search indexing failed", library_id)
+
+    async def on_files(ids: Sequence[int]) -> None:
+        await jobs.enqueue_many(
+            MEDIA_PROBE.name, [{"file": i} for i in ids], keys=[str(i) for i in ids]
+        )
+
+    report = await scanner.scan(
+        library_id,
+        full=bool(payload.get("full")),
+        progress=progress,
+        on_items=on_items,
+        on_files=on_files,
+    )
+    await ctx.progress(report.files, report.files, f"{report.outcome}: {report.files} files")
+
+
+async def probe_media(ctx: JobContext, payload: Payload) -> None:
+    """ffprobe one media file (payload ``{"file": id}``); a bad file is recorded, not retried."""
+    transcoder = await ctx.services.lazy(TRANSCODER).get()
+    await probe_file(ctx.services.get(DATABASE), transcoder, int(payload["file"]))
+
+
+async def remove_missing(conn: Any) -> int:
+    """Delete files, then items, missing for longer than their library's grace period."""
+    grace = (
+        f"make_interval(days => coalesce((l.settings->>'missing_grace_days')::int,"
+        f" {MISSING_GRACE_DAYS}))"
+    )
+    cur = await conn.execute(
+        "DELETE FROM media_files f USING libraries l WHERE l.id = f.library_id"  # noqa: S608
+        f" AND f.missing_since < now() - {grace}"
+    )
+    removed = cur.rowcount
+    cur = await conn.execute(
+        "DELETE FROM items i USING libraries l WHERE l.id = i.library_id"  # noqa: S608
+        f" AND i.missing_since < now() - {grace}"
+        " AND NOT EXISTS (SELECT 1 FROM media_files f WHERE f.item_id = i.id)"
+    )
+    removed += cur.rowcount
+    # seasons, then series, left with nothing under them
+    for kind in ("season", "series"):
+        cur = await conn.execute(
+            "DELETE FROM items i WHERE i.kind = %s"
+            " AND NOT EXISTS (SELECT 1 FROM items c WHERE c.parent_id = i.id)"
+            " AND NOT EXISTS (SELECT 1 FROM media_files f WHERE f.item_id = i.id)"
+            " AND i.date_added < now() - interval '1 hour'",
+            (kind,),
+        )
+        removed += cur.rowcount
+    return int(removed)
 
 
 MODULE = Module("library", install)
