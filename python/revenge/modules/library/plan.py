@@ -132,11 +132,19 @@ def _signed(n: int) -> int:
     return n - (1 << 64) if n >= 1 << 63 else n  # bigint holds a uint64 inode wrapped
 
 
-def _nfo(sidecars: tuple[Sidecar, ...], roles: tuple[str, ...]) -> tuple[NfoResult | None, str]:
+def _nfo(
+    sidecars: tuple[Sidecar, ...], roles: tuple[str, ...], cache: dict[str, NfoResult] | None = None
+) -> tuple[NfoResult | None, str]:
+    """The first NFO of these roles; folder NFOs (tvshow, season) read once per scan via cache."""
     for role in roles:
         for s in sidecars:
             if s.kind == "nfo" and s.role == role:
-                return read_nfo(s.path), s.path
+                if cache is None:
+                    return read_nfo(s.path), s.path
+                found = cache.get(s.path)
+                if found is None:
+                    found = cache[s.path] = read_nfo(s.path)
+                return found, s.path
     return None, ""
 
 
@@ -209,8 +217,15 @@ def _images(
     return out
 
 
-def plan_file(media: MediaFile, library: LibraryKind, folders: dict[str, Folder]) -> FilePlan:
-    """The rows for one new or changed video file. ``folders``: relpath -> the walk's Folder."""
+def plan_file(
+    media: MediaFile,
+    library: LibraryKind,
+    folders: dict[str, Folder],
+    nfo_cache: dict[str, NfoResult] | None = None,
+) -> FilePlan:
+    """The rows for one new or changed video file. ``folders``: relpath -> the walk's Folder;
+    ``nfo_cache``: folder NFOs already read in this scan (a show's tvshow.nfo is read once,
+    not once per episode)."""
     parsed = parse(media.relpath, library)
     parts = [p for p in media.relpath.split("/") if p]
     owner = _owner_folder(parts)
@@ -236,7 +251,7 @@ def plan_file(media: MediaFile, library: LibraryKind, folders: dict[str, Folder]
             _from_name(row, parsed)
             nfo, _ = _nfo(media.sidecars, ("file",))
             if nfo is None:
-                nfo, _ = _nfo(folder_sidecars, ("movie", "file"))
+                nfo, _ = _nfo(folder_sidecars, ("movie", "file"), nfo_cache)
             _apply_nfo(row, nfo, "movie")
             items.append(row)
             images += _images(key, media.sidecars, primary="poster")
@@ -248,7 +263,7 @@ def plan_file(media: MediaFile, library: LibraryKind, folders: dict[str, Folder]
         series = ItemRow("series", series_key, series_title)
         top = folders.get(series_dir) if series_dir else None
         if top is not None:
-            _apply_nfo(series, _nfo(top.sidecars, ("tvshow",))[0], "tvshow")
+            _apply_nfo(series, _nfo(top.sidecars, ("tvshow",), nfo_cache)[0], "tvshow")
             images += _images(series_key, top.sidecars, primary="poster")
         items.append(series)
         if parsed.kind == "extra":
@@ -267,7 +282,7 @@ def plan_file(media: MediaFile, library: LibraryKind, folders: dict[str, Folder]
                 )
                 srow.set("season_number", season, "filename")
                 if owner_folder is not None and len(owner) > 1:
-                    _apply_nfo(srow, _nfo(folder_sidecars, ("season",))[0], "season")
+                    _apply_nfo(srow, _nfo(folder_sidecars, ("season",), nfo_cache)[0], "season")
                     images += _images(season_key, folder_sidecars, primary="poster", season=None)
                 if top is not None:
                     images += [

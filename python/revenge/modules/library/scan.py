@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 
 from revenge.infra.db import Database
 from revenge.modules.library.naming import LibraryKind
+from revenge.modules.library.nfo import NfoResult
 from revenge.modules.library.plan import FilePlan, ItemRow, plan_file
 from revenge.modules.library.store import (
     Known,
@@ -98,6 +99,7 @@ class _Walker:
     stats: WalkStats
     folders: dict[str, Folder] = field(default_factory=dict)
     folder_movie: dict[str, str] = field(default_factory=dict)
+    nfo_cache: dict[str, NfoResult] = field(default_factory=dict)
     by_inode: dict[tuple[int, int], bytes] | None = None
     done: bool = False
 
@@ -147,7 +149,7 @@ class _Walker:
 
     def _plan(self, entry: MediaFile, owner: str) -> FilePlan | None:
         try:
-            plan = plan_file(entry, self.kind, self.folders)
+            plan = plan_file(entry, self.kind, self.folders, self.nfo_cache)
         except Exception as exc:  # a parser bug must cost one file, not the scan
             self.stats.problem("plan", entry.path, exc)
             return None

@@ -249,12 +249,15 @@ async def write_batch(
         }
         for root, p in plans
     ]
-    images = [
-        {"item_key": g.item_key, "kind": g.kind, "path": g.path.hex(), "size": g.size,
-         "mtime_ns": g.mtime_ns}
-        for _, p in plans
-        for g in p.images
-    ]  # fmt: skip
+    # one folder poster serves every version of a movie: one row per (item, kind, path)
+    images = list(
+        {
+            (g.item_key, g.kind, g.path): {"item_key": g.item_key, "kind": g.kind,
+             "path": g.path.hex(), "size": g.size, "mtime_ns": g.mtime_ns}
+            for _, p in plans
+            for g in p.images
+        }.values()
+    )  # fmt: skip
     try:
         async with conn.transaction():
             cur = await conn.execute(
