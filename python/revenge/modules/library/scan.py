@@ -288,6 +288,8 @@ class Scanner:
             return  # a root that could not be listed must not make its files missing
         gone = [k.id for k in known.values() if k.id not in seen and not k.missing]
         back = [k.id for k in known.values() if k.id in seen and k.missing]
+        if not gone and not back:
+            return  # nothing vanished or came back: items keep their state (written ones are present)
         async with self.db.connection() as conn:
             report.missing, report.returned = await mark_missing(conn, library_id, gone, back)
 
