@@ -25,7 +25,7 @@ class RootProblem:
 
     code: str
     detail: str
-    status: int = 422
+    status: int = 409  # the request is well formed; the server's folders say no
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +75,9 @@ def check_root(
     """
     shown = os.fsencode(path).decode("utf-8", "replace") if path else "''"
     if not path or "\x00" in path:
-        return RootProblem("root_invalid", "a root is a non-empty path without NUL bytes")
+        return RootProblem("root_invalid", "a root is a non-empty path without NUL bytes", 422)
     if not os.path.isabs(path):
-        return RootProblem("root_not_absolute", f"{shown} is not an absolute path")
+        return RootProblem("root_not_absolute", f"{shown} is not an absolute path", 422)
     raw = root_bytes(path)
     try:
         os.stat(raw)
@@ -99,9 +99,7 @@ def check_root(
     real = _real(raw)
     data = _real(os.fsencode(os.path.abspath(os.fspath(data_dir))))
     if overlaps(real, data):
-        return RootProblem(
-            "root_in_data_dir", f"{shown} overlaps the server's data folder", status=422
-        )
+        return RootProblem("root_in_data_dir", f"{shown} overlaps the server's data folder")
     for other in others:
         if overlaps(real, _real(other.path)) or overlaps(raw, other.path):
             return RootProblem(

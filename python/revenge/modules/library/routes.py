@@ -7,13 +7,40 @@ all, with their roots); an id the caller may not see is a 404, never a 403.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from revenge.http import Problem, Request, Response, Router, json_response
+from pydantic import Field
+
+from revenge.http import Input, Problem, Request, Response, Router, json_response, text
 from revenge.modules.library.repository import Library
 from revenge.modules.library.service import Libraries, LibraryChange, library_not_found
 
 _TAGS = ("libraries",)
+_ROOT = Annotated[str, text(max_length=4096, pattern=r"^/[^\x00]*$")]
+_NAME = Annotated[str, text(max_length=100, pattern=r"^[^\x00]*\S[^\x00]*$")]
+
+
+class LibrarySettingsBody(Input):
+    missing_grace_days: Annotated[int, Field(ge=0, le=3650)] = 7
+
+
+class NewLibraryBody(Input):
+    """A new library: a name, its kind and its absolute root folders."""
+
+    name: _NAME
+    kind: Literal["movies", "tv"]
+    roots: Annotated[list[_ROOT], Field(min_length=1, max_length=32)]
+    settings: LibrarySettingsBody | None = None
+
+
+class LibraryChangeBody(Input):
+    """What to change; a field left out stays as it is (the kind never changes)."""
+
+    name: _NAME | None = None
+    roots: Annotated[list[_ROOT], Field(min_length=1, max_length=32)] | None = None
+    settings: LibrarySettingsBody | None = None
+
+
 _MAX_ID = 2**63 - 1
 
 
@@ -50,7 +77,9 @@ def library_json(library: Library, *, admin: bool) -> dict[str, Any]:
 
 def _admin(request: Request) -> None:
     if not request.principal_or_raise.is_admin:
-        raise Problem(403, "forbidden", "Forbidden", "only administrators may change libraries")
+        raise Problem(
+            403, "admin_required", "Forbidden", "only administrators may change libraries"
+        )
 
 
 def add_routes(router: Router, service: Callable[[], Libraries]) -> None:
@@ -74,18 +103,18 @@ def add_routes(router: Router, service: Callable[[], Libraries]) -> None:
                 return json_response(library_json(lib, admin=False))
         raise library_not_found(library_id)
 
-    async def create_library(request: Request) -> Response:
+    async def create_library(request: Request, *, body: NewLibraryBody) -> Response:
         """Create a library: name, kind (movies | tv), roots (absolute folders), settings."""
         _admin(request)
-        change = LibraryChange.from_json(await request.json(), creating=True)
+        change = LibraryChange.from_json(body.model_dump(exclude_none=True), creating=True)
         library = await service().create(change)
         return json_response(library_json(library, admin=True), 201)
 
-    async def change_library(request: Request) -> Response:
+    async def change_library(request: Request, *, body: LibraryChangeBody) -> Response:
         """Rename, replace the roots or the settings of a library (kind cannot change)."""
         _admin(request)
         library_id = parse_library_id(request.path_params["library_id"])
-        change = LibraryChange.from_json(await request.json(), creating=False)
+        change = LibraryChange.from_json(body.model_dump(exclude_none=True), creating=False)
         return json_response(library_json(await service().change(library_id, change), admin=True))
 
     async def delete_library(request: Request) -> Response:
@@ -108,9 +137,18 @@ def add_routes(router: Router, service: Callable[[], Libraries]) -> None:
 
     base = "/api/v1/libraries"
     router.add("GET", base, list_libraries, tags=_TAGS)
-    router.add("POST", base, create_library, tags=_TAGS)
+    router.add(
+        "POST", base, create_library, tags=_TAGS, body=NewLibraryBody, status=201, admin=True
+    )
     router.add("GET", base + "/{library_id}", show_library, tags=_TAGS)
-    router.add("PATCH", base + "/{library_id}", change_library, tags=_TAGS)
-    router.add("DELETE", base + "/{library_id}", delete_library, tags=_TAGS)
-    router.add("POST", base + "/{library_id}/scan", scan_library, tags=_TAGS)
-    router.add("DELETE", base + "/{library_id}/scan", cancel_scan, tags=_TAGS)
+    router.add(
+        "PATCH",
+        base + "/{library_id}",
+        change_library,
+        tags=_TAGS,
+        body=LibraryChangeBody,
+        admin=True,
+    )
+    router.add("DELETE", base + "/{library_id}", delete_library, tags=_TAGS, admin=True)
+    router.add("POST", base + "/{library_id}/scan", scan_library, tags=_TAGS, admin=True)
+    router.add("DELETE", base + "/{library_id}/scan", cancel_scan, tags=_TAGS, admin=True)
