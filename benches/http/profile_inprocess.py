@@ -65,6 +65,8 @@ def revenge_app() -> RsgiApp:
         expires_at=time.time() + 3600,
     )
     authenticator.remember(sha256(TOKEN.encode()).hexdigest(), credential)
+    # As a started worker whose revocation listener is connected (unstarted, hits are misses).
+    authenticator.trust_cache(True)
     return app.__rsgi__
 
 
