@@ -138,7 +138,9 @@ class SessionsFloorApp(FloorApp):
                 for row in rows
             ]
         }
-        proto.response_bytes(200, HEADERS, orjson.dumps(body))
+        proto.response_bytes(
+            200, HEADERS, orjson.dumps(body, option=orjson.OPT_UTC_Z)
+        )  # as Revenge answers
 
 
 sessions = SessionsFloorApp()
