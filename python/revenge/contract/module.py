@@ -105,6 +105,7 @@ class ModuleContext:
         response: type[BaseModel] | None = None,
         status: int = 200,
         admin: bool = False,
+        problems: tuple[int, ...] = (),
     ) -> None:
         """Add a route. Every route needs a session or API key unless ``public``;
         ``admin`` routes an administrator's (403 for anyone else, before decoding).
@@ -112,7 +113,9 @@ class ModuleContext:
         ``body``, ``query`` and ``params`` are the pydantic models (``revenge.http.Input``)
         its request is decoded into before ``handler(request, body=..., query=...,
         params=...)`` runs (bad input: a 422 problem); ``response`` and ``status``
-        document its answer. The OpenAPI document shows the same models.
+        document its answer, ``problems`` the statuses of the problems it answers to
+        input its schema allows (an unknown code: 404, a rule no schema says: 422).
+        The OpenAPI document shows the same models and statuses.
         ``cache_control`` defaults to ``no-store`` on authenticated routes.
         """
         self._router.add(
@@ -129,6 +132,7 @@ class ModuleContext:
             response=response,
             status=status,
             admin=admin,
+            problems=problems,
         )
 
     @property

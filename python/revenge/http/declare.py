@@ -84,6 +84,10 @@ class Declared:
     """The success status (201 created, 202 accepted, 204 no content)."""
     admin: bool = False
     """Administrators only: anyone else gets 403 before the input is even decoded."""
+    problems: tuple[int, ...] = ()
+    """Statuses of problems the handler answers to input its schema allows (a code
+    not found, a rule the schema cannot say: 404, 409, 412, 422...): each is listed in
+    the OpenAPI document, so a client (and the fuzzer) knows the route may answer it."""
 
     @property
     def decodes(self) -> bool:

@@ -18,6 +18,7 @@ from revenge.http.router import Route, Router
 _PARAM = re.compile(r"{(\w+)}")
 _REF = "#/components/schemas/{model}"
 _PROBLEM_TYPE = "application/problem+json"
+_PROBLEM_REF = {"$ref": "#/components/responses/Problem"}
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -137,7 +138,11 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         "summary": route.summary,
         "tags": list(route.tags),
         **({"description": "Administrators only."} if declared.admin else {}),
-        "responses": {status: success, "default": {"$ref": "#/components/responses/Problem"}},
+        "responses": {
+            status: success,
+            **{str(code): _PROBLEM_REF for code in declared.problems},
+            "default": _PROBLEM_REF,
+        },
     }
     parameters = _path_parameters(route, schemas) + _query_parameters(route, schemas)
     if parameters:

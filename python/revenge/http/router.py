@@ -129,13 +129,15 @@ class Router:
         response: type[BaseModel] | None = None,
         status: int = 200,
         admin: bool = False,
+        problems: tuple[int, ...] = (),
     ) -> None:
         """Add a route; ``body``, ``query``, ``params`` and ``response`` declare its models.
 
         Declared inputs are decoded before ``handler`` runs and given to it as
         keywords (``revenge.http.declare``); ``response`` and ``status`` document
         its success answer. ``admin``: administrators only (403 for anyone else,
-        before the input is decoded).
+        before the input is decoded). ``problems``: the statuses of problems it answers
+        to input its schema allows (documented; ``revenge.http.declare.Declared``).
         """
         if admin and public:
             raise ValueError(f"route {path} cannot be both public and for administrators")
@@ -145,7 +147,9 @@ class Router:
         caching = cache_control if cache_control is not None else None if public else "no-store"
         tail = (NOSNIFF,) if caching is None else (("cache-control", caching), NOSNIFF)
         summary = summary or _first_line(handler)
-        declared = Declared(body, query, params, response, status, admin)
+        if any(not 400 <= code <= 499 for code in problems):
+            raise ValueError(f"route {path}: problems are 4xx statuses, not {problems}")
+        declared = Declared(body, query, params, response, status, admin, tuple(sorted(problems)))
         if params is not None:
             missing = set(params.model_fields) ^ set(_PARAM_NAMES.findall(path))
             if missing:
@@ -203,6 +207,7 @@ class Router:
                 response=declared.response,
                 status=declared.status,
                 admin=declared.admin,
+                problems=declared.problems,
             )
 
     def _node_for(self, path: str) -> dict[str, Route]:

@@ -10,6 +10,8 @@
 
 plus the ``expired_sessions`` cleanup step and ``migrations/``. Other modules read
 the caller from ``request.principal``; they never import this package's internals.
+What they may use is exported here: ``read_preferences(conn, user_id)`` gives a
+user's :class:`UserPreferences` (the playback decision's languages and bitrate cap).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from revenge.modules.auth.authenticator import Authenticator
 from revenge.modules.auth.directory import UserDirectory
 from revenge.modules.auth.management import UserManagement
 from revenge.modules.auth.passwords import PasswordHasher
+from revenge.modules.auth.people_routes import add_preference_routes
+from revenge.modules.auth.preferences import UserPreferences, read_preferences
 from revenge.modules.auth.revocation import Message, RevocationListener, RevocationPublisher
 from revenge.modules.auth.routes import add_routes
 from revenge.modules.auth.service import AuthService
@@ -37,8 +41,10 @@ __all__ = [
     "SESSION_CACHE",
     "AuthService",
     "Authenticator",
+    "UserPreferences",
     "build_session_cache",
     "install",
+    "read_preferences",
 ]
 
 SESSION_CACHE: ServiceKey[SessionCache] = ServiceKey("session_cache", Tier.HOT)
@@ -106,6 +112,7 @@ def install(ctx: ModuleContext) -> None:
     )
     add_routes(ctx.router, service, ClientAddress(settings.server.trusted_proxies))
     add_user_routes(ctx.router, UserManagement(service))
+    add_preference_routes(ctx.router, db)
     ctx.authenticate_with(authenticator)
 
     ctx.provide(SESSION_CACHE, lambda: cache)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, Protocol
 
 from revenge.modules.playback.transcoder import MediaInfo, StreamInfo
 
@@ -600,3 +600,38 @@ def same_language(a: str | None, b: str | None) -> bool:
         return _CANONICAL.get(base, base)
 
     return canonical(a) == canonical(b)
+
+
+class StoredPreferences(Protocol):
+    """A user's saved preferences as ``revenge.modules.auth.read_preferences`` answers them."""
+
+    @property
+    def audio_languages(self) -> tuple[str, ...]: ...
+    @property
+    def subtitle_languages(self) -> tuple[str, ...]: ...
+    @property
+    def subtitle_mode(self) -> str: ...
+    @property
+    def max_bitrate(self) -> int | None: ...
+
+
+def user_preferences(
+    stored: StoredPreferences,
+    *,
+    audio_stream: int | None = None,
+    subtitle_stream: int | None = None,
+) -> Preferences:
+    """The decision's preferences from a user's saved ones, with the player's explicit choice.
+
+    The hook a playback session calls: ``decide(media, caps, user_preferences(await
+    read_preferences(conn, principal.user_id)))`` picks the default audio and subtitle
+    tracks by the user's languages and caps the bitrate at theirs.
+    """
+    return Preferences(
+        audio_languages=stored.audio_languages,
+        subtitle_languages=stored.subtitle_languages,
+        subtitle_mode=SubtitleMode(stored.subtitle_mode),
+        max_bitrate=stored.max_bitrate,
+        audio_stream=audio_stream,
+        subtitle_stream=subtitle_stream,
+    )
