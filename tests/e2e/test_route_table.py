@@ -29,11 +29,18 @@ GUARDED = {"/health", "/metrics"}
 """Public to the router (a scrape token is no session), guarded by their handlers."""
 
 
+SIGN_IN = {
+    ("POST", LOGIN),
+    ("POST", "/api/v1/auth/device"),  # a TV asks for a code to show
+    ("POST", "/api/v1/auth/device/token"),  # and polls with its secret for its session
+}
+
+
 def allowed_public(method: str, path: str) -> bool:
-    """The design's public surface: the live and ready probes, login, and the guarded two."""
+    """The design's public surface: the live and ready probes, sign-in, and the guarded two."""
     if path in ("/health/live", "/health/ready") or path in GUARDED:
         return True
-    return (method, path) == ("POST", LOGIN)
+    return (method, path) in SIGN_IN
 
 
 def concrete(path: str) -> str:

@@ -63,6 +63,8 @@ _STATUS_OF_KIND = {
     "not_found": 404,
     "conflict": 409,
     "throttled": 429,
+    "gone": 410,
+    "pending": 400,
 }
 
 

@@ -10,16 +10,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-ErrorKind = Literal["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "throttled"]
+ErrorKind = Literal[
+    "invalid",
+    "unauthenticated",
+    "forbidden",
+    "not_found",
+    "conflict",
+    "throttled",
+    "gone",
+    "pending",
+]
 
 
 class DomainError(Exception):
     """A rule of the domain said no. ``code`` is stable (clients and tests match on it).
 
     The HTTP layer answers ``kind`` with its status (invalid 422, unauthenticated 401,
-    forbidden 403, not_found 404, conflict 409, throttled 429), ``message`` as the
-    title and ``detail`` and ``extra`` in the body; ``retry_after`` (seconds) as a
-    ``Retry-After`` header.
+    forbidden 403, not_found 404, conflict 409, throttled 429, gone 410: expired or used
+    up; pending 400: not ready yet, ask again, as OAuth's ``authorization_pending``),
+    ``message`` as the title and ``detail`` and ``extra`` in the body; ``retry_after``
+    (seconds) as a ``Retry-After`` header.
 
     >>> err = DomainError("account_disabled", "This account is disabled", kind="forbidden")
     >>> err.code, err.kind, str(err)

@@ -23,10 +23,11 @@ from revenge.config import Settings
 from revenge.contract import Module, ModuleContext, ServiceKey, Tier
 from revenge.modules.auth import repository
 from revenge.modules.auth.authenticator import Authenticator
+from revenge.modules.auth.device import DeviceFlow, delete_stale_device_codes
 from revenge.modules.auth.directory import UserDirectory
 from revenge.modules.auth.management import UserManagement
 from revenge.modules.auth.passwords import PasswordHasher
-from revenge.modules.auth.people_routes import add_preference_routes
+from revenge.modules.auth.people_routes import add_device_routes, add_preference_routes
 from revenge.modules.auth.preferences import UserPreferences, read_preferences
 from revenge.modules.auth.revocation import Message, RevocationListener, RevocationPublisher
 from revenge.modules.auth.routes import add_routes
@@ -110,9 +111,11 @@ def install(ctx: ModuleContext) -> None:
         authenticator,
         RevocationPublisher(ctx.cache),
     )
-    add_routes(ctx.router, service, ClientAddress(settings.server.trusted_proxies))
+    addresses = ClientAddress(settings.server.trusted_proxies)
+    add_routes(ctx.router, service, addresses)
     add_user_routes(ctx.router, UserManagement(service))
     add_preference_routes(ctx.router, db)
+    add_device_routes(ctx.router, DeviceFlow(service), addresses)
     ctx.authenticate_with(authenticator)
 
     ctx.provide(SESSION_CACHE, lambda: cache)
@@ -135,6 +138,7 @@ def install(ctx: ModuleContext) -> None:
     ctx.provide(REVOCATIONS, start_listener, close=lambda lsn: lsn.stop(), health=_listening)
     ctx.cleanup_step("expired_sessions", repository.delete_expired_sessions)
     ctx.cleanup_step("login_counters", repository.delete_stale_login_counters)
+    ctx.cleanup_step("device_codes", delete_stale_device_codes)
     ctx.migrations(resources.files(__name__) / "migrations")
 
 

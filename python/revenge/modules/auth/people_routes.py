@@ -1,4 +1,4 @@
-"""HTTP face of a user's own preferences (``/api/v1/me/preferences``).
+"""HTTP face of a user's own preferences (``/api/v1/me/preferences``) and of signing in on a TV.
 
 Languages are BCP 47 tags checked against ISO 639 / 15924 / 3166 (``languages.py``);
 an unknown one is a 422 ``validation_failed`` naming the field (``audio_languages.1``)
@@ -7,14 +7,19 @@ and the subtag no list has. A negative bitrate fails the schema the same way.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from revenge.http import Input, Output, Request, Response, Router, model_response, text
+from revenge.http import Input, Output, Problem, Request, Response, Router, model_response, text
 from revenge.infra.db import Database
+from revenge.modules.auth.device import MAX_USER_CODE_INPUT, DeviceFlow
 from revenge.modules.auth.languages import MAX_TAG_LENGTH, canonical
 from revenge.modules.auth.preferences import UserPreferences, read_preferences, write_preferences
+from revenge.modules.auth.routes import LoginOut, login_response
+from revenge.modules.auth.throttle import ClientAddress
+from revenge.modules.auth.tokens import MAX_CREDENTIAL_LENGTH
 
 _TAGS = ("users",)
 _TAG = r"^[A-Za-z0-9]{1,8}([-_][A-Za-z0-9]{1,8})*$"
@@ -99,4 +104,105 @@ def add_preference_routes(router: Router, db: Database) -> None:
         response=PreferencesOut,
         # a well-formed tag whose language, script or region no ISO list has
         problems=(422,),
+    )
+
+
+# -- sign in on a TV -------------------------------------------------------------------------
+
+
+class DeviceStartOut(Output):
+    user_code: str
+    """Shown on the TV (``ABCD-EFGH``); the person types it on a signed-in device."""
+    device_secret: str
+    """Kept by the TV to poll with; never shown."""
+    expires_at: datetime
+    interval: int
+    """Seconds between polls."""
+    approve_path: str
+
+
+class DevicePollBody(Input):
+    device_secret: Annotated[str, text(max_length=MAX_CREDENTIAL_LENGTH)]
+
+
+class DeviceApproveBody(Input):
+    user_code: Annotated[str, text(max_length=MAX_USER_CODE_INPUT)]
+
+
+class DeviceApprovedOut(Output):
+    client: str
+    """The TV's own description of itself (its User-Agent), to check before approving."""
+    approved_at: datetime
+
+
+APPROVE_PATH = "/api/v1/auth/device/approve"
+
+
+def add_device_routes(router: Router, flow: DeviceFlow, addresses: ClientAddress) -> None:
+    async def start(request: Request) -> Response:
+        """A TV asks to sign in: a code to show and a secret to poll with (no credential)."""
+        client = request.headers.get("user-agent", "")
+        started = await flow.start(addresses.of(request), client)
+        return model_response(
+            DeviceStartOut(
+                user_code=started.user_code,
+                device_secret=started.device_secret,
+                expires_at=started.expires_at,
+                interval=started.interval,
+                approve_path=APPROVE_PATH,
+            ),
+            201,
+        )
+
+    async def poll(request: Request, *, body: DevicePollBody) -> Response:
+        """The TV polls: 400 ``authorization_pending`` until approved, then its session once."""
+        client = request.headers.get("user-agent", "")
+        result = await flow.poll(body.device_secret, addresses.of(request), client)
+        return login_response(result)
+
+    async def approve(request: Request, *, body: DeviceApproveBody) -> Response:
+        """Approve the code a TV shows: it signs in as me (from a session, not an API key)."""
+        principal = request.principal_or_raise
+        if principal.via != "session":
+            # A leaked key must not be able to mint sessions.
+            raise Problem(
+                403, "session_required", "Session required", "approve from a signed-in session"
+            )
+        approval = await flow.approve(principal.user_id, body.user_code, addresses.of(request))
+        return model_response(
+            DeviceApprovedOut(client=approval.client, approved_at=approval.approved_at)
+        )
+
+    tags = ("auth",)
+    router.add(
+        "POST",
+        "/api/v1/auth/device",
+        start,
+        public=True,
+        tags=tags,
+        cache_control="no-store",
+        response=DeviceStartOut,
+        status=201,
+    )
+    router.add(
+        "POST",
+        "/api/v1/auth/device/token",
+        poll,
+        public=True,
+        tags=tags,
+        cache_control="no-store",
+        body=DevicePollBody,
+        response=LoginOut,
+        # pending (400), disabled approver (403), unknown secret (404), expired or used (410)
+        problems=(400, 403, 404, 410),
+    )
+    router.add(
+        "POST",
+        APPROVE_PATH,
+        approve,
+        tags=tags,
+        body=DeviceApproveBody,
+        response=DeviceApprovedOut,
+        # an API key (403), no such code (404), already approved, expired (410)
+        problems=(403, 404, 410),
     )

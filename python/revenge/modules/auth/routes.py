@@ -23,7 +23,7 @@ from revenge.http import (
 )
 from revenge.modules.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from revenge.modules.auth.repository import ApiKeyRecord, SessionRecord
-from revenge.modules.auth.service import MAX_USERNAME_LENGTH, AuthService
+from revenge.modules.auth.service import MAX_USERNAME_LENGTH, AuthService, LoginResult
 from revenge.modules.auth.throttle import ClientAddress
 
 _TAGS = ("auth",)
@@ -123,6 +123,18 @@ def invalid_value(detail: str, field: str) -> Problem:
     )
 
 
+def login_response(result: LoginResult) -> Response:
+    """A new session as login (and a TV's approved code) answers it."""
+    return model_response(
+        LoginOut(
+            token=result.token,
+            session_id=result.session.id,
+            expires_at=result.session.expires_at,
+            user=UserOut(id=result.user.id, username=result.user.username, role=result.user.role),
+        )
+    )
+
+
 def _session_out(record: SessionRecord, current_hash: str | None) -> SessionOut:
     return SessionOut(
         id=record.id,
@@ -163,16 +175,7 @@ def add_routes(router: Router, service: AuthService, addresses: ClientAddress) -
             )
         except ValueError as exc:  # an unusable new password
             raise invalid_value(str(exc), "new_password") from None
-        response = model_response(
-            LoginOut(
-                token=result.token,
-                session_id=result.session.id,
-                expires_at=result.session.expires_at,
-                user=UserOut(
-                    id=result.user.id, username=result.user.username, role=result.user.role
-                ),
-            )
-        )
+        response = login_response(result)
         response.set_cookie(
             cookie_name, result.token, max_age=cookie_max_age, secure=addresses.is_tls(request)
         )
