@@ -4,15 +4,20 @@ of a database migrated before modules owned their SQL (real PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from revenge.infra.db import (
+    DatabaseNewerThanCode,
     Migration,
     MigrationChecksumMismatch,
     MigrationError,
+    MigrationOutOfOrder,
     applied_migrations,
     load_migrations,
     migrate,
@@ -235,3 +240,71 @@ async def test_lock_held_elsewhere_times_out_with_an_error(
         with pytest.raises(MigrationError, match="migration lock"):
             await migrate(fresh_pg_url, migrations, lock_timeout=0.3)
     assert await migrate(fresh_pg_url, migrations) == ["t/0001_a.sql"]
+
+
+async def test_a_database_newer_than_the_code_is_refused_before_anything_is_applied(
+    fresh_pg_url: str, tmp_path: Path
+) -> None:
+    """A newer Revenge applied auth/0007; this code ships up to 0002 plus a pending file of
+    another module: the run stops naming the file and what to do, nothing is applied."""
+    newer = _write(
+        tmp_path / "newer",
+        {"0001_a.sql": "CREATE TABLE a (n int);", "0002_b.sql": "CREATE TABLE b (n int);",
+         "0007_new.sql": "CREATE TABLE from_the_future (n int);"},
+        "auth",
+    )  # fmt: skip
+    await migrate(fresh_pg_url, newer)
+    other = _write(tmp_path / "other", {"0001_o.sql": "CREATE TABLE o (n int);"}, "other")
+    with pytest.raises(DatabaseNewerThanCode) as refused:
+        await migrate(fresh_pg_url, [*newer[:2], *other])
+    message = str(refused.value)
+    assert "auth/0007_new.sql" in message
+    assert "Nothing was changed" in message and "revenge restore" in message
+    with psycopg.connect(fresh_pg_url) as conn:
+        assert conn.execute("SELECT to_regclass('o')").fetchone() == (None,)
+    assert ("other", 1) not in await applied_migrations(fresh_pg_url)
+
+
+async def test_a_module_no_longer_installed_keeps_its_tables_and_does_not_block(
+    fresh_pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    extra = _write(tmp_path / "extra", {"0001_x.sql": "CREATE TABLE x (n int);"}, "thirdparty")
+    ours = _write(tmp_path / "ours", {"0001_t.sql": "CREATE TABLE t (n int);"})
+    await migrate(fresh_pg_url, [*ours, *extra])
+    with caplog.at_level("WARNING", logger="revenge.infra.db.migrate"):
+        assert await migrate(fresh_pg_url, ours) == []
+    assert "'thirdparty'" in caplog.text
+
+
+async def test_a_new_file_numbered_below_an_applied_one_is_refused(
+    fresh_pg_url: str, tmp_path: Path
+) -> None:
+    """Migrations only move forward: 0002 arriving after 0003 was applied would give an
+    upgraded database another order than a fresh one."""
+    first = _write(
+        tmp_path / "a", {"0001_a.sql": "CREATE TABLE a (n int);", "0003_c.sql": "SELECT 1;"}
+    )
+    await migrate(fresh_pg_url, first)
+    later = _write(tmp_path / "a", {"0002_b.sql": "CREATE TABLE b (n int);"})
+    with pytest.raises(MigrationOutOfOrder, match=r"t/0002_b\.sql .* renumber it after 0003"):
+        await migrate(fresh_pg_url, later)
+    with psycopg.connect(fresh_pg_url) as conn:
+        assert conn.execute("SELECT to_regclass('b')").fetchone() == (None,)
+
+
+async def test_serve_refuses_a_newer_database_with_the_message(fresh_pg_url: str) -> None:
+    """The CLI's start path: exit 1 before serving, the message on stderr."""
+    await migrate(fresh_pg_url, _shipped())
+    with psycopg.connect(fresh_pg_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO schema_migrations (module, version, name, checksum, duration_ms)"
+            " VALUES ('auth', 9999, '9999_future.sql', %s, 1)",
+            ("0" * 64,),
+        )
+    done = subprocess.run(
+        [sys.executable, "-m", "revenge.cli", "migrate"],
+        env={**os.environ, "REVENGE_DATABASE__URL": fresh_pg_url},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "newer than this Revenge" in done.stderr and "auth/9999_future.sql" in done.stderr

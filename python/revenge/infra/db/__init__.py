@@ -18,10 +18,12 @@ from __future__ import annotations
 from revenge.infra.db.bootstrap import PreparedDatabase, prepare_database
 from revenge.infra.db.embedded import EmbeddedServer, resolve_url, resolve_url_sync, start_embedded
 from revenge.infra.db.errors import (
+    DatabaseNewerThanCode,
     DatabaseUnreachable,
     EmbeddedDatabaseError,
     MigrationChecksumMismatch,
     MigrationError,
+    MigrationOutOfOrder,
     redact_url,
 )
 from revenge.infra.db.metrics import export_pool_metrics
@@ -39,12 +41,14 @@ __all__ = [
     "Connection",
     "Database",
     "DatabaseHealth",
+    "DatabaseNewerThanCode",
     "DatabaseUnreachable",
     "EmbeddedDatabaseError",
     "EmbeddedServer",
     "Migration",
     "MigrationChecksumMismatch",
     "MigrationError",
+    "MigrationOutOfOrder",
     "PoolConfig",
     "PoolStats",
     "PreparedDatabase",

@@ -11,6 +11,11 @@ Two ways to get a server, chosen in this order (``backend="auto"``):
    (only plpgsql and pgvector), so migrations that need ``pg_trgm`` fail there.
 
 A data folder initialised by one keeps using it (its ``PG_VERSION`` decides).
+Each start records the cluster's major version, backend and binaries next to it
+(:data:`MARKER`). At the next start a cluster no installed server can read (the
+machine's PostgreSQL moved to a new major version) is refused with the exact
+dump-and-restore steps (:func:`major_change_message`), and a recorded cluster
+whose folder has gone is refused too, instead of silently starting an empty one.
 The cluster lives in ``<server.data_dir>/postgres`` and listens on a Unix
 socket only; Revenge uses a database named ``revenge`` in it.
 
@@ -25,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
+import json
 import logging
 import os
 import pwd
@@ -56,6 +63,9 @@ GUARD_STOP_MODE = "immediate"
 """The owner died without stopping the server: stop it at once, as after a crash
 (no shutdown checkpoint to wait for; WAL makes the next start consistent)."""
 _CREATE_LOCK = 0x5245_5645_4E47_4501  # "REVENGE" + 1: creating the embedded database
+
+MARKER = "postgres-version.json"
+"""Next to the cluster: ``{"major": 15, "backend": "system", "bindir": ..., "revenge": ...}``."""
 
 Backend = Literal["auto", "system", "pgserver"]
 Stop = Callable[[], None]
@@ -131,20 +141,103 @@ def _existing_major(pgdata: Path) -> int | None:
         return None
 
 
+def marker_path(pgdata: Path) -> Path:
+    return pgdata.parent / MARKER
+
+
+def read_marker(pgdata: Path) -> dict[str, Any] | None:
+    """What the last start recorded (None when nothing was, or the file is unreadable)."""
+    try:
+        recorded = json.loads(marker_path(pgdata).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("major"), int):
+        return None
+    return recorded
+
+
+def record_major(pgdata: Path, backend: str, bindir: Path | None) -> None:
+    """Write :data:`MARKER` for the cluster that just started (atomically: a crash leaves the old one)."""
+    from revenge import __version__
+
+    major = _existing_major(pgdata)
+    if major is None:
+        return
+    recorded = read_marker(pgdata)
+    if recorded is not None and recorded["major"] != major:
+        log.warning(
+            "the embedded PostgreSQL cluster in %s is now version %s (recorded: %s); "
+            "it was upgraded outside Revenge",
+            pgdata,
+            major,
+            recorded["major"],
+        )
+    body = {
+        "major": major,
+        "backend": backend,
+        "bindir": str(bindir) if bindir is not None else None,
+        "revenge": __version__,
+    }
+    if recorded is not None and {k: recorded.get(k) for k in body} == body:
+        return
+    target = marker_path(pgdata)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(json.dumps(body, indent=2) + "\n")
+    os.replace(partial, target)
+
+
+def major_change_message(pgdata: Path, existing: int, found: list[int]) -> str:
+    """What to run when no installed server can read the cluster (its major version is gone)."""
+    recorded = read_marker(pgdata) or {}
+    by = f" (recorded by Revenge {recorded['revenge']})" if recorded.get("revenge") else ""
+    newest = max(found, default=None)
+    have = ", ".join(f"PostgreSQL {m}" for m in sorted(set(found))) or "no usable PostgreSQL"
+    dump = f"revenge-pg{existing}.tar"
+    target = f"PostgreSQL {newest}" if newest is not None else "the new PostgreSQL"
+    return (
+        f"{pgdata} holds a PostgreSQL {existing} cluster{by}, but this machine has {have}. "
+        "One major version cannot read another's data folder, so nothing was started or "
+        f"changed. To move the data to {target}:\n"
+        f"  1. install PostgreSQL {existing} again next to it (Debian: apt install "
+        f"postgresql-{existing}) and run: revenge backup --to {dump}\n"
+        f"  2. move the old cluster aside: mv {pgdata} {pgdata}.pg{existing}\n"
+        f"  3. run: revenge restore {dump}   (a new {target} cluster is created and the "
+        "backup restored into it, newer migrations applied)\n"
+        f"  4. once Revenge serves from it, delete {pgdata}.pg{existing}.\n"
+        f"Or keep PostgreSQL {existing} installed: Revenge goes on using it."
+    )
+
+
+def check_cluster(pgdata: Path) -> None:
+    """Refuse a recorded cluster that has vanished (an empty one would start in its place)."""
+    recorded = read_marker(pgdata)
+    if recorded is not None and _existing_major(pgdata) is None:
+        raise EmbeddedDatabaseError(
+            f"{marker_path(pgdata)} records a PostgreSQL {recorded['major']} cluster in "
+            f"{pgdata}, but it is not there (moved or deleted?). Nothing was started. Put it "
+            "back, or restore a backup (revenge restore FILE after deleting "
+            f"{marker_path(pgdata)}), or delete {marker_path(pgdata)} to start with an "
+            "empty database"
+        )
+
+
+def _pgserver_installed() -> bool:
+    return importlib.util.find_spec("pgserver") is not None
+
+
 def choose_backend(pgdata: Path) -> tuple[Literal["system", "pgserver"], system_pg.Binaries | None]:
     """System binaries with the needed extensions, else pgserver; an existing cluster's version wins."""
     existing = _existing_major(pgdata)
-    for binaries in system_pg.find_binaries():
+    found = system_pg.find_binaries()
+    for binaries in found:
         if existing is not None:
             if binaries.major == existing:
                 return "system", binaries
         elif all(binaries.has_extension(ext) for ext in REQUIRED_EXTENSIONS):
             return "system", binaries
-    if existing not in (None, PGSERVER_MAJOR):
-        raise EmbeddedDatabaseError(
-            f"{pgdata} holds a PostgreSQL {existing} cluster but no PostgreSQL {existing} "
-            "binaries are installed"
-        )
+    if existing is not None and (existing != PGSERVER_MAJOR or not _pgserver_installed()):
+        majors = [b.major for b in found] + ([PGSERVER_MAJOR] if _pgserver_installed() else [])
+        raise EmbeddedDatabaseError(major_change_message(pgdata, existing, majors))
     return "pgserver", None
 
 
@@ -153,19 +246,32 @@ def start_embedded(data_dir: Path, backend: Backend = "auto") -> EmbeddedServer:
     pgdata = cluster_path(data_dir)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     _say_where(data_dir, pgdata)
+    check_cluster(pgdata)
     if backend == "auto":
         chosen, binaries = choose_backend(pgdata)
     elif backend == "system":
         found = system_pg.find_binaries()
         if not found:
             raise EmbeddedDatabaseError("no PostgreSQL binaries installed on this machine")
-        chosen, binaries = "system", found[0]
+        existing = _existing_major(pgdata)
+        matching = [b for b in found if existing in (None, b.major)]
+        if not matching:
+            raise EmbeddedDatabaseError(
+                major_change_message(pgdata, existing or 0, [b.major for b in found])
+            )
+        chosen, binaries = "system", matching[0]
     else:
         chosen, binaries = "pgserver", None
     if chosen == "system":
         assert binaries is not None
-        return _start_system(binaries, pgdata)
-    return _start_pgserver(pgdata)
+        server = _start_system(binaries, pgdata)
+    else:
+        server = _start_pgserver(pgdata)
+    try:
+        record_major(pgdata, chosen, binaries.bindir if binaries is not None else None)
+    except OSError as exc:  # a read-only data folder still serves; the next start checks PG_VERSION
+        log.warning("could not record the PostgreSQL version in %s: %s", marker_path(pgdata), exc)
+    return server
 
 
 def _start_system(binaries: system_pg.Binaries, pgdata: Path) -> EmbeddedServer:

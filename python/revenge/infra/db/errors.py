@@ -53,5 +53,13 @@ class MigrationChecksumMismatch(MigrationError):
     """An applied migration's file changed after it was applied."""
 
 
+class DatabaseNewerThanCode(MigrationError):
+    """The database has migrations applied that this code does not ship (a newer Revenge ran on it)."""
+
+
+class MigrationOutOfOrder(MigrationError):
+    """A new file is numbered below one its module already applied: migrations only move forward."""
+
+
 class EmbeddedDatabaseError(Exception):
     """The embedded PostgreSQL could not be started in the data folder."""

@@ -12,6 +12,16 @@ session advisory lock serialises appliers, so any number of workers or hosts may
 call :func:`migrate` at start-up: one applies, the others wait and then find
 nothing left to do.
 
+Migrations only move forward: there are no down files, and before anything is
+applied the run is refused (:class:`DatabaseNewerThanCode`) when the database
+records a file of a module this code ships that the code does not know (a newer
+Revenge migrated it; running older code on it could write rows the newer schema
+forbids), and (:class:`MigrationOutOfOrder`) when a pending file is numbered below
+one its module already applied (an upgraded database would get it after the
+later file, a fresh one before: two schemas from one release). A module this
+code does not ship at all (a third-party module taken out of ``modules.extra``)
+keeps its tables and is only logged.
+
 Databases from before module ownership recorded versions only; on their first
 run the table gains its ``module`` column and each old row is given to the
 module that ships a file of the same name (``0002_auth.sql`` -> ``auth``), so
@@ -39,10 +49,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from revenge import __version__
 from revenge.infra.db.errors import (
+    DatabaseNewerThanCode,
     DatabaseUnreachable,
     MigrationChecksumMismatch,
     MigrationError,
+    MigrationOutOfOrder,
     redact_url,
 )
 
@@ -161,6 +174,8 @@ async def migrate(
             await _ensure_table(conn, wanted)
             applied = await _applied(conn)
             _verify(applied, wanted)
+            _refuse_unknown(applied, wanted, redact_url(url))
+            _refuse_out_of_order(applied, wanted)
             done: list[str] = []
             for migration in wanted:
                 if migration.key not in applied:
@@ -275,6 +290,51 @@ def _verify(applied: dict[AppliedKey, tuple[str, str]], wanted: Iterable[Migrati
                 f"{migration.ident} was changed after it was applied "
                 f"(applied as {name} with sha256 {recorded_sum[:12]}..., file now "
                 f"{migration.checksum[:12]}...); add a new migration instead of editing it"
+            )
+
+
+def _refuse_unknown(
+    applied: dict[AppliedKey, tuple[str, str]], wanted: Sequence[Migration], where: str
+) -> None:
+    known = {m.key for m in wanted}
+    shipped_modules = {m.module for m in wanted}
+    newer: list[str] = []
+    foreign: set[str] = set()
+    for (module, version), (name, _sum) in sorted(applied.items()):
+        if (module, version) in known:
+            continue
+        if module in shipped_modules or not module:  # '' = a version-only row no module ships
+            newer.append(f"{module or '?'}/{name}")
+        else:
+            foreign.add(module)
+    if newer:
+        raise DatabaseNewerThanCode(
+            f"the database at {where} is newer than this Revenge ({__version__}): it has "
+            f"{', '.join(newer)} applied, which this version does not ship. Nothing was "
+            "changed. Run the Revenge version that upgraded it (or a newer one), or restore "
+            "a backup taken before that upgrade: revenge restore FILE"
+        )
+    for module in sorted(foreign):
+        log.warning(
+            "the database has migrations of module %r, which is not installed; its tables "
+            "are left as they are",
+            module,
+        )
+
+
+def _refuse_out_of_order(
+    applied: dict[AppliedKey, tuple[str, str]], wanted: Sequence[Migration]
+) -> None:
+    highest: dict[str, int] = {}
+    for module, version in applied:
+        highest[module] = max(version, highest.get(module, 0))
+    for migration in wanted:
+        top = highest.get(migration.module, 0)
+        if migration.key not in applied and migration.version < top:
+            raise MigrationOutOfOrder(
+                f"{migration.ident} is new but numbered below {migration.module}'s applied "
+                f"{top:04d}; migrations only move forward: renumber it after {top:04d}. "
+                "Nothing was changed."
             )
 
 
