@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from revenge.modules.auth import repository as repo
+from revenge.modules.auth.ratings import limit_age
 from revenge.modules.auth.revocation import encode_user
 from revenge.modules.auth.service import AuthService, check_new_credentials
 from revenge.runtime.errors import DomainError
@@ -122,6 +123,34 @@ class UserManagement:
             await repo.delete_user_sessions(conn, user_id)
             await self.auth.publisher.notify(conn, encode_user(user_id))
         await self._announce(user_id)
+        return updated
+
+    async def parental(self, user_id: int) -> repo.Parental:
+        async with self.db.connection() as conn:
+            found = await repo.parental_of(conn, user_id)
+        if found is None:
+            raise UserNotFound()
+        return found
+
+    async def set_parental(
+        self,
+        user_id: int,
+        max_rating: str | None,
+        blocks_unrated: bool,
+        *,
+        expected_version: int | None = None,
+    ) -> repo.Parental:
+        """Limit what ``user_id`` sees; ``ValueError`` for a rating no system knows.
+
+        Readers (the library's visibility rule) read the limit from the row with each
+        request, so it applies at once on every worker with no announcement.
+        """
+        age = None if max_rating is None else limit_age(max_rating)
+        label = None if max_rating is None else max_rating.strip()
+        async with self.db.transaction() as conn:
+            await self._locked(conn, user_id, expected_version)
+            updated = await repo.set_parental(conn, user_id, label, age, blocks_unrated)
+        assert updated is not None  # locked above
         return updated
 
     async def change_own_password(

@@ -236,6 +236,40 @@ async def update_user(
     return _user(row) if row else None
 
 
+@dataclass(frozen=True, slots=True)
+class Parental:
+    """A user's content limit (0008_parental.sql); administrators are never limited."""
+
+    max_rating: str | None
+    """The label the administrator gave (``PG-13``); ``None``: no limit."""
+    max_rating_age: int | None
+    blocks_unrated: bool
+    version: int
+
+
+async def parental_of(conn: Conn, user_id: int) -> Parental | None:
+    cur = await conn.execute(
+        "SELECT max_rating, max_rating_age, blocks_unrated, version FROM users WHERE id = %s",
+        (user_id,),
+    )
+    row = await cur.fetchone()
+    return Parental(row[0], row[1], row[2], row[3]) if row else None
+
+
+async def set_parental(
+    conn: Conn, user_id: int, label: str | None, age: int | None, blocks_unrated: bool
+) -> Parental | None:
+    """Replace the limit and bump ``version`` (the row is the user's: one ETag for both)."""
+    cur = await conn.execute(
+        "UPDATE users SET max_rating = %s, max_rating_age = %s, blocks_unrated = %s, "
+        "version = version + 1 WHERE id = %s "
+        "RETURNING max_rating, max_rating_age, blocks_unrated, version",
+        (label, age, blocks_unrated, user_id),
+    )
+    row = await cur.fetchone()
+    return Parental(row[0], row[1], row[2], row[3]) if row else None
+
+
 async def delete_user(conn: Conn, user_id: int) -> bool:
     """Delete the user; sessions, API keys and every table referencing it cascade."""
     cur = await conn.execute("DELETE FROM users WHERE id = %s", (user_id,))

@@ -26,7 +26,7 @@ from revenge.http import (
 )
 from revenge.modules.auth.management import UserManagement, VersionMismatch
 from revenge.modules.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
-from revenge.modules.auth.repository import UsernameTaken, UserRecord
+from revenge.modules.auth.repository import Parental, UsernameTaken, UserRecord
 from revenge.modules.auth.routes import invalid_value
 from revenge.modules.auth.service import MAX_USERNAME_LENGTH
 from revenge.modules.auth.usernames import display_name
@@ -74,6 +74,22 @@ class UserOut(Output):
     version: int
 
 
+class ParentalBody(Input):
+    max_rating: Annotated[str, text(max_length=32)] | None = None
+    """The oldest rating the user may see, in any system (``PG-13``, ``FSK 12``, ``15``,
+    ``TV-14``, or an age); null: no limit. Administrators are never limited."""
+    unrated: Literal["allow", "block"] = "allow"
+    """Items without a known rating: shown, or hidden too."""
+
+
+class ParentalOut(Output):
+    max_rating: str | None
+    max_rating_age: int | None
+    """The rating as an age on the one scale every system maps to."""
+    unrated: Literal["allow", "block"]
+    version: int
+
+
 class UserList(Output):
     users: list[UserOut]
 
@@ -93,6 +109,16 @@ def _out(user: UserRecord) -> UserOut:
         last_login_at=user.last_login_at,
         version=user.version,
     )
+
+
+def _parental_response(parental: Parental) -> Response:
+    out = ParentalOut(
+        max_rating=parental.max_rating,
+        max_rating_age=parental.max_rating_age,
+        unrated="block" if parental.blocks_unrated else "allow",
+        version=parental.version,
+    )
+    return model_response(out, headers=(("etag", f'"{parental.version}"'),))
 
 
 def _user_response(user: UserRecord, status: int = 200) -> Response:
@@ -176,6 +202,25 @@ def add_user_routes(router: Router, users: UserManagement) -> None:
             raise invalid_value(str(exc), "password") from None
         return _user_response(user)
 
+    async def show_parental(request: Request, *, params: UserPath) -> Response:
+        """A user's content limit (administrators only)."""
+        return _parental_response(await users.parental(params.user_id))
+
+    async def set_parental(request: Request, *, params: UserPath, body: ParentalBody) -> Response:
+        """Set a user's content limit; items above it disappear for them everywhere at once."""
+        version = expected_version(request)
+        try:
+            with _precondition():
+                parental = await users.set_parental(
+                    params.user_id,
+                    body.max_rating,
+                    body.unrated == "block",
+                    expected_version=version,
+                )
+        except ValueError as exc:
+            raise invalid_value(str(exc), "max_rating") from None
+        return _parental_response(parental)
+
     async def change_own_password(request: Request, *, body: OwnPasswordChange) -> Response:
         """Change my password (the current one is needed); every other session ends."""
         principal = request.principal_or_raise
@@ -223,6 +268,27 @@ def add_user_routes(router: Router, users: UserManagement) -> None:
         body=PasswordReset,
         response=UserOut,
         admin=True,
+    )
+    router.add(
+        "GET",
+        one + "/parental",
+        show_parental,
+        tags=_TAGS,
+        params=UserPath,
+        response=ParentalOut,
+        admin=True,
+    )
+    router.add(
+        "PUT",
+        one + "/parental",
+        set_parental,
+        tags=_TAGS,
+        params=UserPath,
+        body=ParentalBody,
+        response=ParentalOut,
+        admin=True,
+        # a rating no system knows (422); If-Match naming an old version (412)
+        problems=(412, 422),
     )
     router.add(
         "POST",
