@@ -6,10 +6,13 @@ every reader of these tables follows):
 * routes ``/api/v1/libraries`` (:mod:`.routes`; changes are for administrators);
 * ``libraries`` (warm): :class:`.service.Libraries`, the admin side;
 * ``scanner`` (cold): :class:`.scan.Scanner`, built by the first scan, offloaded when idle;
+* routes ``/api/v1/images/{id}`` (:mod:`.image_routes`: processed artwork, immutable);
 * job kinds ``library_scan`` (one per library at a time, cancellable, progress through
-  ``GET /api/v1/jobs/{id}``) and ``media_probe`` (ffprobe through the playback module's
-  cold ``transcoder``, at most ``MEDIA_PROBE.max_running`` at once cluster-wide);
-* a cleanup step removing files and items missing for longer than the grace period;
+  ``GET /api/v1/jobs/{id}``), ``media_probe`` (ffprobe through the playback module's
+  cold ``transcoder``, at most ``MEDIA_PROBE.max_running`` at once cluster-wide) and
+  ``images_process`` (variants and blurhash of one image, :mod:`.images`);
+* cleanup steps removing files and items missing for longer than the grace period, and
+  image variant folders no image names any more;
 * ``migrations/``: libraries, roots, grants, items, media files, streams, chapters,
   images, per-user state.
 
@@ -19,9 +22,11 @@ name says), :mod:`.nfo` (Kodi NFO files), :mod:`.plan` (walked file -> rows).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from revenge.contract import (
@@ -37,6 +42,8 @@ from revenge.contract import (
     Tier,
 )
 from revenge.infra.search import SearchDocument
+from revenge.modules.library.image_routes import add_image_routes
+from revenge.modules.library.images import pending_images, process_image, remove_unused_variants
 from revenge.modules.library.probe import probe_file
 from revenge.modules.library.routes import add_routes
 from revenge.modules.library.scan import Scanner, ScanReport, WrittenItem
@@ -45,6 +52,7 @@ from revenge.modules.playback import TRANSCODER
 from revenge.modules.search import SEARCH
 
 __all__ = [
+    "IMAGES_PROCESS",
     "LIBRARIES",
     "LIBRARY_SCAN",
     "MEDIA_PROBE",
@@ -79,6 +87,15 @@ MEDIA_PROBE = JobKind(
     retry=RetryPolicy(max_attempts=2, initial_delay=60.0),
     timeout=300.0,
 )
+IMAGES_PROCESS = JobKind(
+    "images_process",
+    queue="library",
+    priority=5,  # before probes: a poster is what a person browsing sees first
+    unique=True,  # key: the image id
+    max_running=2,  # Pillow decodes at once, cluster-wide (CPU and memory bound)
+    retry=RetryPolicy(max_attempts=2, initial_delay=60.0),
+    timeout=300.0,
+)
 MISSING_GRACE_DAYS = 7
 """Default days a vanished file or item is kept (library setting ``missing_grace_days``)."""
 
@@ -101,8 +118,19 @@ def install(ctx: ModuleContext) -> None:
     ctx.provide(SCANNER, lambda: Scanner(services.get(DATABASE)), idle_ttl=300.0)
     ctx.job(LIBRARY_SCAN, scan_library)
     ctx.job(MEDIA_PROBE, probe_media)
+    ctx.job(IMAGES_PROCESS, process_images(images_dir(settings)))
     ctx.cleanup_step("missing", remove_missing)
+
+    async def unused_variants(conn: Any) -> int:
+        cur = await conn.execute(
+            "SELECT DISTINCT encode(content_hash, 'hex') FROM images WHERE content_hash IS NOT NULL"
+        )
+        used = {str(r[0]) for r in await cur.fetchall()}
+        return await asyncio.to_thread(remove_unused_variants, images_dir(settings), used)
+
+    ctx.cleanup_step("image_variants", unused_variants)
     add_routes(ctx.router, lambda: services.get(LIBRARIES))
+    add_image_routes(ctx.router, lambda: services.get(DATABASE), lambda: images_dir(settings))
     ctx.migrations(resources.files(__name__) / "migrations")
 
 
@@ -132,12 +160,18 @@ async def scan_library(ctx: JobContext, payload: Payload) -> None:
             MEDIA_PROBE.name, [{"file": i} for i in ids], keys=[str(i) for i in ids]
         )
 
+    async def on_images(ids: Sequence[int]) -> None:
+        await jobs.enqueue_many(
+            IMAGES_PROCESS.name, [{"image": i} for i in ids], keys=[str(i) for i in ids]
+        )
+
     report = await scanner.scan(
         library_id,
         full=bool(payload.get("full")),
         progress=progress,
         on_items=on_items,
         on_files=on_files,
+        on_images=on_images,
     )
     await ctx.progress(report.files, report.files, f"{report.outcome}: {report.files} files")
 
@@ -145,7 +179,37 @@ async def scan_library(ctx: JobContext, payload: Payload) -> None:
 async def probe_media(ctx: JobContext, payload: Payload) -> None:
     """ffprobe one media file (payload ``{"file": id}``); a bad file is recorded, not retried."""
     transcoder = await ctx.services.lazy(TRANSCODER).get()
-    await probe_file(ctx.services.get(DATABASE), transcoder, int(payload["file"]))
+    db = ctx.services.get(DATABASE)
+    file_id = int(payload["file"])
+    if await probe_file(db, transcoder, file_id) == "ok":
+        async with db.connection() as conn:
+            ids = await pending_images(conn, file_id=file_id)  # embedded cover art
+        if ids:
+            await ctx.services.get(JOBS).enqueue_many(
+                IMAGES_PROCESS.name, [{"image": i} for i in ids], keys=[str(i) for i in ids]
+            )
+
+
+def images_dir(settings: Any) -> Path:
+    """Where image variants live: the data folder's ``images/`` (never beside the media)."""
+    return Path(settings.server.data_path) / "images"
+
+
+def process_images(folder: Path) -> Callable[[JobContext, Payload], Awaitable[None]]:
+    """The ``images_process`` body writing under ``folder``."""
+
+    async def body(ctx: JobContext, payload: Payload) -> None:
+        """Variants and blurhash of one image (payload ``{"image": id}``); a bad source is
+        recorded as failed, not retried."""
+
+        async def ffmpeg() -> str:
+            return (await ctx.services.lazy(TRANSCODER).get()).ffmpeg
+
+        await process_image(
+            ctx.services.get(DATABASE), folder, int(payload["image"]), ffmpeg=ffmpeg
+        )
+
+    return body
 
 
 async def remove_missing(conn: Any) -> int:

@@ -2,7 +2,8 @@
 
 A file ffprobe cannot read (corrupt, truncated, zero bytes, vanished) is recorded as
 ``probe_status = 'failed'`` with the reason; it stays listed and is not playable.
-The item gets the runtime (an ``embedded`` value: an NFO's wins) and its best height.
+The item gets the runtime (an ``embedded`` value: an NFO's wins) and its best height;
+attached pictures (cover art) become ``embedded`` images for ``images_process``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from revenge.infra.db import Database
+from revenge.modules.library.images import record_embedded
 from revenge.modules.playback import MediaInfo, Transcoder, TranscoderError
 
 __all__ = ["probe_file"]
@@ -73,6 +75,10 @@ async def _store(db: Database, file_id: int, item_id: int, info: MediaInfo) -> N
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 streams,
             )
+        # cover art inside the file (MP4 covr, Matroska cover attachments): images_process
+        await record_embedded(
+            conn, file_id, item_id, [(s.index, s.title) for s in info.streams if s.cover]
+        )
         runtime = int(info.duration) if info.duration else None
         await conn.execute(
             "UPDATE items SET video_height = greatest(video_height, %s),"

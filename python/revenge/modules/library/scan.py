@@ -85,6 +85,7 @@ class ScanReport:
 Progress = Callable[[int, str], Awaitable[None]]
 OnItems = Callable[[Sequence[WrittenItem]], Awaitable[None]]
 OnFiles = Callable[[Sequence[int]], Awaitable[None]]
+OnImages = Callable[[Sequence[int]], Awaitable[None]]
 
 
 @dataclass
@@ -177,6 +178,7 @@ class _Walker:
 class _Run:
     on_items: OnItems | None
     on_files: OnFiles | None
+    on_images: OnImages | None = None
     orphans: list[tuple[int, str]] = field(default_factory=list)
     folder_movie: dict[str, str] = field(default_factory=dict)
 
@@ -200,11 +202,13 @@ class Scanner:
         progress: Progress | None = None,
         on_items: OnItems | None = None,
         on_files: OnFiles | None = None,
+        on_images: OnImages | None = None,
     ) -> ScanReport:
-        """Scan one library; ``on_items``/``on_files`` get each batch's writes (search, probes)."""
+        """Scan one library; ``on_items``/``on_files``/``on_images`` get each batch's writes
+        (search, probes, image processing)."""
         started = time.monotonic()
         report = ScanReport(library_id)
-        run = _Run(on_items, on_files)
+        run = _Run(on_items, on_files, on_images)
         try:
             await self._scan(library_id, full, report, progress, run)
         except LibraryGone:
@@ -334,6 +338,8 @@ class Scanner:
         run.orphans += result.orphans
         if run.on_files is not None and result.files:
             await run.on_files(result.files)
+        if run.on_images is not None and result.images:
+            await run.on_images(result.images)
         if run.on_items is not None and result.items:
             rows: dict[str, ItemRow] = {r.key: r for _, p in plans for r in p.items}
             docs = [_written(i, k, kind, rows.get(k)) for i, k, kind in result.items]

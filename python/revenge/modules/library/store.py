@@ -9,7 +9,7 @@ wins over a new one from a lower source, and a locked field never changes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -144,6 +144,7 @@ DO UPDATE SET source_size = EXCLUDED.source_size, source_mtime_ns = EXCLUDED.sou
     status = CASE WHEN g.source_size IS DISTINCT FROM EXCLUDED.source_size
                     OR g.source_mtime_ns IS DISTINCT FROM EXCLUDED.source_mtime_ns
                   THEN 'pending' ELSE g.status END
+RETURNING id, status
 """
 
 MOVE_FILE = """
@@ -213,6 +214,7 @@ class BatchResult:
     items: list[tuple[int, str, str]]  # id, key, kind of every item written
     files: list[int]  # ids of files written (new or changed): to probe
     orphans: list[tuple[int, str]]  # items whose parent was not written yet: (id, parent key)
+    images: list[int] = field(default_factory=list)  # new or changed images: to process
 
 
 async def adopt(conn: Conn, library_id: int, orphans: Sequence[tuple[int, str]]) -> None:
@@ -286,10 +288,12 @@ async def write_batch(
                     UPSERT_FILES, {"library": library_id, "rows": Jsonb(files, dumps=_dumps)}
                 )
                 file_ids = [int(r[0]) for r in await cur.fetchall()]
+            image_ids: list[int] = []
             if images:
-                await conn.execute(
+                cur = await conn.execute(
                     UPSERT_IMAGES, {"library": library_id, "rows": Jsonb(images, dumps=_dumps)}
                 )
+                image_ids = [int(r[0]) for r in await cur.fetchall() if r[1] == "pending"]
             if moves:
                 async with conn.cursor() as mc:
                     await mc.executemany(
@@ -310,7 +314,7 @@ async def write_batch(
                     )
     except psycopg.errors.ForeignKeyViolation:
         raise LibraryGone(library_id) from None
-    return BatchResult(written, file_ids, orphans)
+    return BatchResult(written, file_ids, orphans, image_ids)
 
 
 def _dumps(obj: Any) -> str:
