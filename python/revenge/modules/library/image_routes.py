@@ -107,4 +107,5 @@ def add_image_routes(
         tags=_TAGS,
         query=ImageQuery,
         cache_control=IMMUTABLE,
+        problems=(404, 412, 416),  # not found/visible or not ready; If-Match and Range
     )
