@@ -88,10 +88,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
+    from revenge.modules.auth.admin import forget_setup_code
     from revenge.runtime.metrics import prepare_multiprocess_dir
 
     server = settings.server
-    with _prepared_database(settings):
+    with _prepared_database(settings) as url:
+        forget_setup_code(url)
         prepare_multiprocess_dir(server.data_path / "run" / "metrics")
         Granian(
             "revenge.app:app",

@@ -23,6 +23,7 @@ MODULES: tuple[str, ...] = (
     "revenge.modules.playback",
     "revenge.modules.library",
     "revenge.modules.backup",
+    "revenge.modules.web",
 )
 """Install order: a module comes after the modules whose services or tables it uses."""
 

@@ -33,12 +33,20 @@ SIGN_IN = {
     ("POST", LOGIN),
     ("POST", "/api/v1/auth/device"),  # a TV asks for a code to show
     ("POST", "/api/v1/auth/device/token"),  # and polls with its secret for its session
+    # first run: nobody can sign in yet; creating the admin needs loopback or the setup code
+    ("GET", "/api/v1/setup"),
+    ("POST", "/api/v1/setup"),
 }
+WEB_CLIENT = {"/", "/static/{build}/{file}", "/static/{build}/vendor/{package}/{file}"}
+"""The web client's code (no data: it asks the API, with a credential, for that)."""
 
 
 def allowed_public(method: str, path: str) -> bool:
-    """The design's public surface: the live and ready probes, sign-in, and the guarded two."""
+    """The design's public surface: the live and ready probes, sign-in (and first-run setup),
+    the guarded two, and the web client's files."""
     if path in ("/health/live", "/health/ready") or path in GUARDED:
+        return True
+    if method == "GET" and path in WEB_CLIENT:
         return True
     return (method, path) in SIGN_IN
 

@@ -19,7 +19,14 @@ from revenge.runtime.health import (
 from revenge.runtime.lazy import Lazy, LazyObserver
 from revenge.runtime.pools import PoolStats
 from revenge.runtime.runtime import Runtime
-from revenge.runtime.services import ServiceInfo, ServiceKey, ServiceSpec, Tier
+from revenge.runtime.services import (
+    ServiceInfo,
+    ServiceKey,
+    ServiceReport,
+    ServiceSpec,
+    ServiceState,
+    Tier,
+)
 
 __all__ = [
     "Category",
@@ -36,7 +43,9 @@ __all__ = [
     "ServiceInfo",
     "ServiceInitFailed",
     "ServiceKey",
+    "ServiceReport",
     "ServiceSpec",
+    "ServiceState",
     "ServiceStatus",
     "ServiceUnavailable",
     "Tier",

@@ -80,7 +80,9 @@ class Lazy(Generic[T]):
         "_factory",
         "_leases",
         "_observer",
+        "_offloads",
         "_pending",
+        "_ready_at",
         "_value",
         "idle_ttl",
         "name",
@@ -108,6 +110,8 @@ class Lazy(Generic[T]):
         # A mirror of the ready value, read by health probes and offload: reading
         # the cell would restart its idle clock and keep the service alive forever.
         self._value: T | None = None
+        self._offloads = 0
+        self._ready_at: float | None = None
 
     # -- reading ---------------------------------------------------------------
 
@@ -173,6 +177,16 @@ class Lazy(Generic[T]):
     def last_error(self) -> BaseException | None:
         return self._cell.last_error
 
+    @property
+    def offload_count(self) -> int:
+        """Times the service was offloaded (idle, pressure, shutdown) since the process began."""
+        return self._offloads
+
+    @property
+    def ready_at(self) -> float | None:
+        """Wall-clock time (epoch seconds) the last successful spin-up finished."""
+        return self._ready_at
+
     def idle_seconds(self) -> float:
         """Seconds since the service was last handed out; 0.0 when not built."""
         return self._cell.idle_seconds()
@@ -223,6 +237,7 @@ class Lazy(Generic[T]):
         typed: T = value  # type: ignore[assignment]
         self._cell.finish(attempt, typed)
         self._value = typed
+        self._ready_at = time.time()
         self._pending = None
         if self._observer is not None:
             self._observer.lazy_initialised(self.name, time.perf_counter() - started)
@@ -281,6 +296,7 @@ class Lazy(Generic[T]):
         # can be handed the instance that is about to be closed.
         value = self._cell.reset()
         self._value = None
+        self._offloads += 1
         if self._observer is not None:
             self._observer.lazy_offloaded(self.name, reason)
         if value is not None and self._close is not None:

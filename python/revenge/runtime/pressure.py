@@ -295,6 +295,17 @@ class PressureMonitor:
             delta = self._deltas[key] = DeltaCounter(counter)
         return delta
 
+    def pools(self) -> dict[str, PoolStats]:
+        """Each registered pool's numbers now (the operator's runtime view)."""
+        return self._pool_stats()
+
+    def caches(self) -> dict[str, dict[str, dict[str, int]]]:
+        """The watched caches' own statistics: ``{"session": {name: stats}, "transcode": ...}``."""
+        return {
+            "session": {name: dict(c.stats()) for name, c in self._sessions.items()},
+            "transcode": {name: dict(c.stats()) for name, c in self._transcode.items()},
+        }
+
     def _pool_stats(self) -> dict[str, PoolStats]:
         out: dict[str, PoolStats] = {}
         for name, stats in self._pools.items():

@@ -27,6 +27,7 @@ without use, or at once under critical memory pressure.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
@@ -34,7 +35,15 @@ from revenge.runtime.errors import ServiceUnavailable
 from revenge.runtime.health import Category, Check, HealthChecker, HealthReport
 from revenge.runtime.lazy import Lazy, call_maybe_async
 from revenge.runtime.periodic import Periodic
-from revenge.runtime.services import START_ORDER, ServiceInfo, ServiceKey, ServiceSpec, Tier
+from revenge.runtime.services import (
+    START_ORDER,
+    ServiceInfo,
+    ServiceKey,
+    ServiceReport,
+    ServiceSpec,
+    ServiceState,
+    Tier,
+)
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -107,6 +116,9 @@ class Runtime:
         self._lazies: dict[str, Lazy[Any]] = {}
         self._start_errors: dict[str, BaseException] = {}
         self._started: list[ServiceSpec] = []
+        self._spun_up: dict[str, tuple[float, float]] = {}
+        """Per hot/warm/background service: (wall time started, seconds its factory took)."""
+        self._reporters: dict[str, Callable[[], Any]] = {}
         self._running = False
         if metrics is not None:
             self.health.on_report(self._report_metrics)
@@ -315,6 +327,90 @@ class Runtime:
             out.append(ServiceInfo(spec.name, spec.tier, spec.critical, initialized, state))
         return out
 
+    def report(self) -> list[ServiceReport]:
+        """Every service as the operator's runtime page shows it, in registration order."""
+        health = self.health.report
+        statuses = health.services if health is not None else {}
+        out = []
+        for spec in self._specs.values():
+            status = statuses.get(spec.name)
+            unwell = status is not None and not status.healthy
+            error = status.error if unwell and status is not None else None
+            lazy = self._lazies.get(spec.name)
+            state: ServiceState
+            if lazy is not None:
+                cell = lazy.state
+                if cell == "initialising":
+                    state = "initialising"
+                elif cell == "ready":
+                    state = "degraded" if unwell else "ready"
+                elif cell == "failed":
+                    state = "degraded"
+                    failure = lazy.last_error
+                    error = error or (type(failure).__name__ if failure is not None else None)
+                else:
+                    state = "offloaded" if lazy.offload_count else "cold"
+                idle = lazy.idle_seconds() if lazy.initialized else None
+                out.append(
+                    ServiceReport(
+                        spec.name,
+                        spec.tier,
+                        state,
+                        spec.critical,
+                        lazy.last_init_seconds if lazy.init_count else None,
+                        lazy.ready_at,
+                        time.time() - idle if idle is not None else None,
+                        lazy.idle_ttl,
+                        lazy.offload_count,
+                        lazy.init_count,
+                        lazy.in_use,
+                        error,
+                    )
+                )
+                continue
+            started = self._spun_up.get(spec.name)
+            if spec.name in self._start_errors:
+                state = "degraded"
+                error = type(self._start_errors[spec.name]).__name__
+            elif spec.name in self._instances:
+                state = "degraded" if unwell else "ready"
+            else:
+                state = "stopped"
+            out.append(
+                ServiceReport(
+                    spec.name,
+                    spec.tier,
+                    state,
+                    spec.critical,
+                    started[1] if started else None,
+                    started[0] if started else None,
+                    None,
+                    None,
+                    0,
+                    1 if started else 0,
+                    0,
+                    error,
+                )
+            )
+        return out
+
+    def add_report(self, name: str, source: Callable[[], Any]) -> None:
+        """A module's contribution to the operator's runtime view (active playback
+        sessions, say): ``source()`` (sync or async) returns JSON-ready data."""
+        if name in self._reporters:
+            raise ValueError(f"report {name!r} is already registered")
+        self._reporters[name] = source
+
+    async def extra_reports(self) -> dict[str, Any]:
+        """Each registered report's data; one that fails is left out (and logged)."""
+        out: dict[str, Any] = {}
+        for name, source in self._reporters.items():
+            try:
+                out[name] = await call_maybe_async(source)
+            except Exception:
+                log.exception("runtime report %s failed", name)
+        return out
+
     # -- lifecycle ---------------------------------------------------------------------
 
     @property
@@ -392,7 +488,9 @@ class Runtime:
             if spec.tier is Tier.COLD:
                 await self._lazies[spec.name].get()
                 return
+            began = time.perf_counter()
             instance = await call_maybe_async(spec.factory)
+            self._spun_up[spec.name] = (time.time(), time.perf_counter() - began)
         except Exception as exc:
             if spec.critical:
                 raise

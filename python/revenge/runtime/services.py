@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -65,3 +65,30 @@ class ServiceInfo:
     critical: bool
     initialized: bool
     state: str
+
+
+ServiceState = Literal["cold", "initialising", "ready", "offloaded", "degraded", "stopped"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceReport:
+    """What the operator's runtime page shows of one service (:meth:`Runtime.report`).
+
+    ``state``: ``cold`` (a cold service never built), ``initialising``, ``ready``,
+    ``offloaded`` (built before, dropped while idle), ``degraded`` (its start or its
+    last health check failed), ``stopped`` (not running: before start or after stop).
+    Times are epoch seconds; ``spin_up_seconds`` is what the last start took.
+    """
+
+    name: str
+    tier: Tier
+    state: ServiceState
+    critical: bool
+    spin_up_seconds: float | None
+    spun_up_at: float | None
+    last_used_at: float | None
+    idle_ttl: float | None
+    offload_count: int
+    init_count: int
+    in_use: int
+    error: str | None

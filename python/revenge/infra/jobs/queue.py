@@ -365,6 +365,36 @@ class Jobs:
         )
         return {(row["entrypoint"], row["state"]): int(row["n"]) for row in rows}
 
+    async def active(self, limit: int = 50) -> list[JobStatus]:
+        """Running jobs first, then queued ones (oldest first), with their progress.
+
+        ``attempts`` is left 0: counting runs per job would cost a log scan each.
+        """
+        rows = await self._fetch(
+            "SELECT q.id, q.entrypoint, q.updated, CASE "
+            " WHEN q.status = 'queued' AND q.execute_after > now() THEN 'scheduled' "
+            " WHEN q.status = 'queued' THEN 'queued' "
+            " WHEN q.heartbeat < now() - make_interval(secs => %s) THEN 'stalled' "
+            " ELSE 'running' END AS state, "
+            "p.done, p.total, p.message, p.updated AS progress_updated "
+            "FROM pgqueuer q LEFT JOIN revenge_job_progress p ON p.job_id = q.id "
+            "WHERE q.status IN ('queued', 'picked') "
+            "ORDER BY q.status = 'picked' DESC, q.id LIMIT %s",
+            (self.stalled_after, limit),
+        )
+        out = []
+        for row in rows:
+            progress = None
+            if row["done"] is not None:
+                progress = JobProgress(
+                    row["id"], row["entrypoint"], row["done"], row["total"], row["message"],
+                    row["progress_updated"],
+                )  # fmt: skip
+            out.append(
+                JobStatus(row["id"], row["entrypoint"], row["state"], 0, row["updated"], progress)
+            )
+        return out
+
     async def sample_metrics(self) -> None:
         """Set the queue-depth gauge from the table (workers do this every ``metrics_interval``)."""
         from revenge.infra.jobs.metrics import get_job_metrics

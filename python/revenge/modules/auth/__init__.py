@@ -32,6 +32,7 @@ from revenge.modules.auth.preferences import UserPreferences, read_preferences
 from revenge.modules.auth.revocation import Message, RevocationListener, RevocationPublisher
 from revenge.modules.auth.routes import add_routes
 from revenge.modules.auth.service import AuthService
+from revenge.modules.auth.setup_routes import add_setup_routes
 from revenge.modules.auth.throttle import ClientAddress, LoginThrottle
 from revenge.modules.auth.user_routes import add_user_routes
 
@@ -116,6 +117,7 @@ def install(ctx: ModuleContext) -> None:
     add_user_routes(ctx.router, UserManagement(service))
     add_preference_routes(ctx.router, db)
     add_device_routes(ctx.router, DeviceFlow(service), addresses)
+    add_setup_routes(ctx.router, service, addresses)
     ctx.authenticate_with(authenticator)
 
     ctx.provide(SESSION_CACHE, lambda: cache)

@@ -31,3 +31,10 @@ async def create_user(
         return await repo.insert_user(
             conn, name, comparable(name), password_hash, "admin" if admin else "user"
         )
+
+
+def forget_setup_code(url: str) -> None:
+    """Drop the previous run's setup code: ``revenge serve`` does this before its workers
+    start, so the first of them makes a fresh code and prints it (once, for all)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM setup_code")

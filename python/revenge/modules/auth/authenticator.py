@@ -9,6 +9,13 @@ Credentials, in order: ``Authorization: Bearer <token>``, the API-key header,
 the session cookie. Session tokens and API keys share one cache keyed by hash;
 a flag bit keeps a session token from being accepted in the API-key header and
 the reverse.
+
+A browser sends the cookie on its own, also when another site makes it post a
+form or an image request here; so a request that may change state (anything but
+GET, HEAD, OPTIONS) carrying only the cookie must also carry :data:`CSRF_HEADER`,
+which a cross-site form cannot set and a cross-site script may not send without a
+CORS preflight this server never grants. Bearer tokens and API keys are never sent
+by a browser on its own, so they need no such header.
 """
 
 from __future__ import annotations
@@ -32,6 +39,20 @@ FLAG_API_KEY = 1
 Resolver = Callable[[str], Awaitable[Credential | None]]
 
 _CHALLENGE = (("www-authenticate", 'Bearer realm="revenge"'),)
+
+CSRF_HEADER = "x-requested-with"
+"""Required (any value) beside a cookie on state-changing requests; the web client sends it."""
+SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+
+
+def csrf_refused() -> Problem:
+    return Problem(
+        403,
+        "csrf_header_required",
+        "Cross-site request refused",
+        f"a request authenticated by the session cookie that changes state must send the "
+        f"{CSRF_HEADER} header",
+    )
 
 
 def unauthenticated(detail: str) -> Problem:
@@ -122,9 +143,9 @@ class Authenticator:
             secret = secret[7:].strip()
             flags = 0
             if not secret or len(secret) > MAX_CREDENTIAL_LENGTH:
-                secret, flags = self._credential(headers)  # raises the 401
+                secret, flags = self._credential(headers, request.method)  # raises the 401
         else:
-            secret, flags = self._credential(headers)
+            secret, flags = self._credential(headers, request.method)
         digest = sha256(secret.encode()).hexdigest()
         session = self._cache.get(digest)
         if session is not None and session.flags == flags:
@@ -141,11 +162,12 @@ class Authenticator:
         principal = self.cached(request)
         if principal is not None:
             return principal
-        secret, flags = self._credential(request.headers)
+        secret, flags = self._credential(request.headers, request.method)
         return await self._miss(secret, sha256(secret.encode()).hexdigest(), flags)
 
-    def _credential(self, headers: Mapping[str, str]) -> tuple[str, int]:
-        """The secret and its ``flags`` (``FLAG_API_KEY`` or 0), or a 401 problem."""
+    def _credential(self, headers: Mapping[str, str], method: str) -> tuple[str, int]:
+        """The secret and its ``flags`` (``FLAG_API_KEY`` or 0), or a 401 problem
+        (a 403 for a cookie on a state-changing request without :data:`CSRF_HEADER`)."""
         secret = headers.get("authorization")
         if secret is not None:
             if not secret.startswith("Bearer ") and secret[:7].lower() != "bearer ":
@@ -161,6 +183,8 @@ class Authenticator:
                 cookies = headers.get("cookie")
                 if cookies is not None:
                     secret = cookie_value(cookies, self._cookie_name)
+                    if secret and method not in SAFE_METHODS and CSRF_HEADER not in headers:
+                        raise csrf_refused()
         if not secret or len(secret) > MAX_CREDENTIAL_LENGTH:
             raise unauthenticated("send a session token (Bearer or cookie) or an API key")
         return secret, flags

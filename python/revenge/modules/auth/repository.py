@@ -493,3 +493,25 @@ async def delete_stale_login_counters(conn: Conn) -> int:
         "DELETE FROM login_known_networks WHERE seen_at < now() - interval '180 days'"
     )
     return removed + cur.rowcount
+
+
+# -- first-run setup code ----------------------------------------------------------------
+
+
+async def claim_setup_code(conn: Conn, code_hash: str) -> bool:
+    """Store ``code_hash`` unless a code is stored already; whether this call stored it."""
+    cur = await conn.execute(
+        "INSERT INTO setup_code (code_hash) VALUES (%s) ON CONFLICT DO NOTHING RETURNING 1",
+        (code_hash,),
+    )
+    return await cur.fetchone() is not None
+
+
+async def setup_code_hash(conn: Conn) -> str | None:
+    cur = await conn.execute("SELECT code_hash FROM setup_code")
+    row = await cur.fetchone()
+    return str(row[0]) if row else None
+
+
+async def delete_setup_code(conn: Conn) -> None:
+    await conn.execute("DELETE FROM setup_code")

@@ -7,7 +7,9 @@ copies the message to Redis when configured.
 
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -268,10 +270,7 @@ class AuthService:
             if await repo.count_users(conn) > 0:
                 return None
         if not password:
-            log.warning(
-                "no users exist yet: run `revenge user create --admin` or set "
-                "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD and restart"
-            )
+            await self.announce_setup()
             return None
         check_new_credentials(BOOTSTRAP_USERNAME, password)
         password_hash = await self.hasher.hash(password)
@@ -285,6 +284,77 @@ class AuthService:
         log.info("created the first administrator %r from the bootstrap password", user.username)
         return user
 
+    # -- first run -----------------------------------------------------------------
+
+    async def announce_setup(self) -> str | None:
+        """With no user yet: make the one-time setup code and log it, once for all workers.
+
+        Every worker starting on an empty users table tries to store a code; the one
+        that stores it prints it (``revenge serve`` clears the previous run's code
+        before its workers start, so each start prints a fresh one). Returns the
+        code when this call printed it.
+        """
+        code = new_setup_code()
+        async with self.db.transaction() as conn:
+            if await repo.count_users(conn) > 0:
+                return None
+            if not await repo.claim_setup_code(conn, token_hash(normal_setup_code(code))):
+                return None
+        log.warning(
+            "no users exist yet: open the web client from this machine to create the first "
+            "administrator, or from elsewhere with the one-time setup code %s; or run "
+            "`revenge user create --admin`, or set REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD "
+            "and restart",
+            code,
+        )
+        return code
+
+    async def setup_needed(self) -> bool:
+        async with self.db.connection() as conn:
+            return await repo.count_users(conn) == 0
+
+    async def create_first_admin(
+        self, username: str, password: str, *, code: str | None, local: bool
+    ) -> repo.UserRecord:
+        """The first administrator, if there is no user yet (409 ``setup_done`` otherwise).
+
+        Allowed to a caller on this machine (``local``), or one who gives the setup code
+        printed to the log (403 ``setup_code_required`` / ``setup_code_invalid``).
+        """
+        name = check_new_credentials(username, password)
+        password_hash = await self.hasher.hash(password)
+        async with self.db.transaction() as conn:
+            await repo.lock_users_table_for_bootstrap(conn)
+            if await repo.count_users(conn) > 0:
+                raise DomainError(
+                    "setup_done",
+                    "Setup is done",
+                    kind="conflict",
+                    detail="an administrator exists already: sign in",
+                )
+            if not local:
+                stored = await repo.setup_code_hash(conn)
+                if not code:
+                    raise DomainError(
+                        "setup_code_required",
+                        "Setup code required",
+                        kind="forbidden",
+                        detail="from another machine, enter the setup code printed in the "
+                        "server's log",
+                    )
+                given = token_hash(normal_setup_code(code))
+                if stored is None or not hmac.compare_digest(stored, given):
+                    raise DomainError(
+                        "setup_code_invalid",
+                        "Wrong setup code",
+                        kind="forbidden",
+                        detail="the setup code does not match the one in the server's log",
+                    )
+            user = await repo.insert_user(conn, name, comparable(name), password_hash, "admin")
+            await repo.delete_setup_code(conn)
+        log.info("created the first administrator %r through the setup page", user.username)
+        return user
+
     async def _after_revoke(
         self, payload: str, *, digest: str | None = None, user_id: int | None = None
     ) -> None:
@@ -293,6 +363,25 @@ class AuthService:
         if user_id is not None:
             self.authenticator.revoke_user(user_id)
         await self.publisher.broadcast(payload)
+
+
+_SETUP_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read off a log
+
+
+def new_setup_code() -> str:
+    """Four groups of four (about 79 bits): typed by a person, guessed by nobody.
+
+    >>> code = new_setup_code()
+    >>> len(code), code.count("-"), normal_setup_code(code.lower()) == normal_setup_code(code)
+    (19, 3, True)
+    """
+    chars = "".join(secrets.choice(_SETUP_ALPHABET) for _ in range(16))
+    return "-".join(chars[i : i + 4] for i in range(0, 16, 4))
+
+
+def normal_setup_code(code: str) -> str:
+    """The code as compared: upper case, without dashes or spaces."""
+    return "".join(c for c in code.upper() if c.isalnum())
 
 
 def check_new_credentials(username: str, password: str) -> str:

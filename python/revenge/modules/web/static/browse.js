@@ -1,0 +1,394 @@
+import { get, put, query } from "./api.js";
+import { h, replace, append, problemBox, loading, setTitle, runtimeText, duration } from "./dom.js";
+import { placeholder } from "./blurhash.js";
+import { go } from "./app.js";
+
+// -- cards -------------------------------------------------------------------------------
+
+export function posterFrame(item, width = 300) {
+  const poster = item.poster;
+  const frame = h("div", { class: "poster" });
+  const blur = poster ? placeholder(poster.blurhash) : null;
+  if (blur) frame.append(blur);
+  if (poster && poster.url) {
+    const img = h("img", {
+      src: `${poster.url}${poster.url.includes("?") ? "&" : "?"}w=${width}`,
+      alt: "",
+      loading: "lazy",
+      decoding: "async",
+      width: 2,
+      height: 3,
+    });
+    img.addEventListener("load", () => frame.classList.add("loaded"));
+    img.addEventListener("error", () => img.remove());
+    frame.append(img);
+  } else if (!blur) {
+    frame.append(h("span", { class: "poster-initial", "aria-hidden": "true" }, (item.title || "?").slice(0, 1)));
+  }
+  const position = item.user && item.user.position_ms;
+  if (position && item.runtime_seconds) {
+    const share = Math.min(100, (position / 10 / item.runtime_seconds)).toFixed(1);
+    frame.append(h("div", { class: "progress", role: "presentation" }, h("span", { style: { width: `${share}%` } })));
+  }
+  if (item.user && item.user.played) frame.append(h("span", { class: "badge", "aria-label": "Watched" }, "\u2713"));
+  return frame;
+}
+
+export function itemLabel(item) {
+  if (item.kind === "episode") {
+    const code = item.season_number != null && item.episode_number != null ? `S${item.season_number}E${item.episode_number}` : "";
+    return [item.series_title, code].filter(Boolean).join(" · ");
+  }
+  return item.year ? String(item.year) : "";
+}
+
+export function card(item) {
+  return h(
+    "li",
+    { class: "card" },
+    h(
+      "a",
+      { href: `#/item/${item.id}`, class: "card-link" },
+      posterFrame(item),
+      h("span", { class: "card-title" }, item.title),
+      h("span", { class: "card-sub" }, itemLabel(item)),
+    ),
+  );
+}
+
+function row(title, items, empty) {
+  return h(
+    "section",
+    { class: "row", "aria-label": title },
+    h("h2", null, title),
+    items.length ? h("ul", { class: "rail" }, items.map(card)) : h("p", { class: "muted" }, empty),
+  );
+}
+
+const listOf = (data) => (Array.isArray(data) ? data : (data && data.items) || []);
+
+// -- home ----------------------------------------------------------------------------------
+
+export async function homePage(root) {
+  setTitle("Home");
+  const libraries = listOf(await get("/api/v1/libraries"));
+  const sections = [
+    ["Continue watching", "/api/v1/continue-watching?limit=20", "Nothing in progress."],
+    ["Next up", "/api/v1/next-up?limit=20", "No series under way."],
+  ];
+  const page = h("div", { class: "page home" });
+  replace(root, page);
+  if (!libraries.length) {
+    append(
+      page,
+      h(
+        "div",
+        { class: "empty" },
+        h("h1", null, "No libraries yet"),
+        h("p", { class: "muted" }, "An administrator adds folders of films or series; they show up here once scanned."),
+        h("a", { class: "button primary", href: "#/admin/libraries" }, "Add a library"),
+      ),
+    );
+    return;
+  }
+  append(page, h("h1", { class: "sr-only" }, "Home"));
+  append(
+    page,
+    h(
+      "nav",
+      { class: "chips", "aria-label": "Libraries" },
+      libraries.map((lib) => h("a", { class: "chip", href: `#/library/${lib.id}` }, lib.name)),
+    ),
+  );
+  const slots = [];
+  for (const [title, url, empty] of sections) slots.push([title, url, empty, page.appendChild(h("div", null, loading()))]);
+  for (const lib of libraries) {
+    const kind = lib.kind === "tv" ? "episode" : "movie";
+    slots.push([`Recently added in ${lib.name}`, `/api/v1/recently-added${query({ library_id: lib.id, kind, limit: 20 })}`, "Nothing added lately.", page.appendChild(h("div", null, loading()))]);
+  }
+  await Promise.all(
+    slots.map(async ([title, url, empty, slot]) => {
+      try {
+        replace(slot, row(title, listOf(await get(url)), empty));
+      } catch (error) {
+        if (error.status === 401) throw error;
+        replace(slot, h("section", { class: "row" }, h("h2", null, title), problemBox(error)));
+      }
+    }),
+  );
+}
+
+// -- library grid ----------------------------------------------------------------------------
+
+const SORTS = [
+  ["title", "Title"],
+  ["date_added", "Date added"],
+  ["year", "Year"],
+  ["rating", "Rating"],
+  ["runtime", "Running time"],
+];
+
+export async function libraryPage(root, { id, params }) {
+  const library = await get(`/api/v1/libraries/${encodeURIComponent(id)}`);
+  setTitle(library.name);
+  const endpoint = library.kind === "tv" ? "/api/v1/series" : "/api/v1/movies";
+  const state = {
+    sort: params.get("sort") || "title",
+    order: params.get("order") || "",
+    watched: params.get("watched") || "",
+    genre: params.get("genre") || "",
+  };
+  const select = (name, label, options, value) =>
+    h(
+      "label",
+      { class: "control" },
+      h("span", null, label),
+      h(
+        "select",
+        {
+          name,
+          onchange: (event) => {
+            state[name] = event.target.value;
+            const q = query({ sort: state.sort, order: state.order, watched: state.watched, genre: state.genre });
+            go(`/library/${id}${q}`, { replace: true });
+          },
+        },
+        options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)),
+      ),
+    );
+  const count = h("p", { class: "muted count", "aria-live": "polite" });
+  const grid = h("ul", { class: "grid", "aria-label": `${library.name}: items` });
+  const status = h("div", { class: "grid-status" });
+  const sentinel = h("div", { class: "sentinel", "aria-hidden": "true" });
+  replace(
+    root,
+    h(
+      "div",
+      { class: "page library" },
+      h(
+        "div",
+        { class: "toolbar" },
+        h("h1", null, library.name),
+        count,
+        h(
+          "div",
+          { class: "controls" },
+          select("sort", "Sort", SORTS, state.sort),
+          select("order", "Order", [["", "Default"], ["asc", "Ascending"], ["desc", "Descending"]], state.order),
+          select("watched", "Show", [["", "All"], ["false", "Unwatched"], ["true", "Watched"]], state.watched),
+        ),
+      ),
+      grid,
+      status,
+      sentinel,
+    ),
+  );
+  let cursor = null;
+  let done = false;
+  let fetching = false;
+  const controller = new AbortController();
+  async function more() {
+    if (fetching || done) return;
+    fetching = true;
+    replace(status, loading("Loading more…"));
+    try {
+      const page = await get(
+        `${endpoint}${query({ library_id: id, sort: state.sort, order: state.order, watched: state.watched, genre: state.genre, cursor, limit: 60 })}`,
+        { signal: controller.signal },
+      );
+      const items = listOf(page);
+      const fragment = document.createDocumentFragment();
+      for (const item of items) fragment.append(card(item));
+      grid.append(fragment);
+      cursor = page.next_cursor || null;
+      done = !cursor;
+      if (page.total != null) count.textContent = `${page.total}${page.total_capped ? "+" : ""} items`;
+      replace(status, done && !grid.children.length ? h("p", { class: "empty muted" }, "Nothing here yet: scan the library, or change the filters.") : null);
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      if (error.status === 401) throw error;
+      done = true;
+      replace(status, problemBox(error, () => {
+        done = false;
+        more();
+      }));
+    } finally {
+      fetching = false;
+    }
+    // A tall screen may show the sentinel still: keep filling it.
+    if (!done && sentinel.getBoundingClientRect().top < innerHeight * 2) requestAnimationFrame(more);
+  }
+  const observer = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) more();
+  }, { rootMargin: "1200px 0px" });
+  observer.observe(sentinel);
+  await more();
+  return () => {
+    observer.disconnect();
+    controller.abort();
+  };
+}
+
+// -- item detail (movie, series, season, episode) ---------------------------------------------
+
+function facts(item) {
+  return [
+    item.year,
+    item.content_rating,
+    runtimeText(item.runtime_seconds),
+    item.rating ? `\u2605 ${Number(item.rating).toFixed(1)}` : null,
+  ].filter(Boolean);
+}
+
+function playButton(item) {
+  const position = item.user && item.user.position_ms;
+  const label = position > 0 ? `Resume from ${duration(position / 1000)}` : "Play";
+  return h("a", { class: "button primary", href: `#/play/${item.id}` }, h("span", { "aria-hidden": "true" }, "\u25B6 "), label);
+}
+
+function watchedToggle(item) {
+  const played = Boolean(item.user && item.user.played);
+  const button = h("button", { type: "button", class: "button", "aria-pressed": played ? "true" : "false" }, played ? "Watched" : "Mark watched");
+  button.addEventListener("click", async () => {
+    const now = button.getAttribute("aria-pressed") !== "true";
+    button.disabled = true;
+    try {
+      await put(`/api/v1/items/${item.id}/state`, { played: now });
+      button.setAttribute("aria-pressed", now ? "true" : "false");
+      button.textContent = now ? "Watched" : "Mark watched";
+    } catch (error) {
+      button.after(problemBox(error));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return button;
+}
+
+export async function itemPage(root, { id }) {
+  const item = await get(`/api/v1/items/${encodeURIComponent(id)}`);
+  setTitle(item.title);
+  const detail = item.detail || item;
+  const people = (detail.people || []).slice(0, 12);
+  const crumbs = [];
+  if (item.series_id && item.series_title) crumbs.push(h("a", { href: `#/item/${item.series_id}` }, item.series_title));
+  if (item.kind === "episode" && item.parent_id) crumbs.push(h("a", { href: `#/item/${item.parent_id}` }, `Season ${item.season_number ?? ""}`));
+  const playable = item.kind === "movie" || item.kind === "episode";
+  const header = h(
+    "div",
+    { class: "hero" },
+    posterFrame(item, 500),
+    h(
+      "div",
+      { class: "hero-text" },
+      crumbs.length ? h("p", { class: "crumbs" }, crumbs.map((c, i) => [i ? " / " : "", c])) : null,
+      h("h1", null, item.title),
+      item.original_title && item.original_title !== item.title ? h("p", { class: "muted" }, item.original_title) : null,
+      h("p", { class: "facts" }, facts(item).map((f) => h("span", null, f))),
+      detail.tagline ? h("p", { class: "tagline" }, detail.tagline) : null,
+      detail.overview ? h("p", { class: "overview" }, detail.overview) : null,
+      (item.genres || []).length ? h("p", { class: "genres" }, item.genres.map((g) => h("span", { class: "chip small" }, g))) : null,
+      playable ? h("div", { class: "actions" }, playButton(item), watchedToggle(item)) : null,
+      people.length
+        ? h("dl", { class: "people" }, people.map((p) => [h("dt", null, p.name || p), h("dd", null, p.role || p.type || "")]))
+        : null,
+    ),
+  );
+  const page = h("article", { class: "page detail" }, header);
+  replace(root, page);
+  if (item.kind === "series") {
+    const seasons = listOf(await get(`/api/v1/series/${item.id}/seasons`));
+    append(page, row("Seasons", seasons, "No seasons found."));
+  } else if (item.kind === "season") {
+    const episodes = listOf(await get(`/api/v1/seasons/${item.id}/episodes`));
+    append(
+      page,
+      h(
+        "section",
+        { class: "episodes", "aria-label": "Episodes" },
+        h("h2", null, "Episodes"),
+        h(
+          "ol",
+          { class: "episode-list" },
+          episodes.map((ep) =>
+            h(
+              "li",
+              null,
+              h(
+                "a",
+                { href: `#/item/${ep.id}`, class: "episode" },
+                h("span", { class: "ep-number" }, ep.episode_number ?? ""),
+                h("span", { class: "ep-title" }, ep.title),
+                h("span", { class: "muted" }, runtimeText(ep.runtime_seconds)),
+                ep.user && ep.user.played ? h("span", { class: "badge inline", "aria-label": "Watched" }, "\u2713") : null,
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+  const files = item.files || detail.files || [];
+  if (files.length) {
+    append(
+      page,
+      h(
+        "section",
+        { class: "files" },
+        h("h2", null, "Media"),
+        h("ul", null, files.map((f) => h("li", null, [f.container, f.width && f.height ? `${f.width}\u00d7${f.height}` : null, f.video_codec, duration(f.duration)].filter(Boolean).join(" · ")))),
+      ),
+    );
+  }
+}
+
+// -- search ------------------------------------------------------------------------------------
+
+export async function searchPage(root, { params }) {
+  const q = params.get("q") || "";
+  setTitle(q ? `Search: ${q}` : "Search");
+  const input = h("input", { type: "search", name: "q", value: q, "aria-label": "Search", placeholder: "Titles, people…", autocomplete: "off" });
+  const results = h("div", { class: "results", "aria-live": "polite" });
+  replace(
+    root,
+    h(
+      "div",
+      { class: "page search-page" },
+      h("h1", null, "Search"),
+      h(
+        "form",
+        {
+          role: "search",
+          class: "inline-form",
+          onsubmit: (event) => {
+            event.preventDefault();
+            go(`/search?q=${encodeURIComponent(input.value.trim())}`);
+          },
+        },
+        input,
+        h("button", { class: "button primary", type: "submit" }, "Search"),
+      ),
+      results,
+    ),
+  );
+  input.focus();
+  if (!q) return;
+  replace(results, loading("Searching…"));
+  const found = await get(`/api/v1/search${query({ q, limit: 40 })}`);
+  const hits = found.hits || [];
+  if (!hits.length) {
+    replace(results, h("p", { class: "muted" }, `Nothing matches \u201c${q}\u201d.`));
+    return;
+  }
+  replace(
+    results,
+    h("p", { class: "muted" }, `${hits.length} result${hits.length === 1 ? "" : "s"}`),
+    h(
+      "ul",
+      { class: "hits" },
+      hits.map((hit) =>
+        h("li", null, h("a", { href: `#/item/${hit.id}`, class: "hit" }, h("span", { class: "hit-title" }, hit.title), h("span", { class: "muted" }, [hit.kind, hit.year].filter(Boolean).join(" · ")))),
+      ),
+    ),
+  );
+}
