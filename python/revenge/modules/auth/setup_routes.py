@@ -119,4 +119,5 @@ def add_setup_routes(router: Router, service: AuthService, addresses: ClientAddr
         body=SetupBody,
         response=LoginOut,
         status=201,
+        problems=(403, 409, 422),  # no code or a wrong one; done already; a refused name
     )

@@ -49,11 +49,12 @@ def add_static_routes(router: Router, site: StaticSite) -> None:
     router.add("GET", "/", site.serve, public=True, tags=_TAGS, summary="The web client")
     router.add(
         "GET", "/static/{build}/{file}", site.serve, public=True, tags=_TAGS,
-        params=FilePath, summary="A file of the web client",
+        params=FilePath, summary="A file of the web client", problems=(404,),
     )  # fmt: skip
     router.add(
         "GET", "/static/{build}/vendor/{package}/{file}", site.serve, public=True, tags=_TAGS,
         params=VendorFilePath, summary="A vendored third-party file of the web client",
+        problems=(404,),
     )  # fmt: skip
 
 
