@@ -1,4 +1,4 @@
--- auth 0008_setup_code: the one-time code that lets a fresh server's first visitor
+-- auth 0009_setup_code: the one-time code that lets a fresh server's first visitor
 -- create the first administrator from another machine.
 --
 -- One row at most. Only the SHA-256 of the code is kept; the code itself is printed
