@@ -268,6 +268,33 @@ class BackupSettings(_Section):
     """Where scheduled backups go; empty: `<server.data_dir>/backups`."""
 
 
+class PlaybackSettings(_Section):
+    """Playback sessions, signed media URLs and the transcoder's working folder."""
+
+    url_secret: SecretStr = SecretStr("")
+    """HMAC key of signed media URLs (32+ characters); empty: one is made and kept in the database."""
+    url_ttl: Duration = Field(6 * 3600.0, ge=60)
+    """How long a signed media URL (playlist, segment, file, subtitle) stays valid."""
+    transcode_dir: str = ""
+    """Working folder of ffmpeg's segments; empty: `<server.data_dir>/transcode`. Emptied at start."""
+    transcode_disk_max: int = Field(2 << 30, ge=16 << 20)
+    """Most bytes of segments on disk at once (all sessions); ffmpeg is paused past it."""
+    segment_length: float = Field(6.0, ge=2.0, le=30.0)
+    """Seconds of a regular HLS segment (a transcode starts with shorter ones)."""
+    max_ahead: int = Field(6, ge=2, le=100)
+    """Segments ffmpeg may run ahead of the client before it is paused."""
+    idle_timeout: Duration = Field(120.0, ge=5.0)
+    """A session without requests or heartbeats this long loses its ffmpeg and cached segments."""
+    session_ttl: Duration = Field(24 * 3600.0, ge=60.0)
+    """A playback session (and its URLs) is forgotten this long after it was made."""
+    max_transcodes: int = Field(4, ge=1)
+    """ffmpeg runs at once in one process; past it new transcodes get 503 with Retry-After."""
+    max_transcodes_per_user: int = Field(2, ge=1)
+    """ffmpeg runs of one user at once; past it 429 with Retry-After."""
+    max_sessions_per_user: int = Field(20, ge=1)
+    """Open playback sessions of one user; past it 429 (the oldest idle ones end first)."""
+
+
 class Settings(BaseSettings):
     """The whole configuration; sections mirror ``configs/offloading.yaml``."""
 
@@ -291,6 +318,7 @@ class Settings(BaseSettings):
     search: SearchSettings = SearchSettings()
     modules: ModulesSettings = ModulesSettings()
     backup: BackupSettings = BackupSettings()
+    playback: PlaybackSettings = PlaybackSettings()
 
     @classmethod
     def settings_customise_sources(
