@@ -107,6 +107,7 @@ def assemble(
             kinds=assembly.kinds,
             database=db,
             cache=cache,
+            authenticator=assembly.authenticate,
         )
         module.install(ctx)
         assembly.migrations.extend(ctx.migration_list)

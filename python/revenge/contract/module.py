@@ -61,7 +61,9 @@ class ModuleContext:
     * ``services``: the runtime. Typed look-ups work once it has started:
       ``services.get(KEY)`` (hot, warm, background), ``services.lazy(KEY)`` (cold);
     * ``database``, ``cache``: the platform's pool and cache, not yet started while
-      ``install`` runs; hold them, use them from requests, jobs and service factories.
+      ``install`` runs; hold them, use them from requests, jobs and service factories;
+    * ``authenticator``: the request authenticator of the module that supplies it (auth),
+      when that module is installed before this one.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class ModuleContext:
         kinds: KindRegistry,
         database: Database,
         cache: Cache,
+        authenticator: Authenticate | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -86,6 +89,10 @@ class ModuleContext:
         self._kinds = kinds
         self.migration_list: list[Migration] = []
         self.authenticate: Authenticate | None = None
+        self.authenticator = authenticator
+        """The request authenticator an earlier module supplied (``None`` before auth installs):
+        for a public route that accepts another proof first (a signed media URL) and
+        otherwise asks for the usual credential, as the ``/metrics`` guard does."""
 
     # -- HTTP ----------------------------------------------------------------------------
 
