@@ -20,8 +20,8 @@ MODULES: tuple[str, ...] = (
     "revenge.modules.auth",
     "revenge.modules.search",
     "revenge.modules.jobs",
-    "revenge.modules.playback",
     "revenge.modules.library",
+    "revenge.modules.playback",
     "revenge.modules.backup",
     "revenge.modules.web",
 )

@@ -17,6 +17,7 @@ import pytest
 from revenge.app import build_app
 from revenge.config import load_settings
 from revenge.http import Route
+from revenge.modules.playback.routes import GUARDED_PATHS
 from tests.e2e.conftest import free_port, granian_argv, run_server
 
 pytestmark = pytest.mark.e2e
@@ -25,8 +26,9 @@ LOGIN = "/api/v1/auth/login"
 PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 
 
-GUARDED = {"/health", "/metrics"}
-"""Public to the router (a scrape token is no session), guarded by their handlers."""
+GUARDED = {"/health", "/metrics", *GUARDED_PATHS}
+"""Public to the router (a scrape token or a signed media URL is no session), guarded by their
+handlers."""
 
 
 SIGN_IN = {
