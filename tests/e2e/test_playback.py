@@ -210,6 +210,15 @@ def test_progress_saves_position_and_watched_state(
         " AND item_id = %s", (user_id, item),
     )  # fmt: skip
     assert state == [(4000, False, 0)]
+    # a new session without a start position resumes there (the default resume preference)
+    again = world.play(alice, item, capabilities=BROWSER_MP4).json()
+    assert again["start_position_ms"] == 4000
+    assert (
+        world.play(alice, item, capabilities=BROWSER_MP4, start_position_ms=0).json()[
+            "start_position_ms"
+        ]
+        == 0
+    )
     for _ in range(2):  # watched once per session, however many heartbeats say so
         reply = world.client.post(f"{API}/{session['id']}/progress", json={"position_ms": 9500},
                                   headers=alice)  # fmt: skip

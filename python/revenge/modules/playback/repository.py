@@ -273,6 +273,17 @@ async def delete_stale_sessions(conn: Connection) -> int:
 # --- what the user did ------------------------------------------------------------------------
 
 
+async def resume_position(conn: Connection, user_id: int, item_id: int) -> int:
+    """Where the user stopped (0 when never started or finished)."""
+    cur = await conn.execute(
+        "SELECT position_ms FROM user_item_state WHERE user_id = %s AND item_id = %s"
+        " AND NOT played",
+        (user_id, item_id),
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def save_progress(
     conn: Connection, user_id: int, item_id: int, position_ms: int, played: bool, count: bool
 ) -> None:

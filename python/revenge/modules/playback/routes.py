@@ -88,14 +88,16 @@ class NewSessionBody(Input):
     item_id: Annotated[int, Field(ge=1, le=_MAX_ID), _WHOLE]
     file_id: Annotated[int, Field(ge=1, le=_MAX_ID), _WHOLE] | None = None
     capabilities: Capabilities
-    start_position_ms: Annotated[int, Field(ge=0, le=1_000_000_000), _WHOLE] = 0
+    start_position_ms: Annotated[int, Field(ge=0, le=1_000_000_000), _WHOLE] | None = None
+    """Where to start; left out: where the user stopped (their ``resume`` preference), else 0."""
     audio_stream: Annotated[int, Field(ge=0, le=100_000), _WHOLE] | None = None
     subtitle_stream: Annotated[int, Field(ge=0, le=100_000), _WHOLE] | None = None
-    subtitle_mode: Literal["off", "forced", "always"] = "forced"
+    subtitle_mode: Literal["off", "forced", "always"] | None = None
     burn_in_image_subtitles: bool = False
     max_bitrate: Annotated[int, Field(ge=64_000, le=10_000_000_000), _WHOLE] | None = None
-    audio_languages: Annotated[list[_NAME], Field(max_length=16)] = []
-    subtitle_languages: Annotated[list[_NAME], Field(max_length=16)] = []
+    audio_languages: Annotated[list[_NAME], Field(max_length=16)] | None = None
+    subtitle_languages: Annotated[list[_NAME], Field(max_length=16)] | None = None
+    """Languages, mode and bit-rate cap left out are the user's saved preferences."""
 
 
 class SessionPath(Input):
@@ -398,18 +400,23 @@ def add_routes(
         return Response(200, served.data, headers)
 
     guarded = {"public": True, "tags": _TAGS, "query": SignedQuery}
+    media = {**guarded, "problems": (401, 403, 404, 409)}
+    # 409 media unavailable or transcode failed, 422 no playable format (what a schema cannot
+    # know), 429 limits; 416/412 from Range and If-Match on the direct file
     router.add("POST", API, create, body=NewSessionBody, response=SessionOut, status=201,
-               tags=_TAGS)  # fmt: skip
+               tags=_TAGS, problems=(404, 409, 422, 429))  # fmt: skip
     router.add("GET", API + "/{session_id}", show, params=SessionPath, response=SessionOut,
-               tags=_TAGS)  # fmt: skip
-    router.add("DELETE", API + "/{session_id}", delete, params=SessionPath, status=204, tags=_TAGS)
+               tags=_TAGS, problems=(404,))  # fmt: skip
+    router.add("DELETE", API + "/{session_id}", delete, params=SessionPath, status=204,
+               tags=_TAGS, problems=(404,))  # fmt: skip
     router.add("POST", API + "/{session_id}/progress", progress, params=SessionPath,
-               body=ProgressBody, response=ProgressOut, tags=_TAGS)  # fmt: skip
-    router.add("GET", API + "/{session_id}/direct", direct, params=SessionPath, **guarded)  # type: ignore[arg-type]
+               body=ProgressBody, response=ProgressOut, tags=_TAGS, problems=(404,))  # fmt: skip
+    router.add("GET", API + "/{session_id}/direct", direct, params=SessionPath,
+               problems=(401, 403, 404, 409, 412, 416), **guarded)  # type: ignore[arg-type]  # fmt: skip
     router.add("GET", API + "/{session_id}/hls/master.m3u8", master, params=SessionPath,
-               **guarded)  # type: ignore[arg-type]  # fmt: skip
+               **media)  # type: ignore[arg-type]  # fmt: skip
     router.add("GET", API + "/{session_id}/hls/{variant}/{name}", variant_file,
-               params=VariantPath, **guarded)  # type: ignore[arg-type]  # fmt: skip
+               params=VariantPath, **media)  # type: ignore[arg-type]  # fmt: skip
 
 
 GUARDED_PATHS = (

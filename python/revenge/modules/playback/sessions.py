@@ -35,6 +35,7 @@ from typing import Any
 from revenge._core import TranscodeCache
 from revenge.config import PlaybackSettings
 from revenge.infra.db import Database
+from revenge.modules.auth import read_preferences
 from revenge.modules.playback import repository
 from revenge.modules.playback.decision import (
     AudioSupport,
@@ -43,6 +44,7 @@ from revenge.modules.playback.decision import (
     Method,
     NoPlayableFormat,
     Preferences,
+    StoredPreferences,
     SubtitleMode,
     VideoSupport,
     decide,
@@ -235,15 +237,36 @@ def caps_from_request(raw: dict[str, Any]) -> tuple[ClientCaps, Preferences]:
         subtitles=frozenset(s.lower() for s in caps.get("subtitles", ("vtt",))),
     )
     prefs = Preferences(
-        audio_languages=tuple(raw.get("audio_languages", ())),
-        subtitle_languages=tuple(raw.get("subtitle_languages", ())),
-        subtitle_mode=SubtitleMode(raw.get("subtitle_mode", "forced")),
+        audio_languages=tuple(raw.get("audio_languages") or ()),
+        subtitle_languages=tuple(raw.get("subtitle_languages") or ()),
+        subtitle_mode=SubtitleMode(raw.get("subtitle_mode") or "forced"),
         burn_in_image_subtitles=bool(raw.get("burn_in_image_subtitles", False)),
         max_bitrate=raw.get("max_bitrate"),
         audio_stream=raw.get("audio_stream"),
         subtitle_stream=raw.get("subtitle_stream"),
     )
     return client, prefs
+
+
+def with_preferences(request: dict[str, Any], saved: StoredPreferences) -> dict[str, Any]:
+    """The request with what it left out filled from the user's saved preferences.
+
+    >>> from revenge.modules.auth import UserPreferences
+    >>> with_preferences({"subtitle_mode": None, "audio_languages": ["de"]},
+    ...                  UserPreferences(subtitle_mode="always", audio_languages=("en",)))
+    {'subtitle_mode': 'always', 'audio_languages': ['de'], 'subtitle_languages': [], 'max_bitrate': None}
+    """
+    full = dict(request)
+    defaults = {
+        "subtitle_mode": saved.subtitle_mode,
+        "audio_languages": list(saved.audio_languages),
+        "subtitle_languages": list(saved.subtitle_languages),
+        "max_bitrate": saved.max_bitrate,
+    }
+    for key, value in defaults.items():
+        if full.get(key) is None:
+            full[key] = value
+    return full
 
 
 def content_type(name: str) -> str:
@@ -353,12 +376,20 @@ class Playback:
 
     async def create(
         self, user_id: int, item_id: int, file_id: int | None, request: dict[str, Any],
-        start_ms: int,
+        start_ms: int | None,
     ) -> Session:  # fmt: skip
+        """``request``: the API body's capabilities and choices; what it leaves out (``None``)
+        comes from the user's saved preferences, and the stored request holds the result, so
+        a session rebuilt later decides the same however the preferences changed since."""
         async with self.db.connection() as conn:
             file = await repository.playable_file(conn, user_id, item_id, file_id)
             if file is None:
                 raise ItemNotFound()
+            saved = await read_preferences(conn, user_id)
+            if start_ms is None:
+                resume = saved.resume == "resume"
+                start_ms = await repository.resume_position(conn, user_id, item_id) if resume else 0
+            request = with_preferences(request, saved)
             if (
                 await repository.open_sessions_of(conn, user_id)
                 >= self.settings.max_sessions_per_user
