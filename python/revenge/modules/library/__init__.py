@@ -4,6 +4,10 @@
 every reader of these tables follows):
 
 * routes ``/api/v1/libraries`` (:mod:`.routes`; changes are for administrators);
+* browse routes (:mod:`.browse_routes`): movies, series, seasons, episodes, items,
+  next up, continue watching, recently added, per-user state, library grants;
+* ``browse`` (warm): :class:`.browse_service.Browse`, every read seen through the
+  caller's grants (:mod:`.visibility`);
 * ``libraries`` (warm): :class:`.service.Libraries`, the admin side;
 * ``scanner`` (cold): :class:`.scan.Scanner`, built by the first scan, offloaded when idle;
 * routes ``/api/v1/images/{id}`` (:mod:`.image_routes`: processed artwork, immutable);
@@ -42,6 +46,8 @@ from revenge.contract import (
     Tier,
 )
 from revenge.infra.search import SearchDocument
+from revenge.modules.library.browse_routes import add_browse_routes
+from revenge.modules.library.browse_service import Browse
 from revenge.modules.library.image_routes import add_image_routes
 from revenge.modules.library.images import pending_images, process_image, remove_unused_variants
 from revenge.modules.library.probe import probe_file
@@ -52,6 +58,7 @@ from revenge.modules.playback import TRANSCODER
 from revenge.modules.search import SEARCH
 
 __all__ = [
+    "BROWSE",
     "IMAGES_PROCESS",
     "LIBRARIES",
     "LIBRARY_SCAN",
@@ -68,6 +75,7 @@ __all__ = [
 log = logging.getLogger("revenge.library")
 
 LIBRARIES: ServiceKey[Libraries] = ServiceKey("libraries", Tier.WARM)
+BROWSE: ServiceKey[Browse] = ServiceKey("browse", Tier.WARM)
 SCANNER: ServiceKey[Scanner] = ServiceKey("scanner", Tier.COLD)
 
 LIBRARY_SCAN = JobKind(
@@ -131,6 +139,8 @@ def install(ctx: ModuleContext) -> None:
     ctx.cleanup_step("image_variants", unused_variants)
     add_routes(ctx.router, lambda: services.get(LIBRARIES))
     add_image_routes(ctx.router, lambda: services.get(DATABASE), lambda: images_dir(settings))
+    ctx.provide(BROWSE, lambda: Browse(services.get(DATABASE)))
+    add_browse_routes(ctx.router, lambda: services.get(BROWSE))
     ctx.migrations(resources.files(__name__) / "migrations")
 
 
