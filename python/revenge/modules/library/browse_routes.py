@@ -400,8 +400,15 @@ def add_browse_routes(router: Router, service: Callable[[], Browse]) -> None:
         return empty_response(204)
 
     tags = ("browse",)
-    router.add("GET", "/api/v1/movies", movies, tags=tags, query=MoviesQuery, response=ItemPage)
-    router.add("GET", "/api/v1/series", series, tags=tags, query=ListQuery, response=ItemPage)
+    # 422 to schema-valid input: a cursor the server never gave out (cursor_invalid)
+    router.add(
+        "GET", "/api/v1/movies", movies, tags=tags, query=MoviesQuery, response=ItemPage,
+        problems=(422,),
+    )  # fmt: skip
+    router.add(
+        "GET", "/api/v1/series", series, tags=tags, query=ListQuery, response=ItemPage,
+        problems=(422,),
+    )  # fmt: skip
     router.add(
         "GET", "/api/v1/items/{item_id}", item, tags=tags, params=ItemPath, response=ItemDetailOut
     )
@@ -413,6 +420,7 @@ def add_browse_routes(router: Router, service: Callable[[], Browse]) -> None:
         params=ItemPath,
         body=StateBody,
         response=StateOut,
+        problems=(422,),  # state_invalid: a position on a series or season
     )
     router.add(
         "GET",

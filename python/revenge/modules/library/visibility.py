@@ -62,8 +62,8 @@ class Viewer:
         ``library_ids`` (visible ones, from :meth:`library_ids`) this viewer may see.
 
         One library is an equality, so the ``(library_id, kind, <col>, id)`` keyset
-        indexes serve the order; several are ``= ANY``, served by the
-        ``(kind, <col>, id)`` indexes of ``0002_browse.sql`` or by the planner's choice.
+        indexes serve the order; several are ``= ANY`` (the planner picks: a walk of one
+        index skipping other libraries, or the rows of those libraries sorted).
         """
         ids = list(library_ids)
         if len(ids) == 1:
