@@ -21,6 +21,7 @@ from revenge.http.files import file_response
 from revenge.http.request import Principal
 from revenge.infra.db import Database
 from revenge.modules.library.images import CONTENT_TYPE, pick_variant
+from revenge.modules.library.visibility import item_visible_sql, viewer_params
 
 _TAGS = ("images",)
 _MAX_ID = 2**63 - 1
@@ -53,18 +54,14 @@ def parse_image_id(text_id: str) -> int:
     return value
 
 
-# The visibility rule of the README ("who sees what"): an administrator sees every
-# library, anyone else a library granted to them. One query answers visibility, status
-# and variants together.
-_IMAGE_FOR = """
+# Who sees what is visibility.py's rule; one query answers it, status and variants.
+_IMAGE_FOR = f"""
 SELECT g.status, v.width, v.file
   FROM images g
   JOIN items i ON i.id = g.item_id
   LEFT JOIN image_variants v ON v.image_id = g.id
- WHERE g.id = %(id)s
-   AND (%(admin)s OR EXISTS (SELECT 1 FROM library_grants lg
-                              WHERE lg.user_id = %(user)s AND lg.library_id = i.library_id))
-"""
+ WHERE g.id = %(id)s AND {item_visible_sql("i")}
+"""  # noqa: S608
 
 
 async def visible_image(
@@ -72,7 +69,8 @@ async def visible_image(
 ) -> tuple[str, dict[int, str]] | None:
     """``(status, {width: file})`` of an image the caller may see, else None."""
     rows = await db.fetch_all(
-        _IMAGE_FOR, {"id": image_id, "admin": principal.is_admin, "user": principal.user_id}
+        _IMAGE_FOR,
+        {"id": image_id, **viewer_params(principal.user_id, admin=principal.is_admin)},
     )
     if not rows:
         return None

@@ -3,9 +3,10 @@
 A user sees a library when they are an administrator or a row ``library_grants
 (user_id, library_id)`` exists; they see an item when they see its library. Every
 browse query starts from a :class:`Viewer` (:func:`load_viewer`) and filters items
-with :meth:`Viewer.item_filter`, so a later rule (a parental limit: a maximum content
-rating per user) is added here, in ``load_viewer`` and ``item_filter``, and every list,
-detail and state route follows. An item the viewer may not see is answered 404.
+with :meth:`Viewer.item_filter`; a route answering in a single query (images) uses
+:func:`item_visible_sql`. A later rule (a parental limit: a maximum content rating per
+user) is added here, in ``load_viewer``, ``item_filter`` and ``item_visible_sql``, and
+every list, detail, image and state route follows. What the viewer may not see is a 404.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["Viewer", "load_viewer"]
+__all__ = ["Viewer", "item_visible_sql", "load_viewer", "viewer_params"]
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -62,8 +63,9 @@ class Viewer:
         ``library_ids`` (visible ones, from :meth:`library_ids`) this viewer may see.
 
         One library is an equality, so the ``(library_id, kind, <col>, id)`` keyset
-        indexes serve the order; several are ``= ANY`` (the planner picks: a walk of one
-        index skipping other libraries, or the rows of those libraries sorted).
+        indexes serve the order; several are ``= ANY``, served by the ``(kind, <col>, id)``
+        indexes of ``0003_browse.sql`` (one ordered walk skipping other libraries) or
+        by the rows of those libraries sorted, as the planner prefers.
         """
         ids = list(library_ids)
         if len(ids) == 1:
@@ -82,3 +84,16 @@ async def load_viewer(conn: Conn, user_id: int, *, admin: bool) -> Viewer:
             (user_id,),
         )
     return Viewer(user_id, admin, {int(i): k for i, k in await cur.fetchall()})
+
+
+def item_visible_sql(alias: str) -> str:
+    """The same rule as one predicate on items ``alias``, for a caller answering in one
+    query (the image route); its parameters are named: :func:`viewer_params`."""
+    return (
+        f"(%(viewer_admin)s OR EXISTS (SELECT 1 FROM library_grants vg"  # noqa: S608
+        f" WHERE vg.user_id = %(viewer_user)s AND vg.library_id = {alias}.library_id))"
+    )
+
+
+def viewer_params(user_id: int, *, admin: bool) -> dict[str, Any]:
+    return {"viewer_admin": admin, "viewer_user": user_id}
