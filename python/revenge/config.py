@@ -295,6 +295,17 @@ class PlaybackSettings(_Section):
     """Open playback sessions of one user; past it 429 (the oldest idle ones end first)."""
 
 
+class LibrarySettings(_Section):
+    """The library folder watcher (``modules/library/watch.py``)."""
+
+    watch: bool = False
+    """Watch library roots (inotify) and scan a changed folder within about a second; one process of the cluster watches. Off: only scheduled and requested scans."""
+    watch_debounce: Duration = Field(0.3, gt=0, le=60)
+    """Quiet time after a change before its folder is scanned (a copy in progress settles first)."""
+    watch_fallback_interval: Duration = Field(900.0, ge=1)
+    """How often every library is rescanned while the kernel's inotify watch limit stops the watcher."""
+
+
 class Settings(BaseSettings):
     """The whole configuration; sections mirror ``configs/offloading.yaml``."""
 
@@ -319,6 +330,7 @@ class Settings(BaseSettings):
     modules: ModulesSettings = ModulesSettings()
     backup: BackupSettings = BackupSettings()
     playback: PlaybackSettings = PlaybackSettings()
+    library: LibrarySettings = LibrarySettings()
 
     @classmethod
     def settings_customise_sources(

@@ -391,3 +391,31 @@ async def test_a_read_only_tree_is_scanned_and_never_written(
     assert (result["new"], result["errors"]) == (3, 0)
     assert result["statuses"] == ["failed"] * 3  # probed (not videos), recorded, nothing written
     assert _snapshot(tmp_path) == before
+
+
+async def test_a_folder_scan_walks_only_the_changed_folders(db: Database, tmp_path: Path) -> None:
+    """The watcher's scan (``only``): the top folders holding the changes are walked, and
+    only there can files go missing; a folder that vanished marks its own files."""
+    for name in MOVIES:
+        touch(tmp_path, name)
+    for name in SHOWS:
+        touch(tmp_path / "tv", name)
+    lib = await new_library(db, tmp_path)
+    first = await Scanner(db).scan(lib)
+    assert first.files == len(MOVIES) + len(SHOWS)
+    new = touch(tmp_path, "The Matrix (1999)/The Matrix (1999) - 4K.mkv")
+    (tmp_path / "Inception.2010.1080p.BluRay.x264-GRP.mkv").unlink()  # a loose file: the root
+    shutil.rmtree(tmp_path / "Kill Bill (2003)")
+    report = await Scanner(db).scan(lib, only=[os.fsencode(new)])
+    # only the Matrix folder: its 3 old files and the new one
+    assert (report.files, report.new, report.unchanged, report.missing) == (4, 1, 3, 0)
+    report = await Scanner(db).scan(lib, only=[os.fsencode(tmp_path / "Kill Bill (2003)")])
+    assert (report.files, report.missing) == (0, 2)
+    found = await items(db, lib)
+    assert found["movie:kill bill:2003"]["missing"] is True
+    assert found["movie:inception:2010"]["missing"] is False  # not this scan's to say
+    report = await Scanner(db).scan(
+        lib, only=[os.fsencode(tmp_path / "Inception.2010.1080p.BluRay.x264-GRP.mkv")]
+    )
+    assert report.files == len(MOVIES) + len(SHOWS) - 3 + 1 and report.missing == 1
+    assert (await items(db, lib))["movie:inception:2010"]["missing"] is True

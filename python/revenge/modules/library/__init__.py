@@ -54,6 +54,7 @@ from revenge.modules.library.probe import probe_file
 from revenge.modules.library.routes import add_routes
 from revenge.modules.library.scan import Scanner, ScanReport, WrittenItem
 from revenge.modules.library.service import Libraries
+from revenge.modules.library.watch import Watcher
 from revenge.modules.playback import TRANSCODER
 from revenge.modules.search import SEARCH
 
@@ -61,10 +62,12 @@ __all__ = [
     "BROWSE",
     "IMAGES_PROCESS",
     "LIBRARIES",
+    "LIBRARY_RESCAN_DUE",
     "LIBRARY_SCAN",
     "MEDIA_PROBE",
     "MODULE",
     "SCANNER",
+    "WATCHER",
     "Libraries",
     "ScanReport",
     "Scanner",
@@ -104,6 +107,15 @@ IMAGES_PROCESS = JobKind(
     retry=RetryPolicy(max_attempts=2, initial_delay=60.0),
     timeout=300.0,
 )
+LIBRARY_RESCAN_DUE = JobKind(
+    "library_rescan_due",
+    queue="library",
+    unique=True,
+    schedule="* * * * *",  # each minute: queue the scans whose scan_interval_minutes is up
+    retry=RetryPolicy(max_attempts=1),
+    timeout=60.0,
+)
+WATCHER: ServiceKey[Watcher] = ServiceKey("library_watcher", Tier.BACKGROUND)
 MISSING_GRACE_DAYS = 7
 """Default days a vanished file or item is kept (library setting ``missing_grace_days``)."""
 
@@ -127,6 +139,46 @@ def install(ctx: ModuleContext) -> None:
     ctx.job(LIBRARY_SCAN, scan_library)
     ctx.job(MEDIA_PROBE, probe_media)
     ctx.job(IMAGES_PROCESS, process_images(images_dir(settings)))
+
+    async def queue_scan(library_id: int, watch: bool) -> bool:
+        jobs = services.get(JOBS)
+        payload: Payload = (
+            {"library": library_id, "watch": True} if watch else {"library": library_id}
+        )
+        job_id = await jobs.enqueue(LIBRARY_SCAN.name, payload, key=str(library_id))
+        status = await jobs.status(job_id)
+        return status is None or status.state != "running"
+
+    async def rescan_due(ctx: JobContext, payload: Payload) -> None:
+        """Queue a scan of each library whose ``scan_interval_minutes`` has passed."""
+        rows = await ctx.services.get(DATABASE).fetch_all(
+            "SELECT id FROM libraries WHERE (settings->>'scan_interval_minutes')::int > 0"
+            " AND coalesce(last_scan_started, '-infinity') < now()"
+            "   - make_interval(mins => (settings->>'scan_interval_minutes')::int)"
+        )
+        for row in rows:
+            await queue_scan(int(row[0]), False)
+
+    ctx.job(LIBRARY_RESCAN_DUE, rescan_due)
+    if settings.library.watch:
+
+        async def open_watcher() -> Watcher:
+            db = services.get(DATABASE)
+            return await Watcher(
+                db,
+                db.url,
+                queue_scan,
+                debounce=settings.library.watch_debounce,
+                fallback_interval=settings.library.watch_fallback_interval,
+            ).start()
+
+        ctx.provide(
+            WATCHER,
+            open_watcher,
+            close=lambda w: w.close(),
+            health=lambda w: w.check(),
+            critical=False,
+        )
     ctx.cleanup_step("missing", remove_missing)
 
     async def unused_variants(conn: Any) -> int:
@@ -175,6 +227,13 @@ async def scan_library(ctx: JobContext, payload: Payload) -> None:
             IMAGES_PROCESS.name, [{"image": i} for i in ids], keys=[str(i) for i in ids]
         )
 
+    only = await take_watch_paths(ctx.services.get(DATABASE), library_id)
+    if payload.get("watch"):
+        if only is None:  # a scan before this one took them: nothing left to do
+            await ctx.progress(0, 0, "done: no changed folders left")
+            return
+    else:
+        only = None  # every other scan walks everything
     report = await scanner.scan(
         library_id,
         full=bool(payload.get("full")),
@@ -182,6 +241,7 @@ async def scan_library(ctx: JobContext, payload: Payload) -> None:
         on_items=on_items,
         on_files=on_files,
         on_images=on_images,
+        only=only or None,  # an empty list: too many changes listed, walk every root
     )
     await ctx.progress(report.files, report.files, f"{report.outcome}: {report.files} files")
 
@@ -198,6 +258,19 @@ async def probe_media(ctx: JobContext, payload: Payload) -> None:
             await ctx.services.get(JOBS).enqueue_many(
                 IMAGES_PROCESS.name, [{"image": i} for i in ids], keys=[str(i) for i in ids]
             )
+
+
+async def take_watch_paths(db: Any, library_id: int) -> list[bytes] | None:
+    """The changed paths the watcher left for the library (and clear them); None: none."""
+    async with db.transaction() as conn:
+        cur = await conn.execute(
+            "SELECT watch_paths FROM libraries WHERE id = %s FOR UPDATE", (library_id,)
+        )
+        row = await cur.fetchone()
+        if row is None or row[0] is None:
+            return None
+        await conn.execute("UPDATE libraries SET watch_paths = NULL WHERE id = %s", (library_id,))
+    return [bytes(p) for p in row[0]]
 
 
 def images_dir(settings: Any) -> Path:

@@ -22,6 +22,10 @@ _NAME = Annotated[str, text(max_length=100, pattern=r"^[^\x00]*\S[^\x00]*$")]
 
 class LibrarySettingsBody(Input):
     missing_grace_days: Annotated[int, Field(ge=0, le=3650)] = 7
+    watch: bool = True
+    """Watched for changes when the server's folder watcher is on (``library.watch``)."""
+    scan_interval_minutes: Annotated[int, Field(ge=0, le=525600)] = 0
+    """A rescan this often (0: none besides the watcher's and those requested)."""
 
 
 class NewLibraryBody(Input):

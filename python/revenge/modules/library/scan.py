@@ -203,14 +203,17 @@ class Scanner:
         on_items: OnItems | None = None,
         on_files: OnFiles | None = None,
         on_images: OnImages | None = None,
+        only: Sequence[bytes] | None = None,
     ) -> ScanReport:
         """Scan one library; ``on_items``/``on_files``/``on_images`` get each batch's writes
-        (search, probes, image processing)."""
+        (search, probes, image processing). ``only``: changed paths (the watcher's); the
+        scan then walks just the top folders under a root that hold them (a movie's or a
+        series' folder: enough for its NFOs and images), and marks missing only there."""
         started = time.monotonic()
         report = ScanReport(library_id)
         run = _Run(on_items, on_files, on_images)
         try:
-            await self._scan(library_id, full, report, progress, run)
+            await self._scan(library_id, full, report, progress, run, only)
         except LibraryGone:
             report.outcome = "library_deleted"
         except ScanCancelled:
@@ -242,6 +245,7 @@ class Scanner:
         report: ScanReport,
         progress: Progress | None,
         run: _Run,
+        only: Sequence[bytes] | None = None,
     ) -> None:
         async with self.db.connection() as conn:
             cur = await conn.execute(
@@ -260,11 +264,20 @@ class Scanner:
             known = await load_known(conn, library_id)
         seen: set[int] = set()
         deferred: list[tuple[int, MediaFile, KnownFile]] = []
-        for root_id, root in roots:
+        scoped: list[bytes] | None = None if only is None else []
+        starts = await asyncio.to_thread(lambda: list(_starts(roots, only, known)))
+        for root_id, root, start in starts:
             stats = WalkStats()
             walker = _Walker(iter(()), root_id, kind, known, full, stats)
+            if scoped is not None:
+                scoped.append(start + b"/" if start != root else root + b"/")
             try:
-                walker.entries = await asyncio.to_thread(_start, root, stats)
+                walker.entries = await asyncio.to_thread(_start, root, stats, start)
+            except FileNotFoundError:
+                if start != root and await asyncio.to_thread(os.path.isdir, root):
+                    continue  # the changed folder itself went: its files are missing
+                report.roots_failed.append(f"{root.decode('utf-8', 'replace')}: gone")
+                continue
             except OSError as exc:
                 shown = root.decode("utf-8", "replace")
                 report.roots_failed.append(f"{shown}: {exc.strerror or exc}")
@@ -290,6 +303,8 @@ class Scanner:
             await adopt(conn, library_id, orphans)
         if report.roots_failed:
             return  # a root that could not be listed must not make its files missing
+        if scoped is not None:  # a folder's scan: what vanished elsewhere is not its to say
+            known = {p: k for p, k in known.items() if p.startswith(tuple(scoped))}
         gone = [k.id for k in known.values() if k.id not in seen and not k.missing]
         back = [k.id for k in known.values() if k.id in seen and k.missing]
         if not gone and not back:
@@ -360,9 +375,45 @@ def _written(item_id: int, key: str, kind: str, row: ItemRow | None) -> WrittenI
     )
 
 
-def _start(root: bytes, stats: WalkStats) -> Iterator[Folder | MediaFile]:
+def _starts(
+    roots: list[tuple[int, bytes]], only: Sequence[bytes] | None, known: Known | None = None
+) -> Iterator[tuple[int, bytes, bytes]]:
+    """(root id, root, folder to walk): every root whole, or the top folders ``only`` touches.
+
+    A vanished path directly in a root is a folder when a known file was under it.
+
+    >>> list(_starts([(1, b"/m")], [b"/m/A (1)/a.mkv", b"/m/A (1)/poster.jpg", b"/x/y"]))
+    [(1, b'/m', b'/m/A (1)')]
+    >>> list(_starts([(1, b"/m")], [b"/m/loose.mkv"]))  # a file directly in the root
+    [(1, b'/m', b'/m')]
+    """
+    known_paths = list(known or ())
+    for root_id, root in roots:
+        if only is None:
+            yield root_id, root, root
+            continue
+        tops: set[bytes] = set()
+        for path in only:
+            if not path.startswith(root + b"/"):
+                continue
+            head, sep, _ = path[len(root) + 1 :].partition(b"/")
+            if (
+                not sep
+                and not os.path.isdir(path)
+                and not any(k.startswith(path + b"/") for k in known_paths)
+            ):
+                tops = {root}  # a file in the root itself: the root is the smallest folder
+                break
+            tops.add(root + b"/" + head)
+        for top in sorted(tops):
+            yield root_id, root, top
+
+
+def _start(
+    root: bytes, stats: WalkStats, start: bytes | None = None
+) -> Iterator[Folder | MediaFile]:
     """Start the walk (its first step lists the root: an unreadable root raises here)."""
-    entries = walk(os.fsdecode(root), stats)
+    entries = walk(os.fsdecode(root), stats, None if start in (None, root) else os.fsdecode(start))
     first = next(entries, None)
     if first is None:
         return iter(())

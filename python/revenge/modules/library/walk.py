@@ -179,18 +179,22 @@ _Walked = Folder | MediaFile
 def walk(
     root: str | bytes | os.PathLike[str] | os.PathLike[bytes],
     stats: WalkStats | None = None,
+    start: str | None = None,
 ) -> Iterator[_Walked]:
     """Yield the :class:`Folder` and :class:`MediaFile` records under ``root``, depth first.
 
-    Raises ``OSError`` only when ``root`` itself cannot be listed (the caller reports the
-    library's root as unavailable, which must not mark its items missing).
+    ``start``: a folder inside ``root`` to walk instead of all of it (relative paths stay
+    relative to ``root``: the watcher's scan of one changed folder). Raises ``OSError`` only
+    when ``root`` (or ``start``) itself cannot be listed (the caller reports the library's
+    root as unavailable, which must not mark its items missing).
     """
     stats = stats if stats is not None else WalkStats()
     top = os.path.abspath(os.fsdecode(root))
-    st = os.stat(top)
+    first = top if start is None else os.path.abspath(start)
+    st = os.stat(first)
     seen: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
-    os.listdir(top)  # an unreadable root is the caller's error, not a skipped folder
-    pending = [top]
+    os.listdir(first)  # an unreadable root is the caller's error, not a skipped folder
+    pending = [first]
     while pending:
         folder = pending.pop()
         subdirs = yield from _walk_folder(folder, top, seen, stats)
