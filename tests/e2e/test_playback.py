@@ -7,18 +7,21 @@ The clips are made here with ffmpeg (``testsrc2``, ``sine``)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import psutil
 import pytest
 
@@ -387,3 +390,58 @@ def test_sigkill_of_the_worker_mid_transcode_leaves_no_ffmpeg(
         left = [p for p in ffmpeg if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         assert left == [], f"ffmpeg outlived its worker: {left}"
         del session
+
+
+def test_two_workers_run_one_ffmpeg_per_session_whichever_gets_the_request(
+    migrated_url: str, clips: Path, tmp_path: Path
+) -> None:
+    """Every request on a new connection, so both Granian workers receive them: the session's
+    segments come from its one ffmpeg, owned by one worker, and a whole decode still works."""
+    clip = small_clip(clips, 30)
+    with served(migrated_url, tmp_path, ENV, workers=2) as w:
+        lib = w.library(clips)
+        item, _ = w.item(lib, clip)
+        _, alice = w.user(grant=lib)
+        reply = w.play(alice, item, capabilities={**HLS_ONLY, "max_height": 240})
+        assert reply.status_code == 201, reply.text
+        session = reply.json()
+        seen: dict[int, int] = {}  # ffmpeg pid -> its parent (the owning worker)
+        most_at_once = 0
+        stop = False
+
+        def watch() -> None:
+            nonlocal most_at_once
+            while not stop:
+                alive = [p for p in w.ffmpeg_children() if _runs_session(p, session["id"])]
+                most_at_once = max(most_at_once, len(alive))
+                for p in alive:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        seen[p.pid] = p.ppid()
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            master = path_of(session["urls"]["master"])
+            base = bare(master).rsplit("/", 1)[0]
+            query = urlsplit(master).query
+            with httpx.Client(base_url=w.server.base_url, timeout=60,
+                              limits=httpx.Limits(max_keepalive_connections=0)) as fresh:  # fmt: skip
+                playlist = fresh.get(f"{base}/source/index.m3u8?{query}").text
+                names = [ln.split("?")[0] for ln in playlist.splitlines()
+                         if ln and not ln.startswith("#")]  # fmt: skip
+                assert fresh.get(f"{base}/source/init.mp4?{query}").status_code == 200
+                last = fresh.get(f"{base}/source/{names[-1]}?{query}")  # a seek, on either worker
+                assert last.status_code == 200, last.text
+                for name in names:
+                    reply = fresh.get(f"{base}/source/{name}?{query}")
+                    assert reply.status_code == 200 and len(reply.content) > 1000, reply.text
+            found, _ = _decode(w.server.base_url + master, "-http_persistent", "0")
+            assert abs(found - duration_of(str(clip))) <= 0.5
+        finally:
+            stop = True
+            watcher.join()
+        assert most_at_once == 1, f"{most_at_once} ffmpeg ran at once for one session"
+        # the other worker asked the owner: the owner's hand-over folder exists
+        assert list((tmp_path / "data" / "transcode").glob("*/handoff")), "one worker served all"
+        assert len(set(seen.values())) == 1, f"ffmpeg started by several workers: {seen}"

@@ -69,6 +69,10 @@ class PlaybackMetrics:
         self.refusals = Counter(
             "revenge_playback_refusals_total", "Playback refused, by reason", ["reason"]
         )
+        self.handoffs = Counter(
+            "revenge_playback_handoffs_total",
+            "Segments asked of the worker that owns the session (several workers)",
+        )
         self.idle_reaped = Counter(
             "revenge_playback_sessions_reaped_total", "Sessions dropped idle or expired"
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
@@ -241,6 +242,33 @@ async def end_session(conn: Connection, session_id: str) -> None:
         "UPDATE playback_sessions SET ended_at = now(), owner = NULL"
         " WHERE id = %s AND ended_at IS NULL",
         (session_id,),
+    )
+
+
+async def claim_owner(
+    conn: Connection, session_id: str, me: str, alive: Callable[[str], bool]
+) -> str | None:
+    """The session's owner after this call: ``me`` when it had none, was ``me``, or its owner
+    is dead (the row is locked while deciding, so two workers never both take it)."""
+    cur = await conn.execute(
+        "SELECT owner FROM playback_sessions WHERE id = %s FOR UPDATE", (session_id,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    owner = row[0]
+    if owner is not None and owner != me and alive(owner):
+        return str(owner)
+    if owner != me:
+        await conn.execute(
+            "UPDATE playback_sessions SET owner = %s WHERE id = %s", (me, session_id)
+        )
+    return me
+
+
+async def release_owner(conn: Connection, session_id: str, me: str) -> None:
+    await conn.execute(
+        "UPDATE playback_sessions SET owner = NULL WHERE id = %s AND owner = %s", (session_id, me)
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -31,6 +32,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from revenge._core import TranscodeCache
 from revenge.config import PlaybackSettings
@@ -50,6 +53,7 @@ from revenge.modules.playback.decision import (
     decide,
 )
 from revenge.modules.playback.hls import (
+    INIT_NAME,
     HlsPlan,
     PlanError,
     Variant,
@@ -74,6 +78,8 @@ REAP_INTERVAL = 0.5  # seconds between looks at idle sessions and the disk
 RETRY_AFTER = 30  # seconds a refused client is told to wait
 
 API = "/api/v1/playback/sessions"
+CHANNEL = "revenge_playback"  # PostgreSQL NOTIFY: segment requests for the owner, session ends
+HANDOFF_POLL = 0.003  # seconds between looks for a segment another worker hands over
 
 PressureLevelOf = Callable[[], str]
 TranscoderOf = Callable[[], Awaitable[Transcoder]]
@@ -188,6 +194,7 @@ class Session:
     runs: int = 0
     failures: int = 0
     counted_play: bool = False
+    owned: bool = False  # this process runs (or may run) the session's ffmpeg: the row says so
     position_ms: int = 0
     read_up_to: int = -1
 
@@ -332,6 +339,9 @@ class Playback:
         self.signer: UrlSigner | None = None
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._reaper: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self._handoffs: set[asyncio.Task[None]] = set()
         self._disk_paused: set[str] = set()
         self.disk_bytes = 0
         self.disk_peak = 0
@@ -349,12 +359,17 @@ class Playback:
         await asyncio.to_thread(sweep, self.root)
         await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
         self._reaper = asyncio.create_task(self._reap_forever(), name="playback-reaper")
+        self._listener = asyncio.create_task(self._listen_forever(), name="playback-listener")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await self._listening.wait()
 
     async def close(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+        for task in (self._reaper, self._listener, *self._handoffs):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for session in list(self.sessions.values()):
             await self._drop(session)
         await asyncio.to_thread(shutil.rmtree, self.folder, True)
@@ -411,6 +426,7 @@ class Playback:
             session_id, user_id, item_id, file, media, decision, plan, request, created, expires,
             start_segment, position_ms=start_ms,
         )  # fmt: skip
+        session.owned = plan is not None
         self.sessions[session_id] = session
         self.metrics.sessions_created.labels(session_kind).inc()
         if plan is not None:
@@ -454,6 +470,7 @@ class Playback:
         await self._drop(session)
         async with self.db.transaction() as conn:
             await repository.end_session(conn, session.id)
+            await _notify(conn, {"op": "end", "session": session.id})
 
     async def progress(
         self, session: Session, position_ms: int, *, ended: bool = False
@@ -542,6 +559,12 @@ class Playback:
         cached = session.inits.get(variant_name)
         if cached is not None:
             return cached
+        owner = await self._owner_elsewhere(session)
+        if owner is not None:
+            data = await self._ask_owner(session, owner, variant_name, INIT_NAME)
+            if data is not None:
+                session.inits.setdefault(variant_name, data)
+                return data
         async with session.lock:
             job = session.job
             stale = job is not None and not job.running and job.ready(job.start_segment) is None
@@ -577,6 +600,12 @@ class Playback:
             self._served(session, index, len(data))
             return Served(data, kind)
         self.metrics.cache_misses.inc()
+        owner = await self._owner_elsewhere(session)
+        if owner is not None:
+            data = await self._ask_owner(session, owner, variant_name, str(index))
+            if data is not None:
+                self._served(session, index, len(data))
+                return Served(data, kind)
         for attempt in range(2):
             job = await self._job_for(session, variant, index)
             job.mark_read(index - 1)
@@ -692,6 +721,10 @@ class Playback:
         caller holds ``session.lock``)."""
         self._check_can_transcode(session.user_id, session)
         plan = self._plan(session)
+        if not session.owned:
+            async with self.db.transaction() as conn:
+                owner = await repository.claim_owner(conn, session.id, self.owner, _owner_alive)
+            session.owned = owner == self.owner
         await self._stop_job(session)
         transcoder = await self._transcoder()
         session.runs += 1
@@ -774,6 +807,7 @@ class Playback:
                 self.metrics.idle_reaped.inc()
                 await self._drop(session)
         await self._enforce_disk()
+        await asyncio.to_thread(_remove_stale, self.folder / "handoff", SEGMENT_WAIT)
 
     async def _enforce_disk(self) -> None:
         used, per_session = await asyncio.to_thread(_disk_usage, self.folder)
@@ -807,6 +841,123 @@ class Playback:
         session.pins.clear()
         session.inits.clear()
         await asyncio.to_thread(shutil.rmtree, self.folder / session.id, True)
+        if session.owned:
+            session.owned = False
+            with contextlib.suppress(psycopg.Error, ServiceUnavailable):
+                async with self.db.transaction() as conn:
+                    await repository.release_owner(conn, session.id, self.owner)
+
+    # --- several workers: one owner per session ----------------------------------------------
+
+    async def _owner_elsewhere(self, session: Session) -> str | None:
+        """The live process that runs this session's ffmpeg, when it is not this one; else
+        ``None`` and this process owns the session from now (it was free, or its owner died)."""
+        if session.owned:
+            return None
+        async with self.db.transaction() as conn:
+            owner = await repository.claim_owner(conn, session.id, self.owner, _owner_alive)
+        if owner == self.owner:
+            session.owned = True
+            return None
+        return owner
+
+    async def _ask_owner(
+        self, session: Session, owner: str, variant: str, name: str
+    ) -> bytes | None:
+        """A segment (or init section) from the worker that owns the session: asked over
+        PostgreSQL NOTIFY, handed over as a file in its folder (renamed into place whole).
+        ``None`` when this process became the owner meanwhile (the owner let go or died)."""
+        folder = self.root / owner.rsplit(":", 1)[1] / "handoff"
+        path = folder / _handoff_name(session.id, variant, name)
+        failed = path.with_name(path.name + ".err")
+        async with self.db.connection() as conn:
+            payload = {"op": "want", "session": session.id, "variant": variant, "name": name}
+            await _notify(conn, payload)
+        self.metrics.handoffs.inc()
+        deadline = time.monotonic() + SEGMENT_WAIT
+        recheck = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            try:
+                data = await asyncio.to_thread(_take_file, path)
+            except FileNotFoundError:
+                pass
+            else:
+                return data
+            with contextlib.suppress(FileNotFoundError):
+                reason = await asyncio.to_thread(_take_file, failed)
+                raise SegmentNotFound(reason.decode(errors="replace")[:300])
+            if time.monotonic() > recheck:  # the owner may have let go of it, or died
+                recheck = time.monotonic() + 1.0
+                if await self._owner_elsewhere(session) is None:
+                    return None
+            await asyncio.sleep(HANDOFF_POLL)
+        raise ServiceUnavailable("transcoder", "the session's owner did not answer",
+                                 retry_after=1)  # fmt: skip
+
+    def _on_notify(self, payload: str) -> None:
+        try:
+            message = json.loads(payload)
+            op, session_id = message["op"], str(message["session"])
+        except (ValueError, KeyError, TypeError):
+            return
+        session = self.sessions.get(session_id)
+        if session is None:
+            if op == "want":  # not here (any more): let the asker take it if the row says us
+                task = asyncio.create_task(self._release(session_id))
+                self._handoffs.add(task)
+                task.add_done_callback(self._handoffs.discard)
+            return
+        if op == "end":
+            task = asyncio.create_task(self._drop(session))
+        elif op == "want" and session.owned:
+            task = asyncio.create_task(
+                self._hand_over(session, str(message["variant"]), str(message["name"]))
+            )
+        else:
+            return
+        self._handoffs.add(task)
+        task.add_done_callback(self._handoffs.discard)
+
+    async def _release(self, session_id: str) -> None:
+        with contextlib.suppress(psycopg.Error, ServiceUnavailable):
+            async with self.db.transaction() as conn:
+                await repository.release_owner(conn, session_id, self.owner)
+
+    async def _hand_over(self, session: Session, variant: str, name: str) -> None:
+        folder = self.folder / "handoff"
+        path = folder / _handoff_name(session.id, variant, name)
+        try:
+            if name == INIT_NAME:
+                data = await self.init_section(session, variant)
+            else:
+                data = (await self.segment(session, variant, int(name))).data
+        except (DomainError, ServiceUnavailable, ValueError) as exc:
+            await asyncio.to_thread(
+                _put_file, path.with_name(path.name + ".err"), str(exc).encode()
+            )
+            return
+        await asyncio.to_thread(_put_file, path, data)
+
+    async def _listen_forever(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.db.url, autocommit=True, connect_timeout=5,
+                    application_name="revenge-playback-listener",
+                )  # fmt: skip
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
+                    delay = 0.1
+                    async for notify in conn.notifies():
+                        self._on_notify(notify.payload)
+            except psycopg.Error as exc:
+                log.warning("playback listener: %s; reconnecting in %.1fs", exc, delay)
+            finally:
+                self._listening.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -922,6 +1073,57 @@ class Playback:
             "bandwidth_bps": session.bandwidth.bytes_per_second * 8,
             "recommended_variant": self.recommended_variant(session),
         }
+
+
+async def _notify(conn: Any, message: dict[str, Any]) -> None:
+    await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(message)))
+
+
+def _handoff_name(session_id: str, variant: str, name: str) -> str:
+    return f"{session_id}.{variant}.{name}"
+
+
+def _take_file(path: Path) -> bytes:
+    """Read and remove a handed-over file (it appears whole: written aside, then renamed)."""
+    data = path.read_bytes()
+    path.unlink(missing_ok=True)
+    return data
+
+
+def _put_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    partial.write_bytes(data)
+    partial.rename(path)
+
+
+def _owner_alive(owner: str) -> bool:
+    """Whether the process named ``host:pid`` lives. Another host's owner is taken to live (its
+    lease is the row; see docs/playback.md on several hosts)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    if not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(folder: Path, age: float) -> None:
+    """Handed-over files nobody took (the asker gave up) go after ``age`` seconds."""
+    limit = time.time() - age
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat().st_mtime < limit:
+                    os.unlink(entry.path)
 
 
 def _index_of(key: str) -> int:
