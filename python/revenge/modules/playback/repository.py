@@ -1,8 +1,7 @@
 """Playback's SQL: plain functions over a connection that never commit.
 
-Visibility follows the library's rule (``modules/library/README.md``): a user sees a library
-when they are an administrator or hold a ``library_grants`` row; an item of a library they
-cannot see is not found.
+Visibility is the library's one rule (``modules/library/visibility.py``): an item the user
+may not see is not found.
 """
 
 from __future__ import annotations
@@ -39,23 +38,22 @@ class PlayableFile:
         return os.fsdecode(self.path)
 
 
-_VISIBLE = (
-    "(EXISTS (SELECT 1 FROM users u WHERE u.id = %(user)s AND u.role = 'admin')"
-    " OR EXISTS (SELECT 1 FROM library_grants g WHERE g.user_id = %(user)s"
-    " AND g.library_id = i.library_id))"
-)
+def _visible(alias: str) -> str:
+    # library imports playback (the transcoder's key): importing library at this module's
+    # top would be circular, so its visibility rule is read when first used
+    from revenge.modules.library.visibility import item_visible_sql
+
+    return item_visible_sql(alias)
 
 
-async def item_visible(conn: Connection, user_id: int, item_id: int) -> bool:
-    cur = await conn.execute(
-        f"SELECT 1 FROM items i WHERE i.id = %(item)s AND {_VISIBLE}",  # noqa: S608
-        {"user": user_id, "item": item_id},
-    )
-    return await cur.fetchone() is not None
+def _viewer(user_id: int, admin: bool) -> dict[str, Any]:
+    from revenge.modules.library.visibility import viewer_params
+
+    return viewer_params(user_id, admin=admin)
 
 
 async def playable_file(
-    conn: Connection, user_id: int, item_id: int, file_id: int | None
+    conn: Connection, user_id: int, admin: bool, item_id: int, file_id: int | None
 ) -> PlayableFile | None:
     """The file to play: ``file_id`` when it belongs to the item, else the item's best present,
     probed file (first part, tallest). ``None`` when the item is not visible to the user."""
@@ -63,11 +61,11 @@ async def playable_file(
         "SELECT f.id, f.item_id, f.path, f.size, f.mtime_ns, f.duration, f.probe_status,"  # noqa: S608
         " f.missing_since IS NOT NULL, i.runtime_seconds"
         " FROM items i JOIN media_files f ON f.item_id = i.id"
-        f" WHERE i.id = %(item)s AND {_VISIBLE}"
+        f" WHERE i.id = %(item)s AND {_visible('i')}"
         " AND (%(file)s::bigint IS NULL OR f.id = %(file)s)"
         " ORDER BY f.missing_since IS NOT NULL, f.probe_status = 'failed',"
         " f.part NULLS FIRST, f.height DESC NULLS LAST, f.id LIMIT 1",
-        {"user": user_id, "item": item_id, "file": file_id},
+        {**_viewer(user_id, admin), "item": item_id, "file": file_id},
     )
     row = await cur.fetchone()
     if row is None:

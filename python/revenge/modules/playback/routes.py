@@ -275,7 +275,12 @@ def add_routes(
         service = playback()
         raw = body.model_dump(mode="json", exclude={"item_id", "file_id", "start_position_ms"})
         session = await service.create(
-            principal.user_id, body.item_id, body.file_id, raw, body.start_position_ms
+            principal.user_id,
+            body.item_id,
+            body.file_id,
+            raw,
+            body.start_position_ms,
+            admin=principal.is_admin,
         )
         return model_response(session_out(service, session), 201)
 

@@ -391,13 +391,13 @@ class Playback:
 
     async def create(
         self, user_id: int, item_id: int, file_id: int | None, request: dict[str, Any],
-        start_ms: int | None,
+        start_ms: int | None, *, admin: bool = False,
     ) -> Session:  # fmt: skip
         """``request``: the API body's capabilities and choices; what it leaves out (``None``)
         comes from the user's saved preferences, and the stored request holds the result, so
         a session rebuilt later decides the same however the preferences changed since."""
         async with self.db.connection() as conn:
-            file = await repository.playable_file(conn, user_id, item_id, file_id)
+            file = await repository.playable_file(conn, user_id, admin, item_id, file_id)
             if file is None:
                 raise ItemNotFound()
             saved = await read_preferences(conn, user_id)
