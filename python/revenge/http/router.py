@@ -138,6 +138,8 @@ class Router:
         its success answer. ``admin``: administrators only (403 for anyone else,
         before the input is decoded). ``problems``: the statuses of problems it answers
         to input its schema allows (documented; ``revenge.http.declare.Declared``).
+        ``cache_control``: on every success answer (default: ``no-store`` unless public);
+        ``""``: the handler sets its own per answer.
         """
         if admin and public:
             raise ValueError(f"route {path} cannot be both public and for administrators")
@@ -145,7 +147,7 @@ class Router:
             raise ValueError(f"route path must start with '/': {path!r}")
         method = method.upper()
         caching = cache_control if cache_control is not None else None if public else "no-store"
-        tail = (NOSNIFF,) if caching is None else (("cache-control", caching), NOSNIFF)
+        tail = (NOSNIFF,) if not caching else (("cache-control", caching), NOSNIFF)
         summary = summary or _first_line(handler)
         if any(not 400 <= code <= 499 for code in problems):
             raise ValueError(f"route {path}: problems are 4xx statuses, not {problems}")

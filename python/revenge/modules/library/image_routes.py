@@ -3,8 +3,10 @@
 The id names an ``images`` row, never a path: the answer is the nearest processed variant
 (the narrowest at least ``w`` wide, else the widest) from the data folder, sent by the
 HTTP layer's file response (strong ETag, 304 on ``If-None-Match``, Range). Variants are
-content-addressed and never rewritten, and the URL browse hands out carries ``v=`` (the
-content hash), so the answer is ``immutable``; ``private`` because it is behind auth.
+content-addressed and never rewritten: a URL with ``v=`` (the first 16 hex digits of the
+content hash, as ``images.ImageRef.url`` gives it) is answered ``immutable``, a bare one
+``no-cache`` (the image behind an id may change; revalidating costs a 304); ``private``
+because it is behind auth.
 An image of a library the caller may not see is the same 404 as an id that does not exist.
 """
 
@@ -26,6 +28,7 @@ from revenge.modules.library.visibility import item_visible_sql, viewer_params
 _TAGS = ("images",)
 _MAX_ID = 2**63 - 1
 IMMUTABLE = "private, max-age=31536000, immutable"
+REVALIDATE = "private, no-cache"
 
 
 class ImageQuery(Input):
@@ -56,7 +59,7 @@ def parse_image_id(text_id: str) -> int:
 
 # Who sees what is visibility.py's rule; one query answers it, status and variants.
 _IMAGE_FOR = f"""
-SELECT g.status, v.width, v.file
+SELECT g.status, v.width, v.file, encode(substr(g.content_hash, 1, 8), 'hex')
   FROM images g
   JOIN items i ON i.id = g.item_id
   LEFT JOIN image_variants v ON v.image_id = g.id
@@ -66,15 +69,16 @@ SELECT g.status, v.width, v.file
 
 async def visible_image(
     db: Database, principal: Principal, image_id: int
-) -> tuple[str, dict[int, str]] | None:
-    """``(status, {width: file})`` of an image the caller may see, else None."""
+) -> tuple[str, dict[int, str], str | None] | None:
+    """``(status, {width: file}, version)`` of an image the caller may see, else None."""
     rows = await db.fetch_all(
         _IMAGE_FOR,
         {"id": image_id, **viewer_params(principal.user_id, admin=principal.is_admin)},
     )
     if not rows:
         return None
-    return str(rows[0][0]), {int(r[1]): str(r[2]) for r in rows if r[1] is not None}
+    variants = {int(r[1]): str(r[2]) for r in rows if r[1] is not None}
+    return str(rows[0][0]), variants, rows[0][3]
 
 
 def add_image_routes(
@@ -87,7 +91,7 @@ def add_image_routes(
         found = await visible_image(db(), principal, parse_image_id(raw_id))
         if found is None:
             raise image_not_found(raw_id)
-        status, variants = found
+        status, variants, version = found
         if not variants:
             if status == "failed":
                 raise image_not_found(raw_id)
@@ -96,7 +100,15 @@ def add_image_routes(
                 "the image is still being processed", headers=[("retry-after", "5")],
             )  # fmt: skip
         chosen = variants[pick_variant(list(variants), query.w)]
-        return await file_response(request, images_dir() / chosen, content_type=CONTENT_TYPE)
+        # immutable only for a URL naming this content (?v=): under a bare id the image may
+        # change (a new poster.jpg), so the client revalidates (a 304 by the ETag)
+        caching = IMMUTABLE if query.v is not None and query.v == version else REVALIDATE
+        return await file_response(
+            request,
+            images_dir() / chosen,
+            content_type=CONTENT_TYPE,
+            headers=[("cache-control", caching)],
+        )
 
     router.add(
         "GET",
@@ -104,6 +116,6 @@ def add_image_routes(
         show_image,
         tags=_TAGS,
         query=ImageQuery,
-        cache_control=IMMUTABLE,
+        cache_control="",  # per answer: immutable for a versioned URL
         problems=(404, 412, 416),  # not found/visible or not ready; If-Match and Range
     )
