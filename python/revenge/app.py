@@ -21,6 +21,7 @@ import multiprocessing  # noqa: E402
 from revenge import wiring  # noqa: E402
 from revenge.config import Settings, load_settings  # noqa: E402
 from revenge.http import HttpApp  # noqa: E402
+from revenge.runtime import logs  # noqa: E402
 from revenge.runtime.orphans import watch_parent  # noqa: E402
 
 
@@ -35,4 +36,7 @@ if _spawner is not None and _spawner.pid is not None:
     # second to stop gracefully; a supervisor is about to start the next generation.
     watch_parent(_spawner.pid, grace=1.0)
 
-app = build_app(load_settings())
+_settings = load_settings()
+# Each Granian worker writes its own lines (one per request) in the configured format.
+logs.configure(_settings.log.level, _settings.log.format)
+app = build_app(_settings)

@@ -89,9 +89,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from granian.constants import Interfaces, Loops
 
     from revenge.modules.auth.admin import forget_setup_code
+    from revenge.runtime import logs
     from revenge.runtime.metrics import prepare_multiprocess_dir
 
     server = settings.server
+    logs.configure(settings.log.level, settings.log.format)
     with _prepared_database(settings) as url:
         forget_setup_code(url)
         prepare_multiprocess_dir(server.data_path / "run" / "metrics")
@@ -107,8 +109,18 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             # instead of taking the whole server down; sessions live in PostgreSQL.
             respawn_failed_workers=True,
             respawn_interval=1.0,
+            # Granian's own lines go through the root logger: one format on stderr.
+            log_dictconfig=_GRANIAN_LOGGING,
         ).serve()
     return 0
+
+
+_GRANIAN_LOGGING = {
+    "loggers": {
+        "_granian": {"handlers": [], "propagate": True},
+        "granian.access": {"handlers": [], "propagate": True},
+    }
+}
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -128,7 +140,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from revenge import wiring
     from revenge.infra.db import DatabaseUnreachable
+    from revenge.runtime import logs
 
+    logs.configure(settings.log.level, settings.log.format)
     with _prepared_database(settings):
         overrides: dict[str, object] = {}
         if args.concurrency:

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -306,6 +306,15 @@ class LibrarySettings(_Section):
     """How often every library is rescanned while the kernel's inotify watch limit stops the watcher."""
 
 
+class LogSettings(_Section):
+    """Log lines on stderr: one per request (at `info`), job and scan lines, warnings and errors."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level written; `warning` drops the per-request access lines."""
+    format: Literal["auto", "json", "text"] = "auto"
+    """`json`: one JSON object per line; `text`: readable `key=value` lines; `auto`: text on a terminal, else JSON."""
+
+
 class Settings(BaseSettings):
     """The whole configuration; sections mirror ``configs/offloading.yaml``."""
 
@@ -331,6 +340,7 @@ class Settings(BaseSettings):
     backup: BackupSettings = BackupSettings()
     playback: PlaybackSettings = PlaybackSettings()
     library: LibrarySettings = LibrarySettings()
+    log: LogSettings = LogSettings()
 
     @classmethod
     def settings_customise_sources(

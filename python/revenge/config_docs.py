@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, BeforeValidator, SecretStr
@@ -68,6 +68,8 @@ def _type_name(field: FieldInfo) -> str:
         return "secret string"
     if annotation is Path:
         return "path"
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(f"`{choice}`" for choice in get_args(annotation))
     return getattr(annotation, "__name__", str(annotation))
 
 

@@ -18,6 +18,7 @@ from revenge.config import Settings
 from revenge.contract.module import Module, ModuleContext, Role
 from revenge.contract.platform import add_system_routes, provide_platform, provide_worker
 from revenge.http import Authenticate, HttpApp, Router
+from revenge.http.access import AccessLog
 from revenge.http.errors import invalid_input
 from revenge.infra.cache import Cache
 from revenge.infra.db import Database, Migration, core_migrations
@@ -50,6 +51,7 @@ class Assembly:
             lifecycle=self.runtime,
             max_body_bytes=self.settings.server.max_body_bytes,
             body_timeout=self.settings.server.body_timeout,
+            access=AccessLog(self.settings.server.trusted_proxies),
             **options,
         )
         # A value PostgreSQL refuses (a NUL byte in text, say) is the client's error.

@@ -12,8 +12,10 @@ import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from time import perf_counter, time
 from typing import Any, Protocol
 
+from revenge.http.access import AccessLog
 from revenge.http.errors import (
     INTERNAL_ERROR,
     Problem,
@@ -73,8 +75,10 @@ class HttpApp:
         lifecycle: Lifecycle | None = None,
         max_body_bytes: int = 1 << 20,
         body_timeout: float = 30.0,
+        access: AccessLog | None = None,
     ) -> None:
         self.router = router
+        self.access = access if access is not None else AccessLog()
         self._match = router.match
         self.authenticator = authenticator
         self._cached: Callable[[Request], Principal | None] = getattr(
@@ -99,8 +103,18 @@ class HttpApp:
         self._error_map[kind] = to_problem
 
     async def handle(self, request: Request) -> Response:
-        match = self._match(request.method, request.path)
+        """The response to ``request``, with its ``X-Request-Id``; its access line written."""
+        access = self.access
+        sink = access.sink
+        started = perf_counter() if sink.enabled else 0.0
+        if access.trusts_proxies:
+            rid = access.request_id(request.headers.get("x-request-id"), request.client)
+        else:
+            rid = access.new_id()
+        request.request_id = rid
+        route = None
         try:
+            match = self._match(request.method, request.path)
             route = match.route
             if route is None:
                 if match.invalid:
@@ -118,30 +132,51 @@ class HttpApp:
                 request.principal = principal
                 response = await route.handler(request)
             response.headers += route.tail  # nosniff, and the route's Cache-Control
-            return response
         except Problem as problem:
-            return problem.to_response(request.path)
+            response = problem.to_response(request.path, rid)
         except DomainError as error:
-            return domain_problem(error).to_response(request.path)
+            response = domain_problem(error).to_response(request.path, rid)
         except ServiceUnavailable as exc:
-            log.warning("%s %s: %s", request.method, quoted(request.path), exc)
-            return service_unavailable(exc.code, str(exc), exc.retry_after).to_response(
-                request.path
+            log.warning(
+                "%s %s: %s", request.method, quoted(request.path), exc, extra={"request_id": rid}
+            )
+            response = service_unavailable(exc.code, str(exc), exc.retry_after).to_response(
+                request.path, rid
             )
         except Exception as exc:
-            return self._unexpected(request, exc)
+            response = self._unexpected(request, exc, rid)
+        response.headers.append(("x-request-id", rid))
+        if sink.enabled:  # the tuple only: the sink formats and writes it off this path
+            principal = request.principal
+            sink.add(
+                (
+                    time(),
+                    rid,
+                    request.method,
+                    None if route is None else route.path,
+                    response.status,
+                    perf_counter() - started,
+                    None if principal is None else principal.user_id,
+                )
+            )
+        return response
 
-    def _unexpected(self, request: Request, exc: Exception) -> Response:
+    def _unexpected(self, request: Request, exc: Exception, rid: str) -> Response:
         for kind in type(exc).__mro__:
             to_problem = self._error_map.get(kind)
             if to_problem is not None:
                 log.info(
                     "%s %s: %s answered as a problem", request.method, quoted(request.path),
-                    kind.__name__,
+                    kind.__name__, extra={"request_id": rid},
                 )  # fmt: skip
-                return to_problem(exc).to_response(request.path)
-        log.exception("unhandled error in %s %s", request.method, quoted(request.path))
-        return INTERNAL_ERROR.to_response(request.path)
+                return to_problem(exc).to_response(request.path, rid)
+        log.exception(
+            "unhandled error in %s %s",
+            request.method,
+            quoted(request.path),
+            extra={"request_id": rid},
+        )
+        return INTERNAL_ERROR.to_response(request.path, rid)
 
     # -- lifecycle ----------------------------------------------------------
 

@@ -40,7 +40,7 @@ class Problem(Exception):
         self.headers = tuple(headers)
         self.extra = dict(extra or {})
 
-    def to_response(self, instance: str | None = None) -> Response:
+    def to_response(self, instance: str | None = None, request_id: str | None = None) -> Response:
         body: dict[str, Any] = {
             "type": f"/problems/{self.code}",
             "title": self.title,
@@ -52,6 +52,8 @@ class Problem(Exception):
         if instance:
             body["instance"] = instance
         body.update(self.extra)
+        if request_id is not None:  # a person quoting it lets the operator find the log line
+            body["request_id"] = request_id
         headers = [("content-type", PROBLEM_CONTENT_TYPE), NOSNIFF, *self.headers]
         return json_response(body, self.status, headers=headers)
 

@@ -31,6 +31,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "code": {"type": "string"},
         "detail": {"type": "string"},
         "instance": {"type": "string"},
+        "request_id": {"type": "string"},
         "field": {"type": "string"},
         "errors": {
             "type": "array",

@@ -57,6 +57,7 @@ class Request:
         "path",
         "path_params",
         "principal",
+        "request_id",
     )
 
     def __init__(
@@ -81,6 +82,7 @@ class Request:
         self.body_timeout = body_timeout
         self.path_params: Mapping[str, str] = _NO_PARAMS
         self.principal: Principal | None = None
+        self.request_id = ""  # set by the dispatcher (X-Request-Id)
         self._stream = body_source
         self._body: bytes | None = None
         self._query: dict[str, list[str]] | None = None
@@ -213,6 +215,7 @@ class RsgiRequest(Request):
         self.body_timeout = body_timeout
         self.path_params = _NO_PARAMS
         self.principal = None
+        self.request_id = ""
         self._stream = protocol  # iterated at most once: granian allows one body read
         self._body = None
         self._query = None

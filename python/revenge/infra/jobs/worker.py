@@ -38,7 +38,7 @@ from revenge.infra.jobs.metrics import JobMetrics, get_job_metrics
 from revenge.infra.jobs.queue import Jobs, describe_failure
 from revenge.infra.jobs.registry import KindRegistry
 from revenge.infra.jobs.schema import install_schema
-from revenge.runtime import Runtime
+from revenge.runtime import Runtime, logs
 
 log = logging.getLogger(__name__)
 
@@ -97,29 +97,51 @@ class _KindExecutor(AbstractEntrypointExecutor):
             payload = orjson.loads(job.payload) if job.payload else {}
             started = time.perf_counter()
             scope = asyncio.timeout(self.kind.timeout)
+            token = logs.job_id.set(job_id)  # every line the body logs carries the job's id
+            outcome = "cancelled"  # unless the body returns or raises an Exception
             try:
                 async with scope:
                     rt.scopes[job_id] = scope
                     await self.body(ctx, payload)
+                outcome = "succeeded"
             except Exception as exc:
                 elapsed = time.perf_counter() - started
                 if rt.releasing and scope.expired():
-                    rt.metrics.observe(self.kind.name, "released", elapsed)
+                    outcome = "released"
+                    rt.metrics.observe(self.kind.name, outcome, elapsed)
                     raise self._release(job_id) from None
                 failure = _timed_out(self.kind) if scope.expired() else exc
                 if self.kind.retry.gives_up_after(job.attempts):
-                    rt.metrics.observe(self.kind.name, "failed", elapsed)
+                    outcome = "failed"
+                    rt.metrics.observe(self.kind.name, outcome, elapsed)
                     if failure is exc:
                         raise
                     raise failure from exc
-                rt.metrics.observe(self.kind.name, "retried", elapsed)
+                outcome = "retried"
+                rt.metrics.observe(self.kind.name, outcome, elapsed)
                 delay = timedelta(seconds=self.kind.retry.delay(job.attempts))
                 raise RetryRequested(
                     delay=delay, reason=describe_failure(type(failure).__name__, str(failure))
                 ) from exc
             finally:
                 rt.scopes.pop(job_id, None)
-            rt.metrics.observe(self.kind.name, "succeeded", time.perf_counter() - started)
+                took = time.perf_counter() - started
+                if outcome == "succeeded":
+                    rt.metrics.observe(self.kind.name, outcome, took)
+                log.log(
+                    logging.INFO if outcome in ("succeeded", "released") else logging.WARNING,
+                    "job %s #%d %s",
+                    self.kind.name,
+                    job_id,
+                    outcome,
+                    extra={
+                        "kind": self.kind.name,
+                        "attempt": job.attempts,
+                        "outcome": outcome,
+                        "duration_ms": round(took * 1000, 3),
+                    },
+                )
+                logs.job_id.reset(token)
 
     def _release(self, job_id: int) -> RetryRequested:
         self.runtime.released.add(job_id)

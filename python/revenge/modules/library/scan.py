@@ -226,7 +226,13 @@ class Scanner:
                     " scan_cancel = false WHERE id = %s",
                     (Jsonb(report.as_json()), library_id),
                 )
-        log.info("library %s scan %s: %s", library_id, report.outcome, report.as_json())
+        log.info(
+            "library %s scan %s: %s",
+            library_id,
+            report.outcome,
+            report.as_json(),
+            extra={"library_id": library_id, "scan_outcome": report.outcome},
+        )
         return report
 
     async def _check(self, library_id: int) -> None:
