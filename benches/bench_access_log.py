@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benches.http.profile_inprocess import (  # noqa: E402
+from benches.http.profile_inprocess import (
     TOKEN,
     FakeProtocol,
     FakeScope,
