@@ -196,20 +196,22 @@ def test_pages_cover_every_movie_once_in_every_order_while_movies_are_added(site
 
     writer = threading.Thread(target=insert)
     writer.start()
+    walks = {}
     try:
         for sort in ("title", "year", "rating", "runtime"):
             for order in ("asc", "desc"):
-                items = walk(site, user, sort=sort, order=order, limit=23)
-                ids = [i["id"] for i in items]
-                assert len(ids) == len(set(ids)), f"{sort} {order}: duplicates"
-                assert before <= set(ids), f"{sort} {order}: missed {before - set(ids)}"
-                assert set(ids) <= before | set(added)
-                keys = [sort_key(i, sort, order == "desc") for i in items]
-                assert keys == sorted(keys), f"{sort} {order}: out of order"
+                walks[sort, order] = walk(site, user, sort=sort, order=order, limit=23)
     finally:
         stop.set()
         writer.join()
     assert added, "the writer added nothing while the pages were read"
+    for (sort, order), items in walks.items():
+        ids = [i["id"] for i in items]
+        assert len(ids) == len(set(ids)), f"{sort} {order}: duplicates"
+        assert before <= set(ids), f"{sort} {order}: missed {before - set(ids)}"
+        assert set(ids) <= before | set(added)
+        keys = [sort_key(i, sort, order == "desc") for i in items]
+        assert keys == sorted(keys), f"{sort} {order}: out of order"
     first = site.client.get("/api/v1/movies", params={"limit": 1}, headers=user).json()
     assert first["total"] == 300 + len(added) and not first["total_capped"]
 
@@ -464,6 +466,18 @@ def test_series_seasons_episodes_and_next_up(site: Site) -> None:
     assert next_up(series=lost["id"]) == [("Lost", 2, 1)]
     play(dark["episodes"][(1, 2)])  # Dark finished: nothing next
     assert next_up(limit=5) == [("Lost", 2, 1)]
+    reply = site.client.put(
+        f"/api/v1/items/{dark['episodes'][(1, 2)]}/state", json={"played": False}, headers=user
+    )
+    assert reply.status_code == 200, reply.text
+    assert next_up() == [("Lost", 2, 1), ("Dark", 1, 2)]  # back to the one played before
+    # another writer of user_item_state (playback's progress) moves next up as well
+    site.db.execute(
+        "UPDATE user_item_state SET played = true, last_played_at = now()"
+        " WHERE user_id = %s AND item_id = %s",
+        (uid, dark["episodes"][(1, 2)]),
+    )
+    assert next_up() == [("Lost", 2, 1)]
     # a whole season marked played
     reply = site.client.put(
         f"/api/v1/items/{lost['seasons'][2]}/state", json={"played": True}, headers=user

@@ -9,7 +9,7 @@ pydantic models per page would cost more than the query.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -25,7 +25,7 @@ from revenge.http import (
     json_response,
     text,
 )
-from revenge.modules.library.browse import Filters
+from revenge.modules.library.browse import Filters, items_body
 from revenge.modules.library.browse_service import Browse
 from revenge.modules.library.state import StateChange
 
@@ -313,6 +313,10 @@ def _filters(query: ListQuery) -> Filters:
     )
 
 
+def _items(items: Sequence[str], **fields: Any) -> Response:
+    return Response(200, items_body(items, **fields), [("content-type", "application/json")])
+
+
 def add_browse_routes(router: Router, service: Callable[[], Browse]) -> None:
     """Add the browse routes; ``service()`` gives the :class:`Browse` once started."""
 
@@ -325,13 +329,11 @@ def add_browse_routes(router: Router, service: Callable[[], Browse]) -> None:
             *who(request), kind=kind, library=query.library, sort=query.sort,
             order=query.order, filters=_filters(query), cursor=query.cursor, limit=query.limit,
         )  # fmt: skip
-        return json_response(
-            {
-                "items": found.items,
-                "next_cursor": found.next_cursor,
-                "total": found.total,
-                "total_capped": found.total_capped,
-            }
+        return _items(
+            found.items,
+            next_cursor=found.next_cursor,
+            total=found.total,
+            total_capped=found.total_capped,
         )
 
     async def movies(request: Request, *, query: MoviesQuery) -> Response:
@@ -348,29 +350,26 @@ def add_browse_routes(router: Router, service: Callable[[], Browse]) -> None:
 
     async def seasons(request: Request, *, params: SeriesPath) -> Response:
         """A series' seasons in order, with episode and played counts."""
-        return json_response({"items": await service().seasons(*who(request), params.series_id)})
+        return _items(await service().seasons(*who(request), params.series_id))
 
     async def episodes(request: Request, *, params: SeasonPath) -> Response:
         """A season's episodes in order."""
-        return json_response({"items": await service().episodes(*who(request), params.season_id)})
+        return _items(await service().episodes(*who(request), params.season_id))
 
     async def next_up(request: Request, *, query: NextUpQuery) -> Response:
         """Per series the caller watched: the next unplayed episode, latest watched first."""
-        found = await service().next_up(*who(request), query.limit, query.series)
-        return json_response({"items": found})
+        return _items(await service().next_up(*who(request), query.limit, query.series))
 
     async def continue_watching(request: Request, *, query: RowQuery) -> Response:
         """Started, unfinished movies and episodes, most recently played first."""
-        return json_response(
-            {"items": await service().continue_watching(*who(request), query.limit)}
-        )
+        return _items(await service().continue_watching(*who(request), query.limit))
 
     async def recently_added(request: Request, *, query: RecentQuery) -> Response:
         """Newest movies, series or episodes first."""
         found = await service().recently_added(
             *who(request), query.kind, query.limit, query.library
         )
-        return json_response({"items": found})
+        return _items(found)
 
     async def put_state(request: Request, *, params: ItemPath, body: StateBody) -> Response:
         """Set the caller's position, played flag or favourite flag of an item."""

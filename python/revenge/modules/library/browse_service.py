@@ -31,7 +31,9 @@ def _library_not_found(library_id: int) -> Problem:
 
 
 class Browse:
-    """Lists, details, home rows and per-user state, each seen through the caller's grants."""
+    """Lists, details, home rows and per-user state, each seen through the caller's grants.
+
+    Lists come back as each item's JSON text (``browse.items_body`` joins them)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -81,37 +83,33 @@ class Browse:
         if found is None or found["kind"] != kind:
             raise item_not_found(item_id)
 
-    async def seasons(self, user_id: int, admin: bool, series_id: int) -> list[dict[str, Any]]:
+    async def seasons(self, user_id: int, admin: bool, series_id: int) -> list[str]:
         async with self.db.connection() as conn:
             viewer = await load_viewer(conn, user_id, admin=admin)
             await self._container(conn, viewer, series_id, "series")
             return await browse.series_seasons(conn, viewer, series_id)
 
-    async def episodes(self, user_id: int, admin: bool, season_id: int) -> list[dict[str, Any]]:
+    async def episodes(self, user_id: int, admin: bool, season_id: int) -> list[str]:
         async with self.db.connection() as conn:
             viewer = await load_viewer(conn, user_id, admin=admin)
             await self._container(conn, viewer, season_id, "season")
             return await browse.season_episodes(conn, viewer, season_id)
 
-    async def next_up(
-        self, user_id: int, admin: bool, limit: int, series: int | None
-    ) -> list[dict[str, Any]]:
+    async def next_up(self, user_id: int, admin: bool, limit: int, series: int | None) -> list[str]:
         async with self.db.connection() as conn:
             viewer = await load_viewer(conn, user_id, admin=admin)
             if series is not None:
                 await self._container(conn, viewer, series, "series")
             return await browse.next_up(conn, viewer, limit, series)
 
-    async def continue_watching(
-        self, user_id: int, admin: bool, limit: int
-    ) -> list[dict[str, Any]]:
+    async def continue_watching(self, user_id: int, admin: bool, limit: int) -> list[str]:
         async with self.db.connection() as conn:
             viewer = await load_viewer(conn, user_id, admin=admin)
             return await browse.continue_watching(conn, viewer, limit)
 
     async def recently_added(
         self, user_id: int, admin: bool, kind: str, limit: int, library: int | None
-    ) -> list[dict[str, Any]]:
+    ) -> list[str]:
         async with self.db.connection() as conn:
             viewer = await load_viewer(conn, user_id, admin=admin)
             if library is not None and not viewer.sees_library(library):
