@@ -3,21 +3,34 @@
 The route table is read from ``revenge.app.build_app`` (what ``granian revenge.app``
 serves); each route is then called over a real socket on a real server. Only the
 routes the design makes public may answer without a session or API key.
+
+Then who may do what, as a matrix (issue 15 item 5): every route is called as an
+anonymous client, a user without the library, a user with it, a parental-limited user
+and an administrator, and the status each gets is asserted. A new route without an
+entry in ``MATRIX`` fails, and the failure prints the entry to add.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from revenge.app import build_app
 from revenge.config import load_settings
 from revenge.http import Route
+from revenge.modules.auth.admin import create_user
 from revenge.modules.playback.routes import GUARDED_PATHS
+from revenge.wiring import migrate
 from tests.e2e.conftest import free_port, granian_argv, run_server
 
 pytestmark = pytest.mark.e2e
@@ -109,3 +122,384 @@ def test_login_is_public_but_validates(base_url: str) -> None:
     reply = httpx.post(base_url + LOGIN, json={}, timeout=10)
     assert reply.status_code == 422
     assert reply.json()["code"] == "validation_failed"
+
+
+# -- who may do what: every route, as five callers --------------------------------------------
+#
+# Each route of the app has an entry in MATRIX: the status each caller gets, in the order of
+# CALLERS. The helpers below name the usual rows; a route whose answers depend on a library
+# or on an item's rating uses library() or adult_item(). A route without an entry, or an
+# entry for a route that is gone, fails test_every_route_answers_each_caller_as_the_matrix_says
+# with the line to add.
+
+CALLERS = ("anonymous", "without", "with", "limited", "admin")
+"""No credential; a user without the world's library; a user granted it; a user granted it
+with a parental limit (PG-13) that hides its R-rated movie; an administrator."""
+
+Expect = tuple[int, int, int, int, int]
+
+
+def public(ok: int) -> Expect:
+    return (ok, ok, ok, ok, ok)
+
+
+def signed_in(ok: int) -> Expect:
+    return (401, ok, ok, ok, ok)
+
+
+def admin_only(ok: int) -> Expect:
+    return (401, 403, 403, 403, ok)
+
+
+def library(ok: int) -> Expect:
+    """The world's library (or something in it that every rating allows): 404 without a grant."""
+    return (401, 404, ok, ok, ok)
+
+
+def adult_item(ok: int) -> Expect:
+    """The world's R-rated movie: 404 without the library and for the PG-13-limited user."""
+    return (401, 404, ok, 404, ok)
+
+
+@dataclass
+class World:
+    base_url: str
+    db_url: str
+    names: dict[str, str]
+    """Caller -> username (anonymous has none)."""
+    library_id: int
+    adult_item_id: int
+    family_item_id: int
+    job_id: int
+    root: Path
+
+
+@dataclass
+class Call:
+    """One request about to be made: who makes it, and their fresh session token."""
+
+    world: World
+    caller: str
+    token: str | None
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.token is None else {"authorization": f"Bearer {self.token}"}
+
+    def as_admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        token = login(self.world.base_url, self.world.names["admin"])
+        return request(self.world.base_url, method, path, token, **kwargs)
+
+
+Value = Callable[[Call], Any]
+
+
+@dataclass(frozen=True)
+class Entry:
+    expect: Expect
+    body: Value | None = None
+    """The JSON body (one valid for whoever may call the route), made for each call."""
+    params: Mapping[str, Value] = field(default_factory=dict)
+    """Path parameters this route fills its own way (else PARAMS, by name)."""
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+MATRIX_PASSWORD = "matrix caller password"
+
+
+def login(base_url: str, username: str) -> str:
+    reply = httpx.post(
+        base_url + LOGIN, json={"username": username, "password": MATRIX_PASSWORD}, timeout=30
+    )
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["token"])
+
+
+def request(
+    base_url: str, method: str, path: str, token: str | None, **kwargs: Any
+) -> httpx.Response:
+    headers = {} if token is None else {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base_url, timeout=30) as client:  # no cookie carried over
+        return client.request(method, path, headers=headers, **kwargs)
+
+
+def fresh_user(call: Call) -> str:
+    """A user made for this call (one an administrator may change, reset or delete)."""
+    reply = call.as_admin(
+        "POST", "/api/v1/users", json={"username": unique("m"), "password": MATRIX_PASSWORD}
+    )
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["id"])
+
+
+def fresh_folder(call: Call) -> str:
+    """A folder of its own beside the world's media (a library root may not overlap another)."""
+    folder = call.world.root / unique("lib")
+    folder.mkdir()
+    return str(folder)
+
+
+def fresh_library(call: Call) -> str:
+    reply = call.as_admin(
+        "POST",
+        "/api/v1/libraries",
+        json={"name": unique("Library "), "kind": "movies", "roots": [fresh_folder(call)]},
+    )
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["id"])
+
+
+def own_session(call: Call) -> str:
+    """Another session of the caller's (anonymous: any id)."""
+    if call.caller == "anonymous":
+        return PLACEHOLDER
+    other = login(call.world.base_url, call.world.names[call.caller])
+    sessions = request(call.world.base_url, "GET", "/api/v1/auth/sessions", other)
+    return str(next(s["id"] for s in sessions.json()["sessions"] if s["current"]))
+
+
+def own_key(call: Call) -> str:
+    if call.caller == "anonymous":
+        return "0" * 16
+    made = request(
+        call.world.base_url, "POST", "/api/v1/auth/api-keys", call.token, json={"name": "m"}
+    )
+    return str(made.json()["id"])
+
+
+def device_code(call: Call) -> dict[str, str]:
+    reply = httpx.post(call.world.base_url + "/api/v1/auth/device", timeout=30)
+    assert reply.status_code == 201, reply.text
+    body: dict[str, str] = reply.json()
+    return body
+
+
+def approved_device(call: Call) -> dict[str, str]:
+    code = device_code(call)
+    approved = call.as_admin(
+        "POST", "/api/v1/auth/device/approve", json={"user_code": code["user_code"]}
+    )
+    assert approved.status_code == 200, approved.text
+    return {"device_secret": code["device_secret"]}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+PARAMS: dict[str, Value] = {
+    "user_id": fresh_user,
+    "library_id": lambda call: str(call.world.library_id),
+    "item_id": lambda call: str(call.world.adult_item_id),
+    "session_id": own_session,
+    "key_id": own_key,
+    "job_id": lambda call: str(call.world.job_id),
+}
+"""How to fill each path parameter by name; a route may fill one its own way (Entry.params)."""
+
+MATRIX: dict[str, Entry] = {
+    # sign-in, and one's own sessions, keys, password and preferences
+    "POST /api/v1/auth/login": Entry(
+        public(200),
+        body=lambda call: {"username": call.world.names["with"], "password": MATRIX_PASSWORD},
+    ),
+    "POST /api/v1/auth/logout": Entry(signed_in(204)),
+    "GET /api/v1/auth/sessions": Entry(signed_in(200)),
+    "DELETE /api/v1/auth/sessions": Entry(signed_in(200)),
+    "DELETE /api/v1/auth/sessions/{session_id}": Entry(signed_in(204)),
+    "POST /api/v1/auth/api-keys": Entry(signed_in(201), body=lambda call: {"name": "matrix"}),
+    "GET /api/v1/auth/api-keys": Entry(signed_in(200)),
+    "DELETE /api/v1/auth/api-keys/{key_id}": Entry(signed_in(204)),
+    "GET /api/v1/me": Entry(signed_in(200)),
+    "POST /api/v1/me/password": Entry(
+        signed_in(200),
+        body=lambda call: {"current_password": MATRIX_PASSWORD, "new_password": MATRIX_PASSWORD},
+    ),
+    "GET /api/v1/me/preferences": Entry(signed_in(200)),
+    "PUT /api/v1/me/preferences": Entry(
+        signed_in(200), body=lambda call: {"audio_languages": ["en"]}
+    ),
+    "POST /api/v1/auth/device": Entry(public(201)),
+    "POST /api/v1/auth/device/token": Entry(public(200), body=approved_device),
+    "POST /api/v1/auth/device/approve": Entry(
+        signed_in(200), body=lambda call: {"user_code": device_code(call)["user_code"]}
+    ),
+    # user administration
+    "GET /api/v1/users": Entry(admin_only(200)),
+    "POST /api/v1/users": Entry(
+        admin_only(201),
+        body=lambda call: {"username": unique("n"), "password": MATRIX_PASSWORD},
+    ),
+    "GET /api/v1/users/{user_id}": Entry(admin_only(200)),
+    "PATCH /api/v1/users/{user_id}": Entry(admin_only(200), body=lambda call: {"role": "user"}),
+    "DELETE /api/v1/users/{user_id}": Entry(admin_only(204)),
+    "POST /api/v1/users/{user_id}/password": Entry(
+        admin_only(200), body=lambda call: {"password": MATRIX_PASSWORD}
+    ),
+    "GET /api/v1/users/{user_id}/parental": Entry(admin_only(200)),
+    "PUT /api/v1/users/{user_id}/parental": Entry(
+        admin_only(200), body=lambda call: {"max_rating": "PG"}
+    ),
+    # libraries and jobs
+    "GET /api/v1/libraries": Entry(signed_in(200)),
+    "POST /api/v1/libraries": Entry(
+        admin_only(201),
+        body=lambda call: {
+            "name": unique("New "),
+            "kind": "movies",
+            "roots": [fresh_folder(call)],
+        },
+    ),
+    "GET /api/v1/libraries/{library_id}": Entry(library(200)),
+    "PATCH /api/v1/libraries/{library_id}": Entry(admin_only(200), body=lambda call: {}),
+    "DELETE /api/v1/libraries/{library_id}": Entry(
+        admin_only(204), params={"library_id": fresh_library}
+    ),
+    "POST /api/v1/libraries/{library_id}/scan": Entry(
+        admin_only(202), params={"library_id": fresh_library}
+    ),
+    "DELETE /api/v1/libraries/{library_id}/scan": Entry(
+        admin_only(202), params={"library_id": fresh_library}
+    ),
+    "GET /api/v1/jobs/{job_id}": Entry(admin_only(200)),
+    "GET /api/v1/search": Entry(signed_in(200), query={"q": "matrix"}),
+    # operators
+    "GET /health/live": Entry(public(200)),
+    "GET /health/ready": Entry(public(200)),
+    "GET /health": Entry((401, 403, 403, 403, 200)),
+    "GET /metrics": Entry((401, 403, 403, 403, 200)),
+    "GET /api/v1/openapi.json": Entry(signed_in(200)),
+}
+
+
+def missing_entry(route: Route) -> str:
+    key = f"{route.method} {route.path}"
+    guess = (
+        "admin_only"
+        if route.declared.admin
+        else "public"
+        if route.public
+        else "library"
+        if "{library_id}" in route.path
+        else "adult_item"
+        if "{item_id}" in route.path
+        else "signed_in"
+    )
+    body = ", body=lambda call: {...}" if route.declared.body is not None else ""
+    return (
+        f"{key} has no entry in MATRIX (tests/e2e/test_route_table.py). Add:\n"
+        f'    "{key}": Entry({guess}({route.declared.status}){body}),\n'
+        "with the status each caller gets: anonymous, a user without the library, a user "
+        "with it, a parental-limited user (PG-13), an administrator (helpers public, "
+        "signed_in, admin_only, library, adult_item, or a tuple of five); a path parameter "
+        f"not in PARAMS ({', '.join(sorted(PARAMS))}) needs a resolver there or in "
+        "Entry(params=...)."
+    )
+
+
+@pytest.fixture
+def world(fresh_pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """A server with one movie library holding an R-rated and a G-rated movie, and the callers."""
+    asyncio.run(migrate(fresh_pg_url))
+    tmp: Path = tmp_path_factory.mktemp("matrix")
+    settings = load_settings(env={"REVENGE_DATABASE__URL": fresh_pg_url, **FAST_HASHING})
+    names = {caller: unique(caller[:4]) for caller in CALLERS[1:]}
+    for caller, name in names.items():
+        asyncio.run(
+            create_user(fresh_pg_url, settings, name, MATRIX_PASSWORD, admin=caller == "admin")
+        )
+    root = tmp / "media"
+    root.mkdir()
+    with psycopg.connect(fresh_pg_url, autocommit=True) as conn:
+        library_id = one(conn, "INSERT INTO libraries (name, kind) VALUES ('World', 'movies') "
+                         "RETURNING id")  # fmt: skip
+        conn.execute(
+            "INSERT INTO library_roots (library_id, path, path_text) VALUES (%s, %s, %s)",
+            (library_id, os.fsencode(root), str(root)),
+        )
+        items = {}
+        for key, rating in (("adult", "R"), ("family", "G")):
+            items[key] = one(
+                conn,
+                "INSERT INTO items (library_id, kind, key, title, sort_title, content_rating) "
+                "VALUES (%s, 'movie', %s, %s, %s, %s) RETURNING id",
+                (library_id, key, key.title(), key, rating),
+            )
+        for caller in ("with", "limited"):
+            conn.execute(
+                "INSERT INTO library_grants (user_id, library_id) "
+                "SELECT id, %s FROM users WHERE username = %s",
+                (library_id, names[caller]),
+            )
+    port = free_port()
+    env = {"REVENGE_DATABASE__URL": fresh_pg_url, **FAST_HASHING}
+    with run_server(granian_argv(port), port, tmp, env) as server:
+        admin = login(server.base_url, names["admin"])
+        limited = request(server.base_url, "GET", "/api/v1/users", admin).json()["users"]
+        limited_id = next(u["id"] for u in limited if u["username"] == names["limited"])
+        set_limit = request(
+            server.base_url,
+            "PUT",
+            f"/api/v1/users/{limited_id}/parental",
+            admin,
+            json={"max_rating": "PG-13"},
+        )
+        assert set_limit.status_code == 200, set_limit.text
+        scan = request(server.base_url, "POST", f"/api/v1/libraries/{library_id}/scan", admin)
+        assert scan.status_code == 202, scan.text
+        yield World(
+            server.base_url,
+            fresh_pg_url,
+            names,
+            library_id,
+            items["adult"],
+            items["family"],
+            int(scan.json()["job_id"]),
+            tmp,
+        )
+
+
+FAST_HASHING = {"REVENGE_AUTH__ARGON2_MEMORY_KIB": "8192", "REVENGE_AUTH__ARGON2_TIME_COST": "1"}
+
+
+def one(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...] = ()) -> int:
+    row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    return int(row[0])
+
+
+def test_every_route_answers_each_caller_as_the_matrix_says(
+    routes: list[Route], world: World
+) -> None:
+    table = {f"{r.method} {r.path}": r for r in routes}
+    problems = [missing_entry(table[key]) for key in table if key not in MATRIX]
+    problems += [
+        f"{key} is in MATRIX but the app has no such route: remove its entry"
+        for key in MATRIX
+        if key not in table
+    ]
+    for key, entry in MATRIX.items():
+        route = table.get(key)
+        if route is None:
+            continue
+        for caller, expected in zip(CALLERS, entry.expect, strict=True):
+            name = world.names.get(caller)
+            token = None if name is None else login(world.base_url, name)
+            call = Call(world, caller, token)
+            path = route.path
+            for param in re.findall(r"\{(\w+)\}", route.path):
+                fill = entry.params.get(param) or PARAMS.get(param)
+                if fill is None:
+                    problems.append(f"{key}: no resolver for {{{param}}} in PARAMS or the entry")
+                    break
+                path = path.replace(f"{{{param}}}", fill(call))
+            else:
+                kwargs: dict[str, Any] = {"params": dict(entry.query)}
+                if entry.body is not None:
+                    kwargs["json"] = entry.body(call)
+                reply = request(world.base_url, route.method, path, token, **kwargs)
+                if reply.status_code != expected:
+                    problems.append(
+                        f"{key} as {caller}: {reply.status_code} (expected {expected}) "
+                        f"{reply.text[:200]}"
+                    )
+    assert problems == [], "\n".join(problems)
