@@ -29,6 +29,7 @@ from revenge.app import build_app
 from revenge.config import load_settings
 from revenge.http import Route
 from revenge.modules.auth.admin import create_user
+from revenge.modules.auth.authenticator import CSRF_HEADER
 from revenge.modules.playback.routes import GUARDED_PATHS
 from revenge.wiring import migrate
 from tests.e2e.conftest import free_port, granian_argv, run_server
@@ -201,6 +202,7 @@ class Entry:
     params: Mapping[str, Value] = field(default_factory=dict)
     """Path parameters this route fills its own way (else PARAMS, by name)."""
     query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 MATRIX_PASSWORD = "matrix caller password"
@@ -215,9 +217,14 @@ def login(base_url: str, username: str) -> str:
 
 
 def request(
-    base_url: str, method: str, path: str, token: str | None, **kwargs: Any
+    base_url: str,
+    method: str,
+    path: str,
+    token: str | None,
+    headers: Mapping[str, str] = {},
+    **kwargs: Any,
 ) -> httpx.Response:
-    headers = {} if token is None else {"authorization": f"Bearer {token}"}
+    headers = {**headers, **({} if token is None else {"authorization": f"Bearer {token}"})}
     with httpx.Client(base_url=base_url, timeout=30) as client:  # no cookie carried over
         return client.request(method, path, headers=headers, **kwargs)
 
@@ -282,6 +289,14 @@ def approved_device(call: Call) -> dict[str, str]:
     return {"device_secret": code["device_secret"]}
 
 
+def web_build(call: Call) -> str:
+    """The build the web client's page links its files under."""
+    page = httpx.get(call.world.base_url + "/", timeout=30)
+    found = re.search(r"/static/([A-Za-z0-9._-]+)/", page.text)
+    assert found is not None, page.text[:500]
+    return found.group(1)
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
@@ -293,6 +308,9 @@ PARAMS: dict[str, Value] = {
     "session_id": own_session,
     "key_id": own_key,
     "job_id": lambda call: str(call.world.job_id),
+    "image_id": lambda call: "9" * 18,  # no image is stored in this world
+    "build": web_build,
+    "file": lambda call: "app.js",
 }
 """How to fill each path parameter by name; a route may fill one its own way (Entry.params)."""
 
@@ -362,7 +380,21 @@ MATRIX: dict[str, Entry] = {
     ),
     "GET /api/v1/jobs/{job_id}": Entry(admin_only(200)),
     "GET /api/v1/search": Entry(signed_in(200), query={"q": "matrix"}),
+    # first run (this server has users: setup is over) and the web client's files
+    "GET /api/v1/setup": Entry(public(200)),
+    "POST /api/v1/setup": Entry(
+        public(409),
+        body=lambda call: {"username": unique("s"), "password": MATRIX_PASSWORD},
+        headers={CSRF_HEADER: "1"},  # a browser's page sends it; a cross-site form cannot
+    ),
+    "GET /": Entry(public(200)),
+    "GET /static/{build}/{file}": Entry(public(200)),
+    "GET /static/{build}/vendor/{package}/{file}": Entry(
+        public(200), params={"package": lambda call: "hls.js", "file": lambda call: "hls.min.js"}
+    ),
+    "GET /api/v1/images/{image_id}": Entry((401, 404, 404, 404, 404)),
     # operators
+    "GET /api/v1/admin/runtime": Entry(admin_only(200)),
     "GET /health/live": Entry(public(200)),
     "GET /health/ready": Entry(public(200)),
     "GET /health": Entry((401, 403, 403, 403, 200)),
@@ -493,7 +525,7 @@ def test_every_route_answers_each_caller_as_the_matrix_says(
                     break
                 path = path.replace(f"{{{param}}}", fill(call))
             else:
-                kwargs: dict[str, Any] = {"params": dict(entry.query)}
+                kwargs: dict[str, Any] = {"params": dict(entry.query), "headers": entry.headers}
                 if entry.body is not None:
                     kwargs["json"] = entry.body(call)
                 reply = request(world.base_url, route.method, path, token, **kwargs)
