@@ -33,6 +33,7 @@ from revenge.modules.auth.authenticator import CSRF_HEADER
 from revenge.modules.playback.routes import GUARDED_PATHS
 from revenge.wiring import migrate
 from tests.e2e.conftest import free_port, granian_argv, run_server
+from tests.e2e.playback_support import small_clip
 
 pytestmark = pytest.mark.e2e
 
@@ -173,6 +174,12 @@ class World:
     family_item_id: int
     job_id: int
     root: Path
+    adult_series_id: int = 0
+    adult_season_id: int = 0
+    variant: tuple[str, str] = ("", "")
+    """A variant playlist of an HLS session: (variant, name)."""
+    foreign_session: str = ""
+    """The administrator's playback session, asked about by callers who may not play."""
 
 
 @dataclass
@@ -297,6 +304,38 @@ def web_build(call: Call) -> str:
     return found.group(1)
 
 
+PLAY = "/api/v1/playback/sessions"
+
+
+def play_body(call: Call) -> dict[str, Any]:
+    """Play the world's R-rated movie (a real H.264/AAC clip) as HLS (no direct container)."""
+    return {
+        "item_id": call.world.adult_item_id,
+        "capabilities": {"video": [{"codec": "h264"}], "audio": [{"codec": "aac"}]},
+    }
+
+
+def playback_session(call: Call, *, direct: bool = False) -> str:
+    """The caller's own playback session of the R-rated movie; for callers that may not play
+    it, the administrator's (so they ask about a session that exists and is not theirs)."""
+    if call.caller not in ("with", "admin"):
+        return call.world.foreign_session
+    body = play_body(call)
+    if direct:
+        body["capabilities"]["containers"] = ["mp4"]
+    made = request(call.world.base_url, "POST", PLAY, call.token, json=body)
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def hls_variant(call: Call) -> str:
+    return call.world.variant[0]
+
+
+def hls_name(call: Call) -> str:
+    return call.world.variant[1]
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
@@ -308,6 +347,8 @@ PARAMS: dict[str, Value] = {
     "session_id": own_session,
     "key_id": own_key,
     "job_id": lambda call: str(call.world.job_id),
+    "series_id": lambda call: str(call.world.adult_series_id),
+    "season_id": lambda call: str(call.world.adult_season_id),
     "image_id": lambda call: "9" * 18,  # no image is stored in this world
     "build": web_build,
     "file": lambda call: "app.js",
@@ -393,6 +434,44 @@ MATRIX: dict[str, Entry] = {
         public(200), params={"package": lambda call: "hls.js", "file": lambda call: "hls.min.js"}
     ),
     "GET /api/v1/images/{image_id}": Entry((401, 404, 404, 404, 404)),
+    # browse: the R-rated movie is hidden from the PG-13-limited user
+    "GET /api/v1/movies": Entry(signed_in(200)),
+    "GET /api/v1/series": Entry(signed_in(200)),
+    "GET /api/v1/next-up": Entry(signed_in(200)),
+    "GET /api/v1/continue-watching": Entry(signed_in(200)),
+    "GET /api/v1/recently-added": Entry(signed_in(200)),
+    "GET /api/v1/items/{item_id}": Entry(adult_item(200)),
+    "PUT /api/v1/items/{item_id}/state": Entry(
+        adult_item(200), body=lambda call: {"favourite": True}
+    ),
+    "GET /api/v1/series/{series_id}/seasons": Entry(adult_item(200)),
+    "GET /api/v1/seasons/{season_id}/episodes": Entry(adult_item(200)),
+    "GET /api/v1/libraries/{library_id}/grants": Entry(admin_only(200)),
+    "PUT /api/v1/libraries/{library_id}/grants/{user_id}": Entry(admin_only(204)),
+    "DELETE /api/v1/libraries/{library_id}/grants/{user_id}": Entry(admin_only(204)),
+    # playback of the R-rated movie (a session of another user is not found)
+    "POST /api/v1/playback/sessions": Entry(adult_item(201), body=play_body),
+    "GET /api/v1/playback/sessions/{session_id}": Entry(
+        adult_item(200), params={"session_id": playback_session}
+    ),
+    "DELETE /api/v1/playback/sessions/{session_id}": Entry(
+        adult_item(204), params={"session_id": playback_session}
+    ),
+    "POST /api/v1/playback/sessions/{session_id}/progress": Entry(
+        adult_item(200),
+        params={"session_id": playback_session},
+        body=lambda call: {"position_ms": 1000},
+    ),
+    "GET /api/v1/playback/sessions/{session_id}/direct": Entry(
+        adult_item(200), params={"session_id": lambda call: playback_session(call, direct=True)}
+    ),
+    "GET /api/v1/playback/sessions/{session_id}/hls/master.m3u8": Entry(
+        adult_item(200), params={"session_id": playback_session}
+    ),
+    "GET /api/v1/playback/sessions/{session_id}/hls/{variant}/{name}": Entry(
+        adult_item(200),
+        params={"session_id": playback_session, "variant": hls_variant, "name": hls_name},
+    ),
     # operators
     "GET /api/v1/admin/runtime": Entry(admin_only(200)),
     "GET /health/live": Entry(public(200)),
@@ -456,12 +535,38 @@ def world(fresh_pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 "VALUES (%s, 'movie', %s, %s, %s, %s) RETURNING id",
                 (library_id, key, key.title(), key, rating),
             )
+        clip = small_clip(root)  # the R-rated movie's file: a real H.264/AAC clip
+        info = clip.stat()
+        conn.execute(
+            "INSERT INTO media_files (item_id, library_id, root_id, path, path_text, size,"
+            " mtime_ns, inode, device, probe_status) SELECT %s, %s, r.id, %s, %s, %s, %s, %s,"
+            " %s, 'ok' FROM library_roots r WHERE r.library_id = %s",
+            (items["adult"], library_id, os.fsencode(clip), str(clip), info.st_size,
+             info.st_mtime_ns, info.st_ino, info.st_dev, library_id),
+        )  # fmt: skip
+        tv_id = one(conn, "INSERT INTO libraries (name, kind) VALUES ('World TV', 'tv') "
+                    "RETURNING id")  # fmt: skip
+        show = one(conn, "INSERT INTO items (library_id, kind, key, title, sort_title,"
+                   " content_rating) VALUES (%s, 'series', 'show', 'Show', 'show', 'TV-MA')"
+                   " RETURNING id", (tv_id,))  # fmt: skip
+        season = one(conn, "INSERT INTO items (library_id, kind, key, title, sort_title,"
+                     " parent_id, series_id, season_number) VALUES (%s, 'season', 's1',"
+                     " 'Season 1', 'season 1', %s, %s, 1) RETURNING id",
+                     (tv_id, show, show))  # fmt: skip
+        jobs_id = one(conn, "INSERT INTO libraries (name, kind) VALUES ('Jobs', 'movies') "
+                      "RETURNING id")  # fmt: skip
+        (tmp / "jobs").mkdir()
+        conn.execute(
+            "INSERT INTO library_roots (library_id, path, path_text) VALUES (%s, %s, %s)",
+            (jobs_id, os.fsencode(tmp / "jobs"), str(tmp / "jobs")),
+        )
         for caller in ("with", "limited"):
-            conn.execute(
-                "INSERT INTO library_grants (user_id, library_id) "
-                "SELECT id, %s FROM users WHERE username = %s",
-                (library_id, names[caller]),
-            )
+            for granted in (library_id, tv_id):
+                conn.execute(
+                    "INSERT INTO library_grants (user_id, library_id) "
+                    "SELECT id, %s FROM users WHERE username = %s",
+                    (granted, names[caller]),
+                )
     port = free_port()
     env = {"REVENGE_DATABASE__URL": fresh_pg_url, **FAST_HASHING}
     with run_server(granian_argv(port), port, tmp, env) as server:
@@ -476,9 +581,9 @@ def world(fresh_pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             json={"max_rating": "PG-13"},
         )
         assert set_limit.status_code == 200, set_limit.text
-        scan = request(server.base_url, "POST", f"/api/v1/libraries/{library_id}/scan", admin)
+        scan = request(server.base_url, "POST", f"/api/v1/libraries/{jobs_id}/scan", admin)
         assert scan.status_code == 202, scan.text
-        yield World(
+        world = World(
             server.base_url,
             fresh_pg_url,
             names,
@@ -487,7 +592,17 @@ def world(fresh_pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             items["family"],
             int(scan.json()["job_id"]),
             tmp,
+            show,
+            season,
         )
+        session = playback_session(Call(world, "admin", admin))
+        master = request(server.base_url, "GET", f"{PLAY}/{session}/hls/master.m3u8", admin)
+        assert master.status_code == 200, master.text
+        uri = next(line for line in master.text.splitlines() if line and line[0] != "#")
+        variant, name = uri.split("?")[0].split("/")[-2:]
+        world.variant = (variant, name)
+        world.foreign_session = session
+        yield world
 
 
 FAST_HASHING = {"REVENGE_AUTH__ARGON2_MEMORY_KIB": "8192", "REVENGE_AUTH__ARGON2_TIME_COST": "1"}

@@ -4,9 +4,15 @@ A user sees a library when they are an administrator or a row ``library_grants
 (user_id, library_id)`` exists; they see an item when they see its library. Every
 browse query starts from a :class:`Viewer` (:func:`load_viewer`) and filters items
 with :meth:`Viewer.item_filter`; a route answering in a single query (images) uses
-:func:`item_visible_sql`. A later rule (a parental limit: a maximum content rating per
-user) is added here, in ``load_viewer``, ``item_filter`` and ``item_visible_sql``, and
-every list, detail, image and state route follows. What the viewer may not see is a 404.
+:func:`item_visible_sql`. What the viewer may not see is a 404.
+
+Parental limits (issue 15): a user who is not an administrator may have a maximum
+content rating (``users.max_rating_age``, an age on the one scale of auth's
+``ratings.py``) and a policy for unrated items (``users.blocks_unrated``). An item
+is above the limit when its ``rating_age`` (stored, 0005_rating_age.sql) — or, for an
+episode, season or extra without its own, its series' or parent's — is older than the
+limit; an unrated one counts as allowed, or as above the limit when blocked.
+Administrators are never limited.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ class Viewer:
     user_id: int
     admin: bool
     libraries: dict[int, str]
+    max_age: int | None = None
+    """The parental limit (an age); ``None``: none (always for an administrator)."""
+    blocks_unrated: bool = False
 
     def library_ids(self, item_kind: str | None = None, only: int | None = None) -> list[int]:
         """Visible libraries that can hold ``item_kind`` (all when None), narrowed to ``only``."""
@@ -52,8 +61,8 @@ class Viewer:
     @property
     def restricts_items(self) -> bool:
         """True when a rule hides some items of a visible library (then the per-library
-        ``item_counts`` are no total and lists count their rows). None does yet."""
-        return False
+        ``item_counts`` are no total and lists count their rows): a parental limit."""
+        return self.max_age is not None
 
     def sees_library(self, library_id: int) -> bool:
         return library_id in self.libraries
@@ -68,32 +77,68 @@ class Viewer:
         by the rows of those libraries sorted, as the planner prefers.
         """
         ids = list(library_ids)
+        params: list[Any]
         if len(ids) == 1:
-            return f"{alias}.library_id = %s", [ids[0]]
-        return f"{alias}.library_id = ANY(%s)", [ids]
+            sql, params = f"{alias}.library_id = %s", [ids[0]]
+        else:
+            sql, params = f"{alias}.library_id = ANY(%s)", [ids]
+        if self.max_age is None:
+            return sql, params
+        unrated = UNRATED_BLOCKED if self.blocks_unrated else 0
+        return f"{sql} AND {rating_age_sql(alias)} <= %s", [*params, unrated, self.max_age]
+
+
+UNRATED_BLOCKED = 99
+"""The age an unrated item counts as when the user's policy blocks them (above any limit)."""
+
+
+def rating_age_sql(alias: str) -> str:
+    """The age of items ``alias`` for a limit, one ``%s`` for what an unrated item counts as.
+
+    COALESCE evaluates lazily: the series' (or parent's) row is read only for an item
+    without a rating of its own.
+    """
+    return (
+        f"coalesce({alias}.rating_age, (SELECT p.rating_age FROM items p"  # noqa: S608
+        f" WHERE p.id = coalesce({alias}.series_id, {alias}.parent_id)), %s)"
+    )
 
 
 async def load_viewer(conn: Conn, user_id: int, *, admin: bool) -> Viewer:
-    """The libraries ``user_id`` sees: every library for an administrator, else the granted ones."""
+    """The libraries ``user_id`` sees (every one for an administrator, else the granted
+    ones) and, for anyone but an administrator, their parental limit."""
     if admin:
         cur = await conn.execute("SELECT id, kind FROM libraries")
-    else:
-        cur = await conn.execute(
-            "SELECT l.id, l.kind FROM library_grants g JOIN libraries l ON l.id = g.library_id"
-            " WHERE g.user_id = %s",
-            (user_id,),
-        )
-    return Viewer(user_id, admin, {int(i): k for i, k in await cur.fetchall()})
+        return Viewer(user_id, admin, {int(i): k for i, k in await cur.fetchall()})
+    cur = await conn.execute(
+        "SELECT l.id, l.kind FROM library_grants g JOIN libraries l ON l.id = g.library_id"
+        " WHERE g.user_id = %s",
+        (user_id,),
+    )
+    libraries = {int(i): k for i, k in await cur.fetchall()}
+    cur = await conn.execute(
+        "SELECT max_rating_age, blocks_unrated FROM users WHERE id = %s", (user_id,)
+    )
+    row = await cur.fetchone()
+    max_age, blocks = (row[0], bool(row[1])) if row else (None, False)
+    return Viewer(user_id, admin, libraries, max_age, blocks)
 
 
 def item_visible_sql(alias: str) -> str:
     """The same rule as one predicate on items ``alias``, for a caller answering in one
-    query (the image route); its parameters are named: :func:`viewer_params`."""
+    query (the image route, playback); its parameters are named: :func:`viewer_params`.
+
+    The user's row is read here (role, limit), so a caller that does not know whether
+    the user is an administrator may pass ``admin=False``.
+    """
+    age = rating_age_sql(alias).replace("%s", "vu.blocks_unrated::int * %(viewer_unrated)s")
     return (
-        f"(%(viewer_admin)s OR EXISTS (SELECT 1 FROM library_grants vg"  # noqa: S608
-        f" WHERE vg.user_id = %(viewer_user)s AND vg.library_id = {alias}.library_id))"
+        f"(%(viewer_admin)s OR EXISTS (SELECT 1 FROM users vu WHERE vu.id = %(viewer_user)s"  # noqa: S608
+        f" AND (vu.role = 'admin' OR (EXISTS (SELECT 1 FROM library_grants vg"
+        f" WHERE vg.user_id = vu.id AND vg.library_id = {alias}.library_id)"
+        f" AND NOT coalesce(vu.max_rating_age < {age}, false)))))"
     )
 
 
 def viewer_params(user_id: int, *, admin: bool) -> dict[str, Any]:
-    return {"viewer_admin": admin, "viewer_user": user_id}
+    return {"viewer_admin": admin, "viewer_user": user_id, "viewer_unrated": UNRATED_BLOCKED}
