@@ -1,4 +1,4 @@
-import { get, post, del, patch } from "./api.js";
+import { get, post, put, del, patch, hasRoute } from "./api.js";
 import { h, replace, append, problemBox, loading, setTitle, ago, toast } from "./dom.js";
 
 function field(label, input, hint) {
@@ -137,32 +137,64 @@ export async function usersPage(root) {
   const errors = h("div", { class: "form-errors", "aria-live": "assertive" });
   const libraries = (await get("/api/v1/libraries")).items || [];
 
-  async function grantsOf(user) {
-    if (user.role === "admin") return "all (administrator)";
-    try {
-      const grants = await get(`/api/v1/users/${user.id}/libraries`);
-      const ids = new Set((grants.items || grants.libraries || grants || []).map((g) => g.id ?? g.library_id ?? g));
-      return libraries.filter((l) => ids.has(l.id)).map((l) => l.name).join(", ") || "none";
-    } catch (error) {
-      return error.status === 404 || error.status === 405 ? "—" : error.title;
-    }
+  const canGrant = await hasRoute("GET", "/api/v1/libraries/{library_id}/grants");
+
+  async function grantMap() {
+    const granted = new Map(); // user id -> Set of library ids
+    if (!canGrant) return granted;
+    await Promise.all(
+      libraries.map(async (lib) => {
+        const list = await get(`/api/v1/libraries/${lib.id}/grants`);
+        for (const g of list.items || []) {
+          if (!granted.has(g.user_id)) granted.set(g.user_id, new Set());
+          granted.get(g.user_id).add(lib.id);
+        }
+      }),
+    );
+    return granted;
+  }
+
+  function grantsCell(user, granted) {
+    if (user.role === "admin") return h("span", { class: "muted" }, "all (administrator)");
+    if (!canGrant) return h("span", { class: "muted" }, "—");
+    const mine = granted.get(user.id) || new Set();
+    return h(
+      "fieldset",
+      { class: "grants" },
+      h("legend", { class: "sr-only" }, `Libraries ${user.username} may see`),
+      libraries.map((lib) => {
+        const box = h("input", { type: "checkbox", checked: mine.has(lib.id), "aria-label": `${lib.name} for ${user.username}` });
+        box.addEventListener("change", async () => {
+          box.disabled = true;
+          try {
+            const url = `/api/v1/libraries/${lib.id}/grants/${user.id}`;
+            if (box.checked) await put(url);
+            else await del(url);
+          } catch (error) {
+            box.checked = !box.checked;
+            toast(error.detail || error.title);
+          } finally {
+            box.disabled = false;
+          }
+        });
+        return h("label", { class: "check" }, box, lib.name);
+      }),
+    );
   }
 
   async function refresh() {
-    const users = (await get("/api/v1/users")).users || [];
-    const rows = await Promise.all(
-      users.map(async (user) => {
-        const toggle = h("button", { type: "button", class: "button small", onclick: async () => {
-          try {
-            await patch(`/api/v1/users/${user.id}`, { disabled: !user.disabled });
-            await refresh();
-          } catch (error) {
-            toast(error.detail || error.title);
-          }
-        } }, user.disabled ? "Enable" : "Disable");
-        return [user.username, user.role === "admin" ? "Administrator" : "User", await grantsOf(user), user.disabled ? "disabled" : "active", ago(user.created_at), toggle];
-      }),
-    );
+    const [users, granted] = await Promise.all([get("/api/v1/users").then((d) => d.users || []), grantMap()]);
+    const rows = users.map((user) => {
+      const toggle = h("button", { type: "button", class: "button small", onclick: async () => {
+        try {
+          await patch(`/api/v1/users/${user.id}`, { disabled: !user.disabled });
+          await refresh();
+        } catch (error) {
+          toast(error.detail || error.title);
+        }
+      } }, user.disabled ? "Enable" : "Disable");
+      return [user.username, user.role === "admin" ? "Administrator" : "User", grantsCell(user, granted), user.disabled ? "disabled" : "active", ago(user.created_at), toggle];
+    });
     replace(list, table("Users", ["Name", "Role", "Libraries", "State", "Created", ""], rows, "No users."));
   }
   const form = h(

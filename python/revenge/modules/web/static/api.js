@@ -63,3 +63,11 @@ export function query(params) {
   const text = q.toString();
   return text ? `?${text}` : "";
 }
+
+let routeTable = null;
+/** The server's routes (its OpenAPI document), to offer only what this server has. */
+export async function hasRoute(method, path) {
+  if (!routeTable) routeTable = get("/api/v1/openapi.json").then((doc) => doc.paths || {}).catch(() => ({}));
+  const paths = await routeTable;
+  return Boolean(paths[path] && paths[path][method.toLowerCase()]);
+}

@@ -104,7 +104,7 @@ export async function homePage(root) {
   for (const [title, url, empty] of sections) slots.push([title, url, empty, page.appendChild(h("div", null, loading()))]);
   for (const lib of libraries) {
     const kind = lib.kind === "tv" ? "episode" : "movie";
-    slots.push([`Recently added in ${lib.name}`, `/api/v1/recently-added${query({ library_id: lib.id, kind, limit: 20 })}`, "Nothing added lately.", page.appendChild(h("div", null, loading()))]);
+    slots.push([`Recently added in ${lib.name}`, `/api/v1/recently-added${query({ library: lib.id, kind, limit: 20 })}`, "Nothing added lately.", page.appendChild(h("div", null, loading()))]);
   }
   await Promise.all(
     slots.map(async ([title, url, empty, slot]) => {
@@ -193,7 +193,7 @@ export async function libraryPage(root, { id, params }) {
     replace(status, loading("Loading more…"));
     try {
       const page = await get(
-        `${endpoint}${query({ library_id: id, sort: state.sort, order: state.order, watched: state.watched, genre: state.genre, cursor, limit: 60 })}`,
+        `${endpoint}${query({ library: id, sort: state.sort, order: state.order, watched: state.watched, genre: state.genre, cursor, limit: 60 })}`,
         { signal: controller.signal },
       );
       const items = listOf(page);
@@ -290,17 +290,17 @@ export async function itemPage(root, { id }) {
       (item.genres || []).length ? h("p", { class: "genres" }, item.genres.map((g) => h("span", { class: "chip small" }, g))) : null,
       playable ? h("div", { class: "actions" }, playButton(item), watchedToggle(item)) : null,
       people.length
-        ? h("dl", { class: "people" }, people.map((p) => [h("dt", null, p.name || p), h("dd", null, p.role || p.type || "")]))
+        ? h("dl", { class: "people" }, people.map((p) => [h("dt", null, p.name || String(p)), h("dd", null, p.role || p.type || "")]))
         : null,
     ),
   );
   const page = h("article", { class: "page detail" }, header);
   replace(root, page);
   if (item.kind === "series") {
-    const seasons = listOf(await get(`/api/v1/series/${item.id}/seasons`));
+    const seasons = item.seasons || listOf(await get(`/api/v1/series/${item.id}/seasons`));
     append(page, row("Seasons", seasons, "No seasons found."));
   } else if (item.kind === "season") {
-    const episodes = listOf(await get(`/api/v1/seasons/${item.id}/episodes`));
+    const episodes = item.episodes || listOf(await get(`/api/v1/seasons/${item.id}/episodes`));
     append(
       page,
       h(

@@ -43,7 +43,7 @@ function servicesTable(services) {
             { dataset: { service: s.name, state: s.state } },
             h("th", { scope: "row" }, s.name, s.critical ? h("span", { class: "muted small" }, " critical") : null),
             h("td", null, h("span", { class: `tier tier-${s.tier}` }, s.tier)),
-            h("td", null, h("span", { class: `state state-${s.state}`, title: s.error || "" }, s.state), s.error ? h("span", { class: "muted small" }, ` ${s.error}`) : null),
+            h("td", null, h("span", { class: `svc-state state-${s.state}`, title: s.error || "" }, s.state), s.error ? h("span", { class: "muted small" }, ` ${s.error}`) : null),
             h("td", { class: "num" }, ms(s.spin_up_ms)),
             h("td", null, s.spun_up_at ? ago(s.spun_up_at) : "—"),
             h("td", null, s.last_used_at ? ago(s.last_used_at) : "—"),
@@ -75,7 +75,7 @@ function view(data) {
     h(
       "div",
       { class: "summary" },
-      Object.entries(counts).map(([state, n]) => h("span", { class: `state state-${state}` }, `${n} ${state}`)),
+      Object.entries(counts).map(([state, n]) => h("span", { class: `svc-state state-${state}` }, `${n} ${state}`)),
       h("span", { class: "muted small" }, `worker pid ${data.pid} · up since ${new Date(data.started_at).toLocaleString()}`),
     ),
     panel("Services", servicesTable(data.services)),
