@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -87,6 +88,27 @@ def install(ctx: ModuleContext) -> None:
         return playback
 
     ctx.provide(PLAYBACK, start_playback, close=lambda p: p.close())
+
+    def active_sessions() -> list[dict[str, object]]:
+        """This process's playback sessions, for the operator's runtime page."""
+        if not services.running:
+            return []
+        playback = services.get(PLAYBACK)
+        now = time.monotonic()
+        return [
+            {
+                "id": session.id,
+                "user_id": session.user_id,
+                "item_id": session.item_id,
+                "method": str(session.decision.method.value),
+                "position_ms": session.position_ms,
+                "idle_s": round(now - session.last_seen, 1),
+                **playback.info(session),
+            }
+            for session in list(playback.sessions.values())
+        ]
+
+    services.add_report("playback_sessions", active_sessions)
     ctx.on_scrape(lambda: services.get(PLAYBACK).sample())
     add_routes(ctx.router, lambda: services.get(PLAYBACK), ctx.authenticator)
 

@@ -1,5 +1,5 @@
 import { get, put, query } from "./api.js";
-import { h, replace, append, problemBox, loading, setTitle, runtimeText, duration } from "./dom.js";
+import { h, replace, append, problemBox, loading, setTitle, runtimeText, duration, bytes } from "./dom.js";
 import { placeholder } from "./blurhash.js";
 import { go } from "./app.js";
 
@@ -336,10 +336,24 @@ export async function itemPage(root, { id }) {
         "section",
         { class: "files" },
         h("h2", null, "Media"),
-        h("ul", null, files.map((f) => h("li", null, [f.container, f.width && f.height ? `${f.width}\u00d7${f.height}` : null, f.video_codec, duration(f.duration)].filter(Boolean).join(" · ")))),
+        h("ul", { class: "file-list" }, files.map((f) => h("li", null, [containerName(f.container), f.width && f.height ? `${f.width}\u00d7${f.height}` : null, f.video_codec, audioOf(f), duration(f.duration), f.size ? bytes(f.size) : null].filter(Boolean).join(" · ")))),
       ),
     );
   }
+}
+
+function containerName(container) {
+  if (!container) return null;
+  const names = container.split(",");
+  for (const known of ["mp4", "matroska", "webm", "mpegts", "avi"]) {
+    if (names.includes(known)) return { matroska: "MKV", mpegts: "TS" }[known] || known.toUpperCase();
+  }
+  return names[0].toUpperCase();
+}
+
+function audioOf(file) {
+  const audio = (file.streams || []).filter((s) => s.kind === "audio");
+  return audio.length ? audio.map((s) => [s.codec, s.language].filter(Boolean).join(" ")).join(", ") : null;
 }
 
 // -- search ------------------------------------------------------------------------------------

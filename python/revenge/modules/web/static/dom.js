@@ -61,6 +61,7 @@ export function duration(seconds) {
 export function runtimeText(seconds) {
   if (!seconds) return "";
   const minutes = Math.round(seconds / 60);
+  if (minutes < 1) return "< 1 min";
   return minutes >= 60 ? `${Math.floor(minutes / 60)} h ${minutes % 60} min` : `${minutes} min`;
 }
 

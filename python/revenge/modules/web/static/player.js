@@ -1,11 +1,22 @@
-// The player: hls.js where the stream is HLS and Media Source Extensions are needed,
-// the browser's own playback otherwise (direct play, or native HLS without MSE).
+// The player: the server decides (direct play, remux or transcode to HLS) from what this
+// browser says it plays; hls.js plays HLS where Media Source Extensions are needed, the
+// browser itself otherwise. Audio, subtitles and quality are chosen by asking the server
+// for a new session at the current position, so every method offers the same choices.
 
-import { get, post, put, del } from "./api.js";
-import { h, replace, problemBox, setTitle, duration } from "./dom.js";
+import { get, post, del } from "./api.js";
+import { h, replace, setTitle, duration } from "./dom.js";
 import { go } from "./app.js";
 
 const HLS_URL = new URL("./vendor/hls.js/hls.min.js", import.meta.url).href;
+const PROGRESS_EVERY_MS = 10000;
+const QUALITIES = [
+  ["", "Original"],
+  ["20000000", "20 Mb/s"],
+  ["8000000", "8 Mb/s"],
+  ["4000000", "4 Mb/s"],
+  ["2000000", "2 Mb/s"],
+  ["1000000", "1 Mb/s"],
+];
 let hlsLoading = null;
 
 function loadHls() {
@@ -15,49 +26,70 @@ function loadHls() {
       const script = document.createElement("script");
       script.src = HLS_URL;
       script.onload = () => resolve(window.Hls);
-      script.onerror = () => reject(new Error("the HLS player could not be loaded"));
+      script.onerror = () => {
+        hlsLoading = null;
+        reject(new Error("the HLS player could not be loaded"));
+      };
       document.head.append(script);
     });
   }
   return hlsLoading;
 }
 
-/** What this browser plays, told to the server so it can choose direct play or a transcode. */
+const mediaSource = () => window.ManagedMediaSource || window.MediaSource;
+
+/** What this browser plays, in the playback API's terms (ffprobe's codec names). */
 export function capabilities() {
   const video = document.createElement("video");
-  const mse = window.MediaSource || window.ManagedMediaSource;
+  const mse = mediaSource();
   const can = (type) => Boolean(video.canPlayType(type)) || Boolean(mse && mse.isTypeSupported(type));
-  const codecs = {
-    h264: can('video/mp4; codecs="avc1.640028"'),
-    hevc: can('video/mp4; codecs="hvc1.1.6.L120.90"'),
-    vp9: can('video/webm; codecs="vp9"') || can('video/mp4; codecs="vp09.00.10.08"'),
-    av1: can('video/mp4; codecs="av01.0.05M.08"'),
-    aac: can('audio/mp4; codecs="mp4a.40.2"'),
-    opus: can('audio/webm; codecs="opus"'),
-    mp3: can("audio/mpeg"),
-    flac: can('audio/mp4; codecs="flac"'),
-    ac3: can('audio/mp4; codecs="ac-3"'),
-  };
+  const videos = [];
+  if (can('video/mp4; codecs="avc1.640034"')) videos.push({ codec: "h264", profiles: ["constrained baseline", "baseline", "main", "high"], max_level: 5.2 });
+  else if (can('video/mp4; codecs="avc1.42E01E"')) videos.push({ codec: "h264", profiles: ["constrained baseline", "baseline"], max_level: 3.0 });
+  if (can('video/mp4; codecs="hvc1.1.6.L153.90"')) videos.push({ codec: "hevc", profiles: ["main"] });
+  if (can('video/mp4; codecs="vp09.00.40.08"') || can('video/webm; codecs="vp9"')) videos.push({ codec: "vp9" });
+  if (can('video/mp4; codecs="av01.0.08M.08"')) videos.push({ codec: "av1" });
+  const audios = [];
+  if (can('audio/mp4; codecs="mp4a.40.2"')) audios.push({ codec: "aac", max_channels: 2 });
+  if (can('audio/webm; codecs="opus"') || can('audio/mp4; codecs="opus"')) audios.push({ codec: "opus", max_channels: 2 });
+  if (can("audio/mpeg")) audios.push({ codec: "mp3", max_channels: 2 });
+  if (can('audio/mp4; codecs="flac"')) audios.push({ codec: "flac", max_channels: 2 });
+  const containers = [];
+  if (video.canPlayType("video/mp4")) containers.push("mp4", "m4v", "mov");
+  if (video.canPlayType("video/webm")) containers.push("webm");
+  const ratio = window.devicePixelRatio || 1;
   return {
-    video_codecs: Object.keys(codecs).filter((k) => ["h264", "hevc", "vp9", "av1"].includes(k) && codecs[k]),
-    audio_codecs: Object.keys(codecs).filter((k) => ["aac", "opus", "mp3", "flac", "ac3"].includes(k) && codecs[k]),
-    containers: ["mp4", "webm", "mov"].filter((c) => can(c === "webm" ? "video/webm" : "video/mp4")),
-    hls: Boolean(mse) || Boolean(video.canPlayType("application/vnd.apple.mpegurl")),
-    max_width: Math.round(screen.width * (devicePixelRatio || 1)),
-    max_height: Math.round(screen.height * (devicePixelRatio || 1)),
+    containers,
+    video: videos,
+    audio: audios,
+    max_width: Math.min(16384, Math.max(16, Math.round(screen.width * ratio))),
+    max_height: Math.min(16384, Math.max(16, Math.round(screen.height * ratio))),
+    segment_format: "fmp4",
+    subtitles: ["vtt"],
   };
 }
 
-function options(select, entries, current) {
-  replace(select, entries.map(([value, label]) => h("option", { value, selected: String(value) === String(current) }, label)));
-  select.closest(".control").hidden = entries.length < 2;
+function choice(label, name) {
+  const select = h("select", { name });
+  const wrap = h("label", { class: "control", hidden: true }, h("span", null, label), select);
+  return { select, wrap };
+}
+
+function fill({ select, wrap }, entries, current) {
+  replace(select, entries.map(([value, text]) => h("option", { value, selected: String(value) === String(current) }, text)));
+  wrap.hidden = entries.length < 2;
+}
+
+function streamLabel(stream, i) {
+  const parts = [stream.title, stream.language, stream.codec, stream.channels ? `${stream.channels} ch` : null].filter(Boolean);
+  return parts.length ? parts.join(" · ") : `Track ${i + 1}`;
 }
 
 async function nextEpisode(item) {
   if (item.kind !== "episode" || !item.parent_id) return null;
   try {
-    const data = await get(`/api/v1/seasons/${item.parent_id}/episodes`);
-    const list = Array.isArray(data) ? data : data.items || [];
+    const season = await get(`/api/v1/items/${item.parent_id}`);
+    const list = season.episodes || [];
     const at = list.findIndex((e) => e.id === item.id);
     return at >= 0 && at + 1 < list.length ? list[at + 1] : null;
   } catch {
@@ -68,127 +100,139 @@ async function nextEpisode(item) {
 export async function playerPage(root, { id }) {
   const item = await get(`/api/v1/items/${encodeURIComponent(id)}`);
   setTitle(`Playing ${item.title}`);
-  const resumeMs = (item.user && item.user.position_ms) || 0;
-  const playback = await post("/api/v1/playback/sessions", { item_id: item.id, start_ms: resumeMs, ...capabilities() });
-  const urls = playback.urls || {};
+  const file = (item.files || []).find((f) => f.available !== false) || null;
+  const streams = (file && file.streams) || [];
+  const audioStreams = streams.filter((s) => s.kind === "audio");
+  const textStreams = streams.filter((s) => s.kind === "subtitle");
   const video = h("video", { controls: true, playsinline: true, preload: "auto", "aria-label": `Video: ${item.title}` });
-  const audioSelect = h("select", { name: "audio" });
-  const textSelect = h("select", { name: "subtitles" });
-  const qualitySelect = h("select", { name: "quality" });
-  const control = (label, select) => h("label", { class: "control", hidden: true }, h("span", null, label), select);
+  const audio = choice("Audio", "audio");
+  const subtitles = choice("Subtitles", "subtitles");
+  const quality = choice("Quality", "quality");
+  const methodChip = h("span", { class: "chip small", title: "How the server sends this video" });
   const status = h("p", { class: "muted small player-status", "aria-live": "polite" });
   const nextSlot = h("div", { class: "next-slot" });
-  const method = playback.method || playback.decision?.method || (urls.direct ? "direct" : "hls");
   replace(
     root,
     h(
       "div",
       { class: "page player" },
-      h(
-        "div",
-        { class: "player-bar" },
-        h("a", { class: "button ghost", href: `#/item/${item.id}` }, "\u2190 Back"),
-        h("h1", null, item.title),
-        h("span", { class: "chip small", title: "How the server sends this video" }, method),
-      ),
+      h("div", { class: "player-bar" }, h("a", { class: "button ghost", href: `#/item/${item.id}` }, "\u2190 Back"), h("h1", null, item.title), methodChip),
       h("div", { class: "stage" }, video),
-      h(
-        "div",
-        { class: "player-controls" },
-        control("Audio", audioSelect),
-        control("Subtitles", textSelect),
-        control("Quality", qualitySelect),
-        status,
-        nextSlot,
-      ),
+      h("div", { class: "player-controls" }, audio.wrap, subtitles.wrap, quality.wrap, status, nextSlot),
     ),
   );
+
+  const prefs = { audio_stream: null, subtitle_stream: null, max_bitrate: null };
+  let session = null;
   let hls = null;
-  const useHls = Boolean(urls.master) && Boolean(window.MediaSource || window.ManagedMediaSource);
-  if (urls.master && useHls) {
-    const Hls = await loadHls();
-    hls = new Hls({ enableWorker: false, startPosition: resumeMs / 1000, backBufferLength: 60 });
-    hls.on(Hls.Events.MANIFEST_PARSED, () => {
-      options(qualitySelect, [[-1, "Auto"], ...hls.levels.map((l, i) => [i, l.height ? `${l.height}p` : `${Math.round(l.bitrate / 1000)} kb/s`])], -1);
-    });
-    hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, () => {
-      options(audioSelect, hls.audioTracks.map((t, i) => [i, t.name || t.lang || `Track ${i + 1}`]), hls.audioTrack);
-    });
-    hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, () => {
-      options(textSelect, [[-1, "Off"], ...hls.subtitleTracks.map((t, i) => [i, t.name || t.lang || `Track ${i + 1}`])], hls.subtitleTrack);
-    });
-    hls.on(Hls.Events.ERROR, (_event, data) => {
-      if (data.fatal) {
-        status.textContent = `Playback error: ${data.details}`;
-        if (data.type === Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
-        else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
-      }
-    });
-    qualitySelect.addEventListener("change", () => (hls.currentLevel = Number(qualitySelect.value)));
-    audioSelect.addEventListener("change", () => (hls.audioTrack = Number(audioSelect.value)));
-    textSelect.addEventListener("change", () => (hls.subtitleTrack = Number(textSelect.value)));
-    hls.loadSource(urls.master);
-    hls.attachMedia(video);
-  } else {
-    video.src = urls.direct || urls.master;
-    video.addEventListener("loadedmetadata", () => {
-      if (resumeMs && !urls.master) video.currentTime = resumeMs / 1000;
-      const tracks = Array.from(video.audioTracks || []);
-      options(audioSelect, tracks.map((t, i) => [i, t.label || t.language || `Track ${i + 1}`]), tracks.findIndex((t) => t.enabled));
-    }, { once: true });
-    audioSelect.addEventListener("change", () => {
-      Array.from(video.audioTracks || []).forEach((t, i) => (t.enabled = i === Number(audioSelect.value)));
-    });
-    for (const [i, sub] of (urls.subtitles || []).entries()) {
-      video.append(h("track", { kind: "subtitles", src: sub.url, srclang: sub.language || "und", label: sub.title || sub.language || `Subtitles ${i + 1}` }));
+  let lastSent = -1;
+
+  function detach() {
+    if (hls) {
+      hls.destroy();
+      hls = null;
     }
-    const texts = Array.from(video.textTracks);
-    options(textSelect, [[-1, "Off"], ...texts.map((t, i) => [i, t.label])], -1);
-    textSelect.addEventListener("change", () => texts.forEach((t, i) => (t.mode = i === Number(textSelect.value) ? "showing" : "disabled")));
+    for (const track of video.querySelectorAll("track")) track.remove();
+    video.removeAttribute("src");
+    video.load();
   }
 
-  // Progress: every 10 s while playing, at pause, at seek's end and when leaving.
-  let lastSent = -1;
-  async function report(force = false) {
+  async function report(ended = false) {
+    if (!session) return;
     const position_ms = Math.round(video.currentTime * 1000);
-    if (!force && Math.abs(position_ms - lastSent) < 1000) return;
+    if (!ended && Math.abs(position_ms - lastSent) < 1000) return;
     lastSent = position_ms;
-    const body = { position_ms, paused: video.paused };
     try {
-      if (playback.id) await post(`/api/v1/playback/sessions/${playback.id}/progress`, body);
-      else await put(`/api/v1/items/${item.id}/state`, { position_ms });
+      await post(`/api/v1/playback/sessions/${session.id}/progress`, { position_ms, ended });
       status.textContent = `Position saved at ${duration(video.currentTime)}`;
     } catch (error) {
       if (error.status !== 401) status.textContent = `Could not save the position: ${error.detail || error.title}`;
     }
   }
+
+  async function start(positionMs) {
+    const body = { item_id: item.id, capabilities: capabilities() };
+    if (file) body.file_id = file.id;
+    if (positionMs != null) body.start_position_ms = positionMs;
+    for (const [key, value] of Object.entries(prefs)) if (value != null) body[key] = value;
+    if (prefs.subtitle_stream != null) body.subtitle_mode = "always";
+    const previous = session;
+    session = await post("/api/v1/playback/sessions", body);
+    if (previous) del(`/api/v1/playback/sessions/${previous.id}`).catch(() => {});
+    detach();
+    methodChip.textContent = session.method;
+    const startAt = (session.start_position_ms || 0) / 1000;
+    const urls = session.urls || {};
+    if (urls.master && mediaSource()) {
+      const Hls = await loadHls();
+      hls = new Hls({ enableWorker: false, startPosition: startAt, backBufferLength: 60 });
+      hls.on(Hls.Events.ERROR, (_event, data) => {
+        if (!data.fatal) return;
+        status.textContent = `Playback problem (${data.details}); retrying`;
+        if (data.type === Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
+        else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      });
+      hls.loadSource(urls.master);
+      hls.attachMedia(video);
+    } else {
+      video.src = urls.direct || urls.master; // native HLS where there is no MSE
+      if (startAt) video.addEventListener("loadedmetadata", () => (video.currentTime = startAt), { once: true });
+    }
+    for (const sub of session.subtitles || []) {
+      if (!sub.url) continue;
+      const track = h("track", { kind: "subtitles", src: sub.url, srclang: sub.language || "und", label: sub.language || sub.codec, default: sub.selected });
+      video.append(track);
+    }
+    video.play().catch(() => (status.textContent = "Press play to start."));
+  }
+
+  fill(audio, audioStreams.map((s, i) => [s.index, streamLabel(s, i)]), (audioStreams.find((s) => s.default) || audioStreams[0] || {}).index);
+  fill(subtitles, [["", "Off"], ...textStreams.map((s, i) => [s.index, streamLabel(s, i)])], "");
+  fill(quality, QUALITIES, "");
+  const restart = async () => {
+    try {
+      await start(Math.round(video.currentTime * 1000));
+    } catch (error) {
+      status.textContent = error.detail || error.title;
+    }
+  };
+  audio.select.addEventListener("change", () => {
+    prefs.audio_stream = Number(audio.select.value);
+    restart();
+  });
+  subtitles.select.addEventListener("change", () => {
+    prefs.subtitle_stream = subtitles.select.value === "" ? null : Number(subtitles.select.value);
+    restart();
+  });
+  quality.select.addEventListener("change", () => {
+    prefs.max_bitrate = quality.select.value === "" ? null : Number(quality.select.value);
+    restart();
+  });
+
   const ticker = setInterval(() => {
     if (!video.paused) report();
-  }, 10000);
-  video.addEventListener("pause", () => report(true));
-  video.addEventListener("seeked", () => report(true));
+  }, PROGRESS_EVERY_MS);
+  video.addEventListener("pause", () => report());
+  video.addEventListener("seeked", () => report());
   video.addEventListener("error", () => {
     const err = video.error;
     status.textContent = `The browser cannot play this video${err ? ` (${err.message || `code ${err.code}`})` : ""}.`;
   });
+
+  await start(null); // the server resumes where this person stopped
   const next = await nextEpisode(item);
   if (next) {
-    const button = h("a", { class: "button", href: `#/play/${next.id}` }, `Next: ${next.title} \u2192`);
-    replace(nextSlot, button);
+    replace(nextSlot, h("a", { class: "button", href: `#/play/${next.id}` }, `Next: ${next.title} \u2192`));
     video.addEventListener("ended", () => go(`/play/${next.id}`));
   }
-  video.play().catch(() => {
-    status.textContent = "Press play to start.";
-  });
+  video.addEventListener("ended", () => report(true));
   video.focus();
   return () => {
     clearInterval(ticker);
-    report(true);
-    if (playback.id) del(`/api/v1/playback/sessions/${playback.id}`).catch(() => {});
-    if (hls) hls.destroy();
-    video.removeAttribute("src");
-    video.load();
+    const ending = session;
+    if (ending) {
+      report().finally(() => del(`/api/v1/playback/sessions/${ending.id}`).catch(() => {}));
+    }
+    detach();
   };
 }
-
-export { problemBox };
