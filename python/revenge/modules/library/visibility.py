@@ -9,7 +9,7 @@ with :meth:`Viewer.item_filter`; a route answering in a single query (images) us
 Parental limits (issue 15): a user who is not an administrator may have a maximum
 content rating (``users.max_rating_age``, an age on the one scale of auth's
 ``ratings.py``) and a policy for unrated items (``users.blocks_unrated``). An item
-is above the limit when its ``rating_age`` (stored, 0005_rating_age.sql) — or, for an
+is above the limit when its ``rating_age`` (stored, 0006_rating_age.sql) — or, for an
 episode, season or extra without its own, its series' or parent's — is older than the
 limit; an unrated one counts as allowed, or as above the limit when blocked.
 Administrators are never limited.

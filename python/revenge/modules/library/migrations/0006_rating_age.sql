@@ -1,4 +1,4 @@
--- library/0005_rating_age: each item's content rating as an age, for parental limits.
+-- library/0006_rating_age: each item's content rating as an age, for parental limits.
 --
 -- content_rating holds the NFO's value as written ("PG-13", "de:FSK 12"); auth's
 -- content_rating_age (0008_parental.sql, the SQL twin of auth/ratings.py) reads it
