@@ -234,7 +234,7 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_library(args: argparse.Namespace, settings: Settings) -> int:
-    """``library add|list|scan|rm``: the same checks and problems as the API."""
+    """``library add|list|scan|rm|grant|revoke``: the same checks and problems as the API."""
     import asyncio
 
     from revenge.http import Problem
@@ -252,6 +252,14 @@ def cmd_library(args: argparse.Namespace, settings: Settings) -> int:
             elif args.library_command == "rm":
                 lib = asyncio.run(admin.remove(url, settings, args.library))
                 print(f"deleted library {lib.name!r} (id {lib.id}); no media file was touched")
+            elif args.library_command in ("grant", "revoke"):
+                revoke = args.library_command == "revoke"
+                lib, user_id, changed = asyncio.run(
+                    admin.grant(url, settings, args.library, args.user, revoke=revoke)
+                )
+                verb = "revoked from" if revoke else "granted to"
+                note = "" if changed else " (it already was)" if not revoke else " (it was not)"
+                print(f"library {lib.name!r} (id {lib.id}) {verb} user {user_id}{note}")
             else:
                 request, report = asyncio.run(
                     admin.scan(url, settings, args.library, wait=args.wait)
@@ -323,6 +331,10 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--wait", action="store_true", help="wait for it and print its report")
     rm = library_commands.add_parser("rm", help="delete a library (media files are untouched)")
     rm.add_argument("library", help="name or id")
+    for verb, what in (("grant", "let a user see a library"), ("revoke", "stop a user seeing it")):
+        granting = library_commands.add_parser(verb, help=what)
+        granting.add_argument("library", help="name or id")
+        granting.add_argument("user", help="user name or id")
     library.set_defaults(run=cmd_library)
     return parser
 

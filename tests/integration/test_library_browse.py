@@ -9,7 +9,10 @@ series/seasons/episodes, next up, continue watching, recently added and state ch
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -40,6 +43,8 @@ class Site:
     client: httpx.Client
     db: psycopg.Connection[Any]
     admin: dict[str, str]
+    url: str = ""
+    last_username: str = ""
 
     def user(self) -> tuple[int, dict[str, str]]:
         """A new (non-admin) user, signed in: its id and auth header."""
@@ -48,6 +53,7 @@ class Site:
             "/api/v1/users", json={"username": name, "password": PASSWORD}, headers=self.admin
         )
         assert made.status_code == 201, made.text
+        self.last_username = name
         login = self.client.post(
             "/api/v1/auth/login", json={"username": name, "password": PASSWORD}
         )
@@ -113,7 +119,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             )
             assert login.status_code == 200, login.text
             client.cookies.clear()
-            yield Site(client, db, {"authorization": f"Bearer {login.json()['token']}"})
+            yield Site(client, db, {"authorization": f"Bearer {login.json()['token']}"}, url)
             assert "Traceback" not in server.output(), server.output()[-5000:]
     finally:
         _drop_database(name)
@@ -572,3 +578,29 @@ def test_bad_cursors_are_refused(site: Site) -> None:
         site.client.get("/api/v1/movies", params={"cursor": "a b"}, headers=site.admin),
         422, "validation_failed",
     )  # fmt: skip
+
+
+def test_the_cli_grants_and_revokes(site: Site) -> None:
+    lib = site.library()
+    movie = site.movie(lib, "Granted by the CLI")
+    uid, user = site.user()
+    env = {**os.environ, "REVENGE_DATABASE__URL": site.url}
+    env = {k: v for k, v in env.items() if not k.startswith("REVENGE_TEST_")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from revenge.cli import main; raise SystemExit(main())",
+             "library", *args],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    done = cli("grant", str(lib), site.last_username)
+    assert done.returncode == 0, done.stderr
+    assert f"granted to user {uid}" in done.stdout
+    assert site.client.get(f"/api/v1/items/{movie}", headers=user).status_code == 200
+    assert "already" in cli("grant", str(lib), str(uid)).stdout
+    done = cli("revoke", str(lib), str(uid))
+    assert done.returncode == 0 and f"revoked from user {uid}" in done.stdout, done.stderr
+    problem(site.client.get(f"/api/v1/items/{movie}", headers=user), 404, "item_not_found")
+    done = cli("grant", str(lib), "nobody-by-this-name")
+    assert done.returncode != 0 and "user_not_found" in done.stderr

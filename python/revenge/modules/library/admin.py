@@ -1,4 +1,4 @@
-"""``revenge library add|list|scan|rm``: the admin service on a short-lived pool.
+"""``revenge library add|list|scan|rm|grant|revoke``: the admin service on a short-lived pool.
 
 The same :class:`Libraries` as the API, so the CLI refuses exactly what the API refuses
 (its problems print as ``code: detail``). ``scan`` queues the ``library_scan`` job (a
@@ -18,7 +18,7 @@ from revenge.infra.jobs import Jobs, KindRegistry
 from revenge.modules.library import repository as repo
 from revenge.modules.library.service import Libraries, LibraryChange, ScanRequest
 
-__all__ = ["add", "find", "listing", "remove", "scan"]
+__all__ = ["add", "find", "grant", "listing", "remove", "scan"]
 
 
 @asynccontextmanager
@@ -85,3 +85,29 @@ async def scan(
                 break
             await asyncio.sleep(0.5)
         return request, (await libraries.get(lib.id)).last_scan_stats
+
+
+async def grant(
+    url: str, settings: Settings, library: str, user: str, *, revoke: bool = False
+) -> tuple[repo.Library, int, bool]:
+    """Grant (or revoke) a library to a user, both by name or id: the library, the user's
+    id, and whether anything changed. Same service and problems as the API."""
+    from revenge.http import Problem
+    from revenge.modules.library.browse_service import Browse
+
+    async with _libraries(url, settings) as (libraries, _):
+        lib = await find(libraries, library)
+        row = await libraries.db.fetch_one(
+            "SELECT id FROM users WHERE lower(username) = lower(%s) OR id::text = %s"
+            " ORDER BY (id::text = %s) DESC LIMIT 1",
+            (user, user, user),
+        )
+        if row is None:
+            raise Problem(404, "user_not_found", "User not found", f"no user {user!r}")
+        user_id = int(row[0])
+        browse = Browse(libraries.db)
+        if revoke:
+            return lib, user_id, await browse.revoke(lib.id, user_id)
+        before = {g.user_id for g in await browse.grants(lib.id)}
+        await browse.grant(lib.id, user_id)
+        return lib, user_id, user_id not in before
