@@ -17,13 +17,22 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import psycopg
 import pytest
+from pydantic import BaseModel
 
+from revenge.modules.library.browse_routes import (
+    ItemDetailOut,
+    ItemList,
+    ItemPage,
+    SeasonList,
+    StateOut,
+)
 from tests.conftest import _drop_database, _fresh_database
 from tests.e2e.conftest import free_port, granian_argv, run_server
 
@@ -125,6 +134,35 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         _drop_database(name)
 
 
+def conforms(model: type[BaseModel], body: Any) -> Any:
+    """``body`` is what the OpenAPI document promises: the declared model accepts it, and
+    every object has exactly the model's keys (nothing undocumented, nothing missing)."""
+    model.model_validate(body)
+    _same_keys(model, body)
+    return body
+
+
+def _same_keys(model: type[BaseModel], body: Any) -> None:
+    assert isinstance(body, dict) and set(body) == set(model.model_fields), (model, body)
+    for name, field in model.model_fields.items():
+        inner = _model_of(field.annotation)
+        value = body[name]
+        if inner is None or value is None:
+            continue
+        for element in value if isinstance(value, list) else [value]:
+            _same_keys(inner, element)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def problem(reply: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert reply.status_code == status, reply.text
     assert reply.headers["content-type"] == "application/problem+json"
@@ -143,7 +181,7 @@ def walk(
         query = {**params, **({"cursor": cursor} if cursor else {})}
         reply = site.client.get(path, params=query, headers=headers)
         assert reply.status_code == 200, reply.text
-        body = reply.json()
+        body = conforms(ItemPage, reply.json())
         assert (body["total"] is None) == (cursor is not None)
         items += body["items"]
         cursor = body["next_cursor"]
@@ -152,7 +190,8 @@ def walk(
     raise AssertionError("the cursor never ended")
 
 
-SORT_COLUMN = {"title": "title", "year": "year", "rating": "rating", "runtime": "runtime_seconds"}
+SORT_COLUMN = {"title": "title", "year": "year", "rating": "rating", "runtime": "runtime_seconds",
+               "date_added": "date_added"}  # fmt: skip
 
 
 def sort_key(item: dict[str, Any], sort: str, desc: bool) -> tuple[Any, ...]:
@@ -160,6 +199,8 @@ def sort_key(item: dict[str, Any], sort: str, desc: bool) -> tuple[Any, ...]:
     value = item[SORT_COLUMN[sort]]
     if sort == "title":
         value = value.lower()
+    if sort == "date_added":
+        value = datetime.fromisoformat(value).timestamp()
     sign = -1 if desc else 1
     if value is None:
         return (1, 0, sign * item["id"])
@@ -204,7 +245,7 @@ def test_pages_cover_every_movie_once_in_every_order_while_movies_are_added(site
     writer.start()
     walks = {}
     try:
-        for sort in ("title", "year", "rating", "runtime"):
+        for sort in ("title", "year", "rating", "runtime", "date_added"):
             for order in ("asc", "desc"):
                 walks[sort, order] = walk(site, user, sort=sort, order=order, limit=23)
     finally:
@@ -378,9 +419,13 @@ def test_state_changes_and_their_validation(site: Site) -> None:
     ):
         body = problem(site.client.put(url, json=bad, headers=user), 422, "validation_failed")
         assert body["field"] == field, body
-    state = site.client.put(url, json={"position_ms": 120_000}, headers=user).json()
+    state = conforms(
+        StateOut, site.client.put(url, json={"position_ms": 120_000}, headers=user).json()
+    )
     assert state["position_ms"] == 120_000 and not state["played"] and state["last_played_at"]
-    resume = site.client.get("/api/v1/continue-watching", headers=user).json()["items"]
+    resume = conforms(ItemList, site.client.get("/api/v1/continue-watching", headers=user).json())[
+        "items"
+    ]
     assert [i["id"] for i in resume] == [movie] and resume[0]["user"]["position_ms"] == 120_000
     state = site.client.put(url, json={"played": True}, headers=user).json()
     assert (state["played"], state["position_ms"], state["play_count"]) == (True, 0, 1)
@@ -438,13 +483,16 @@ def test_series_seasons_episodes_and_next_up(site: Site) -> None:
     series = site.client.get("/api/v1/series", params={"library": lib}, headers=user).json()
     assert [s["title"] for s in series["items"]] == ["Dark", "Lost"] and series["total"] == 2
     seasons = site.client.get(f"/api/v1/series/{lost['id']}/seasons", headers=user).json()
+    conforms(SeasonList, seasons)
     assert [(s["season_number"], s["episode_count"]) for s in seasons["items"]] == [(1, 3), (2, 3)]
     episodes = site.client.get(f"/api/v1/seasons/{lost['seasons'][2]}/episodes", headers=user)
     assert [e["episode_number"] for e in episodes.json()["items"]] == [1, 2, 3]
     assert episodes.json()["items"][0]["series_title"] == "Lost"
     problem(site.client.get(f"/api/v1/series/{lost['seasons'][1]}/seasons", headers=user),
             404, "item_not_found")  # fmt: skip
-    detail = site.client.get(f"/api/v1/items/{lost['id']}", headers=user).json()
+    detail = conforms(
+        ItemDetailOut, site.client.get(f"/api/v1/items/{lost['id']}", headers=user).json()
+    )
     assert [s["id"] for s in detail["seasons"]] == [lost["seasons"][1], lost["seasons"][2]]
     detail = site.client.get(f"/api/v1/items/{lost['seasons'][1]}", headers=user).json()
     assert [e["episode_number"] for e in detail["episodes"]] == [1, 2, 3]
@@ -458,6 +506,7 @@ def test_series_seasons_episodes_and_next_up(site: Site) -> None:
     def next_up(**params: Any) -> list[tuple[str | None, int | None, int | None]]:
         reply = site.client.get("/api/v1/next-up", params=params, headers=user)
         assert reply.status_code == 200, reply.text
+        conforms(ItemList, reply.json())
         return [(i["series_title"], i["season_number"], i["episode_number"])
                 for i in reply.json()["items"]]  # fmt: skip
 
@@ -540,7 +589,7 @@ def test_item_detail_has_files_streams_chapters_images_and_people(site: Site) ->
     assert poster is not None
     uid, user = site.user()
     site.grant(lib, uid)
-    detail = site.client.get(f"/api/v1/items/{movie}", headers=user).json()
+    detail = conforms(ItemDetailOut, site.client.get(f"/api/v1/items/{movie}", headers=user).json())
     assert detail["overview"] == "A heist." and detail["people"][0]["name"] == "Al Pacino"
     [file] = detail["files"]
     assert file["name"] == "Heat (1995).mkv" and file["path"] is None  # no server path to users
