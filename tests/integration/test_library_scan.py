@@ -419,3 +419,79 @@ async def test_a_folder_scan_walks_only_the_changed_folders(db: Database, tmp_pa
     )
     assert report.files == len(MOVIES) + len(SHOWS) - 3 + 1 and report.missing == 1
     assert (await items(db, lib))["movie:inception:2010"]["missing"] is True
+
+
+FFMETADATA = """;FFMETADATA1
+title={title}
+date=2019-03-01
+
+[CHAPTER]
+TIMEBASE=1/1000
+START=0
+END=1000
+title=Opening
+
+[CHAPTER]
+TIMEBASE=1/1000
+START=1000
+END=2000
+title=The End
+"""
+
+
+async def test_probe_records_chapters_and_embedded_tags_below_nfo(
+    db: Database, tmp_path: Path
+) -> None:
+    """Chapters land in media_chapters; the container's title and date fill title and year
+    over the file name's, never over an NFO's or a user's locked field."""
+    meta = tmp_path / "meta.txt"
+    clips = {"Tagged (2020)": "A Proper Title", "Nfo Said (2021)": "Ignored Tag Title"}
+    for folder, title in clips.items():
+        meta.write_text(FFMETADATA.format(title=title))
+        out = tmp_path / "media" / folder / f"{folder}.mkv"
+        out.parent.mkdir(parents=True)
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=2",
+             "-i", str(meta), "-map", "0:v", "-map_metadata", "1", "-map_chapters", "1",
+             "-c:v", "libx264", "-preset", "ultrafast", str(out)],
+            check=True,
+        )  # fmt: skip
+    (tmp_path / "media" / "Nfo Said (2021)" / "movie.nfo").write_text(
+        "<movie><title>From The NFO</title></movie>"
+    )
+    lib = await new_library(db, tmp_path / "media")
+    ids: list[int] = []
+
+    async def collect(files: Any) -> None:
+        ids.extend(files)
+
+    await Scanner(db).scan(lib, on_files=collect)
+    transcoder = await Transcoder.discover()
+    assert [await probe_file(db, transcoder, i) for i in ids] == ["ok", "ok"]
+    rows = await db.fetch_all(
+        "SELECT key, title, sort_title, year, field_sources FROM items WHERE library_id = %s",
+        (lib,),
+    )
+    by_key = {r[0]: r[1:] for r in rows}
+    title, sort, year, sources = by_key["movie:tagged:2020"]
+    assert (title, sort, year) == ("A Proper Title", "proper title", 2019)
+    assert sources["title"] == sources["year"] == "embedded"
+    title, _, year, sources = by_key["movie:nfo said:2021"]
+    assert (title, sources["title"], year) == ("From The NFO", "nfo", 2019)
+    chapters = await db.fetch_all(
+        'SELECT c.index, c.start, c."end", c.title FROM media_chapters c'
+        " JOIN media_files f ON f.id = c.file_id JOIN items i ON i.id = f.item_id"
+        " WHERE i.key = 'movie:tagged:2020' ORDER BY c.index"
+    )
+    assert chapters == [(0, 0.0, 1.0, "Opening"), (1, 1.0, 2.0, "The End")]
+    # a user's edit is locked: a re-probe leaves it
+    await db.execute(
+        "UPDATE items SET title = 'Mine', locked_fields = array['title'] WHERE library_id = %s"
+        " AND key = 'movie:tagged:2020'",
+        (lib,),
+    )
+    assert [await probe_file(db, transcoder, i) for i in ids] == ["ok", "ok"]
+    row = await db.fetch_one(
+        "SELECT title FROM items WHERE library_id = %s AND key = 'movie:tagged:2020'", (lib,)
+    )
+    assert row == ("Mine",)

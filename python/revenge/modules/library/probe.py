@@ -9,11 +9,13 @@ attached pictures (cover art) become ``embedded`` images for ``images_process``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from revenge.infra.db import Database
 from revenge.modules.library.images import record_embedded
+from revenge.modules.library.plan import sort_title
 from revenge.modules.playback import MediaInfo, Transcoder, TranscoderError
 
 __all__ = ["probe_file"]
@@ -79,6 +81,15 @@ async def _store(db: Database, file_id: int, item_id: int, info: MediaInfo) -> N
         await record_embedded(
             conn, file_id, item_id, [(s.index, s.title) for s in info.streams if s.cover]
         )
+        await conn.execute("DELETE FROM media_chapters WHERE file_id = %s", (file_id,))
+        if info.chapters:
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    'INSERT INTO media_chapters (file_id, index, start, "end", title)'
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    [(file_id, n, c.start, c.end, c.title) for n, c in enumerate(info.chapters)],
+                )
+        await _apply_tags(conn, item_id, embedded_values(dict(info.tags)))
         runtime = int(info.duration) if info.duration else None
         await conn.execute(
             "UPDATE items SET video_height = greatest(video_height, %s),"
@@ -91,3 +102,61 @@ async def _store(db: Database, file_id: int, item_id: int, info: MediaInfo) -> N
             " WHERE id = %s",
             (video.height, runtime, runtime, runtime, item_id),
         )
+
+
+_YEAR = re.compile(r"^\s*(\d{4})(?:\D|$)")
+_RELEASE_NAME = re.compile(r"^[\w'&!,()-]+(?:\.[\w'&!,()-]+){2,}$")  # The.Matrix.1999.1080p...
+
+
+def embedded_values(tags: dict[str, str]) -> dict[str, Any]:
+    """Title and year from a container's tags, when they look like a title and a year.
+
+    A release name (``The.Matrix.1999.1080p.x264``) or a web address in the title tag says
+    nothing the file name did not; an encoder's ``creation_time`` is no release year.
+
+    >>> embedded_values({"title": "Blade Runner", "date": "1982-06-25"})
+    {'title': 'Blade Runner', 'year': 1982}
+    >>> embedded_values({"title": "The.Matrix.1999.1080p.BluRay.x264", "year": "99"})
+    {}
+    """
+    out: dict[str, Any] = {}
+    title = " ".join(tags.get("title", "").split())
+    lowered = title.lower()
+    if (
+        0 < len(title) <= 200
+        and not _RELEASE_NAME.match(title)
+        and not any(w in lowered for w in ("www.", ".com", ".org", ".net", "http"))
+    ):
+        out["title"] = title
+    for name in ("date", "year", "originaldate", "release_date"):
+        found = _YEAR.match(tags.get(name, ""))
+        if found and 1800 <= int(found.group(1)) <= 2200:
+            out["year"] = int(found.group(1))
+            break
+    return out
+
+
+async def _apply_tags(conn: Any, item_id: int, values: dict[str, Any]) -> None:
+    """Fill fields from embedded tags where no user edit or NFO gave them (rank
+    ``user > nfo > embedded > filename``); the sort title follows the title."""
+    if not values:
+        return
+    sets, params, sources = [], [], []
+    for name, value in values.items():
+        can = (
+            f"(NOT '{name}' = ANY(locked_fields)"
+            f" AND coalesce(field_sources->>'{name}', 'filename') IN ('filename', 'embedded'))"
+        )
+        sets.append(f"{name} = CASE WHEN {can} THEN %s ELSE {name} END")
+        params.append(value)
+        if name == "title":
+            sets.append(f"sort_title = CASE WHEN {can} THEN %s ELSE sort_title END")
+            params.append(sort_title(value))
+        sources.append(
+            f"CASE WHEN {can} THEN '{{\"{name}\": \"embedded\"}}'::jsonb ELSE '{{}}' END"
+        )
+    sets.append(f"field_sources = field_sources || {' || '.join(sources)}")
+    await conn.execute(
+        f"UPDATE items SET {', '.join(sets)} WHERE id = %s",  # noqa: S608 (names are ours)
+        (*params, item_id),
+    )

@@ -47,12 +47,24 @@ class StreamInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Chapter:
+    """A chapter mark: seconds from the file's start, and its title when it has one."""
+
+    start: float
+    end: float | None
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MediaInfo:
     container: str
     duration: float | None
     bit_rate: int | None
     streams: tuple[StreamInfo, ...]
     start_time: float = 0.0
+    chapters: tuple[Chapter, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    """The container's tags (``title``, ``date``...), names lower-cased, as ffprobe gives them."""
 
     def of_kind(self, kind: str) -> tuple[StreamInfo, ...]:
         """The playable streams of one kind, cover art left out."""
@@ -104,7 +116,7 @@ class Transcoder:
         raw = await _run(
             self.ffprobe,
             "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-            str(path),
+            "-show_chapters", str(path),
         )  # fmt: skip
         return _parse_probe(orjson.loads(raw))
 
@@ -159,7 +171,29 @@ def _parse_probe(data: dict[str, Any]) -> MediaInfo:
         bit_rate=int(fmt["bit_rate"]) if _numeric(fmt.get("bit_rate"), integral=True) else None,
         streams=streams,
         start_time=float(fmt["start_time"]) if _numeric(fmt.get("start_time")) else 0.0,
+        chapters=tuple(_parse_chapters(data.get("chapters") or [])),
+        tags=tuple(
+            (str(k).lower(), str(v)[:1000])
+            for k, v in (fmt.get("tags") or {}).items()
+            if isinstance(v, str | int | float)
+        ),
     )
+
+
+def _parse_chapters(raw: list[Any]) -> list[Chapter]:
+    chapters = []
+    for c in raw:
+        if not isinstance(c, dict) or not _numeric(c.get("start_time")):
+            continue
+        title = (c.get("tags") or {}).get("title")
+        chapters.append(
+            Chapter(
+                float(c["start_time"]),
+                float(c["end_time"]) if _numeric(c.get("end_time")) else None,
+                str(title)[:500] if title else None,
+            )
+        )
+    return chapters
 
 
 # Transfer characteristics that mean HDR; ffprobe names them after their standards.
