@@ -179,12 +179,12 @@ class AccessSink:
         self.enabled = False
         self._batch: list[AccessRecord] = []
         self._scheduled = False
-        self._routes: dict[str | None, str] = {}
+        self._middles: dict[tuple[str, str | None, int], str] = {}
 
     def configure(self, stream: IO[str], json: bool, enabled: bool) -> None:
         self.flush()
         self.stream, self.json, self.enabled = stream, json, enabled
-        self._routes.clear()
+        self._middles.clear()
 
     def add(self, record: AccessRecord) -> None:
         batch = self._batch
@@ -214,20 +214,34 @@ class AccessSink:
                 pass  # a closed or full log stream never fails a request
 
     def _json_lines(self, batch: list[AccessRecord]) -> str:
-        routes, stamp, dumps, plain = self._routes, clock.stamp, orjson.dumps, _PLAIN_METHODS
+        # The middle of a line depends on (method, route, status) only: made once each.
+        middles, stamp = self._middles, clock.stamp
         lines = []
+        last, ts = -1, ""
         for now, rid, method, route, status, seconds, user in batch:
-            pattern = routes.get(route)
-            if pattern is None:
-                pattern = routes[route] = dumps(route).decode()
-            verb = method if method in plain else dumps(method).decode()[1:-1]
+            milli = int(now * 1000)
+            if milli != last:  # a batch's lines share their milliseconds: formatted once each
+                last, ts = milli, stamp(now)
+            middle = middles.get((method, route, status))
+            if middle is None:
+                middle = self._json_middle(method, route, status)
             lines.append(
-                f'{{"ts":"{stamp(now)}","level":"info","logger":"revenge.access",'
-                f'"msg":"request","request_id":"{rid}","method":"{verb}","route":{pattern},'
-                f'"status":{status},"duration_ms":{seconds * 1000.0:.3f},'
+                f'{{"ts":"{ts}","level":"info","logger":"revenge.access","msg":"request",'
+                f'"request_id":"{rid}{middle}{seconds * 1000.0:.3f},'
                 f'"user_id":{"null" if user is None else user}}}\n'
             )
         return "".join(lines)
+
+    def _json_middle(self, method: str, route: str | None, status: int) -> str:
+        plain = method in _PLAIN_METHODS
+        verb = method if plain else orjson.dumps(method).decode()[1:-1]
+        middle = (
+            f'","method":"{verb}","route":{orjson.dumps(route).decode()},'
+            f'"status":{status},"duration_ms":'
+        )
+        if plain and len(self._middles) < 4096:  # a client's odd methods are not kept
+            self._middles[(method, route, status)] = middle
+        return middle
 
     def _text_lines(self, batch: list[AccessRecord]) -> str:
         lines = []
