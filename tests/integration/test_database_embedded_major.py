@@ -10,6 +10,7 @@ installed major versions is not exercised here (it needs a second major version 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -21,8 +22,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from revenge.infra.db import EmbeddedDatabaseError, start_embedded, system_pg
+from revenge.config import load_settings
+from revenge.infra.db import EmbeddedDatabaseError, migrate, start_embedded, system_pg
+from revenge.infra.db.cluster_upgrade import upgrade_cluster
 from revenge.infra.db.embedded import MARKER, cluster_path, major_change_message, read_marker
+from revenge.wiring import migrations
+
+SHIPPED = list(migrations(load_settings(env={})))
 
 pytestmark = [
     pytest.mark.integration,
@@ -116,3 +122,49 @@ def test_the_message_names_what_is_installed() -> None:
     assert "this machine has no usable PostgreSQL" in message
     assert "apt install postgresql-13" in message
     assert "keep PostgreSQL 13 installed" in message
+    assert "revenge postgres-upgrade" in message
+
+
+def test_postgres_upgrade_dumps_restores_and_keeps_the_old_cluster(data_dir: Path) -> None:
+    """The automated path, exercised 15 -> 15 (the one major version here): every step but
+    the version change is the same (old binaries dump, new cluster, restore, counts, the
+    app's role owns the restored objects, the old folder and the dump kept)."""
+    installed = system_pg.find_binaries()[0].major
+    server = start_embedded(data_dir, "auto")
+    try:
+        asyncio.run(migrate(server.url, SHIPPED))
+        with psycopg.connect(server.url) as conn:
+            conn.execute("INSERT INTO users (username, username_key, password_hash)"
+                         " SELECT 'u' || n, 'u' || n, 'x' FROM generate_series(1, 250) AS n")  # fmt: skip
+        with pytest.raises(EmbeddedDatabaseError, match="is running: stop revenge serve"):
+            upgrade_cluster(data_dir, SHIPPED, revenge_version="t", to_major=installed)
+    finally:
+        server.stop()
+    pgdata = cluster_path(data_dir)
+
+    done = upgrade_cluster(data_dir, SHIPPED, revenge_version="t", to_major=installed)
+    assert (done.old_major, done.new_major) == (installed, installed)
+    assert done.rows["public.users"] == 250
+    assert (done.old_cluster / "PG_VERSION").read_text().strip() == str(installed)
+    assert done.old_cluster.parent == pgdata.parent and done.backup.is_file()
+    assert read_marker(pgdata)["major"] == installed  # type: ignore[index]
+
+    again = start_embedded(data_dir, "auto")  # as the app: its role owns the restored tables
+    try:
+        with psycopg.connect(again.url) as conn:
+            assert conn.execute("SELECT count(*) FROM users").fetchone() == (250,)
+            conn.execute("INSERT INTO users (username, username_key, password_hash)"
+                         " VALUES ('after', 'after', 'x')")  # fmt: skip
+    finally:
+        again.stop()
+
+
+def test_postgres_upgrade_to_an_older_or_missing_version_is_refused(data_dir: Path) -> None:
+    server = start_embedded(data_dir, "auto")
+    server.stop()
+    installed = system_pg.find_binaries()[0].major
+    pgdata = cluster_path(data_dir)
+    with pytest.raises(EmbeddedDatabaseError, match=f"PostgreSQL {installed + 1} server"):
+        upgrade_cluster(data_dir, SHIPPED, revenge_version="t", to_major=installed + 1)
+    assert (pgdata / "PG_VERSION").is_file()
+    assert not list(pgdata.parent.glob("postgres.pg[0-9]*"))  # nothing moved

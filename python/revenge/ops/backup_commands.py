@@ -121,8 +121,42 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_postgres_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    """Move the embedded PostgreSQL to another major version by dump and restore."""
+    from revenge import wiring
+    from revenge.infra.db import EmbeddedDatabaseError
+    from revenge.infra.db.backup import BackupError
+    from revenge.infra.db.cluster_upgrade import upgrade_cluster
+
+    if settings.database.url.get_secret_value():
+        return _fail(
+            "database.url is set: that PostgreSQL is not Revenge's to upgrade; use its own "
+            "tools (pg_upgrade, or pg_dump and pg_restore)"
+        )
+    try:
+        done = upgrade_cluster(
+            settings.server.data_path,
+            wiring.migrations(settings),
+            revenge_version=__version__,
+            to_major=args.to,
+        )
+    except (EmbeddedDatabaseError, BackupError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(_os_error(exc))
+    print(
+        f"revenge: the embedded PostgreSQL moved from {done.old_major} to {done.new_major} "
+        f"({len(done.rows)} tables, {sum(done.rows.values())} rows, counts equal)"
+    )
+    print(
+        f"revenge: kept the old cluster in {done.old_cluster} and the dump in {done.backup}; "
+        "delete both once Revenge serves from the new one"
+    )
+    return 0
+
+
 def add_parsers(commands: Any) -> None:
-    """Add ``backup`` and ``restore`` to the ``revenge`` command's subparsers."""
+    """Add ``backup``, ``restore`` and ``postgres-upgrade`` to the ``revenge`` command."""
     backup = commands.add_parser("backup", help="write a backup of the database")
     backup.add_argument(
         "--to",
@@ -145,3 +179,12 @@ def add_parsers(commands: Any) -> None:
         help="drop the replaced database instead of keeping it",
     )
     restore.set_defaults(run=cmd_restore)
+
+    upgrade = commands.add_parser(
+        "postgres-upgrade",
+        help="move the embedded PostgreSQL to a newer major version (dump and restore)",
+    )
+    upgrade.add_argument(
+        "--to", type=int, metavar="MAJOR", help="the major version (default: the newest installed)"
+    )
+    upgrade.set_defaults(run=cmd_postgres_upgrade)
