@@ -4,7 +4,8 @@ items and watch state; then ``revenge migrate`` of this tree upgrades it, every 
 table is compared with what it held, and ``revenge serve`` logs the old user in.
 
 Two earlier states: the parent of the newest commit that changed a migration file (so the
-newest migration is always exercised as an upgrade), and a pinned one (the schema before
+newest migration is always exercised as an upgrade; a state main briefly had that migrate
+refuses, two files with one number, is skipped), and a pinned one (the schema before
 ``auth/0005_user_admin.sql``). A migration file edited after it landed fails here (its
 checksum differs from the one the old database recorded): add a new file instead.
 
@@ -61,13 +62,19 @@ def _history() -> None:
 
 
 def previous_state() -> str:
-    """The parent of the newest commit that changed a migration file."""
-    newest = _git(
-        "log", "-1", "--format=%H", "--",
+    """The parent of the newest commit that changed a migration file, skipping states no
+    database can have run (two files of one module with one number: migrate refuses it)."""
+    changed = _git(
+        "log", "--format=%H", "-n", "30", "--",
         "python/revenge/infra/db/migrations/*.sql", "python/revenge/modules/*/migrations/*.sql",
-    ).strip()  # fmt: skip
-    assert newest, "no commit changed a migration file"
-    return _git("rev-parse", f"{newest}^").strip()
+    ).split()  # fmt: skip
+    assert changed, "no commit changed a migration file"
+    for commit in changed:
+        parent = _git("rev-parse", f"{commit}^").strip()
+        keys = [m.key for m in migrations_at(parent)]
+        if len(keys) == len(set(keys)):
+            return parent
+    raise AssertionError("no runnable migration state in the last 30 changes")
 
 
 def migrations_at(ref: str) -> list[Migration]:
