@@ -58,6 +58,8 @@ async def recorded_statements(user_id: int) -> tuple[tuple[str, Any], list[tuple
 
     viewer_conn = _Recorder()
     await load_viewer(viewer_conn, user_id, admin=False)  # type: ignore[arg-type]
+    if len(viewer_conn.statements) != 1:
+        raise SystemExit("the floor replays one viewer statement; load_viewer runs more")
     page_conn = _Recorder()
     viewer = Viewer(user_id, False, {-1: "movies"})
     await browse.list_items(
@@ -105,8 +107,8 @@ class BrowseFloor:
         ((page_sql, page_params),) = self.page
         async with self.pool.connection() as conn:
             cur = await conn.execute(self.viewer_sql[0], (user_id,))
-            libraries = [lib for lib, kind in await cur.fetchall() if kind == "movies"]
-            library = libraries[0]
+            row = await cur.fetchone()
+            library = next(i for i, k in zip(row[2], row[3], strict=True) if k == "movies")
             params = [library if p == -1 else [library] if p == [-1] else p for p in page_params]
             cur = await conn.execute(page_sql, params)
             rows = await cur.fetchall()

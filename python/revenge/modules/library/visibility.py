@@ -110,18 +110,20 @@ async def load_viewer(conn: Conn, user_id: int, *, admin: bool) -> Viewer:
     if admin:
         cur = await conn.execute("SELECT id, kind FROM libraries")
         return Viewer(user_id, admin, {int(i): k for i, k in await cur.fetchall()})
+    # One round trip: this runs before every list, detail and state change.
     cur = await conn.execute(
-        "SELECT l.id, l.kind FROM library_grants g JOIN libraries l ON l.id = g.library_id"
-        " WHERE g.user_id = %s",
+        "SELECT u.max_rating_age, u.blocks_unrated,"
+        " array_agg(l.id) FILTER (WHERE l.id IS NOT NULL),"
+        " array_agg(l.kind) FILTER (WHERE l.id IS NOT NULL)"
+        " FROM users u LEFT JOIN library_grants g ON g.user_id = u.id"
+        " LEFT JOIN libraries l ON l.id = g.library_id WHERE u.id = %s GROUP BY u.id",
         (user_id,),
     )
-    libraries = {int(i): k for i, k in await cur.fetchall()}
-    cur = await conn.execute(
-        "SELECT max_rating_age, blocks_unrated FROM users WHERE id = %s", (user_id,)
-    )
     row = await cur.fetchone()
-    max_age, blocks = (row[0], bool(row[1])) if row else (None, False)
-    return Viewer(user_id, admin, libraries, max_age, blocks)
+    if row is None:  # no such user (deleted meanwhile): sees nothing
+        return Viewer(user_id, admin, {})
+    libraries = {int(i): k for i, k in zip(row[2] or (), row[3] or (), strict=True)}
+    return Viewer(user_id, admin, libraries, row[0], bool(row[1]))
 
 
 def item_visible_sql(alias: str) -> str:
