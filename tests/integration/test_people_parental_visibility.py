@@ -168,3 +168,31 @@ def test_administrators_are_never_limited(site: Site) -> None:  # noqa: F811
         assert site.client.get(f"/api/v1/items/{adult}", headers=site.admin).status_code == 200
     finally:
         set_limit(site, me["id"], {"max_rating": None})
+
+
+def test_a_limited_total_follows_ratings_added_changed_and_removed(site: Site) -> None:  # noqa: F811
+    """The limited total comes from per-rating counts kept by triggers: they must not drift."""
+    library_id = site.library("movies")
+    ids = {title: item(site, library_id, "movie", title, content_rating=rating)
+           for title, rating in MOVIES.items()}  # fmt: skip
+    user_id, user = site.user()
+    site.grant(library_id, user_id)
+    set_limit(site, user_id, {"max_rating": "PG-13"})
+
+    def total() -> int:
+        reply = site.client.get("/api/v1/movies", params={"library": library_id}, headers=user)
+        assert reply.status_code == 200, reply.text
+        assert len(reply.json()["items"]) == reply.json()["total"]  # one page: the same count
+        return int(reply.json()["total"])
+
+    assert total() == len(SEEN_BY_PG13)
+    site.db.execute("UPDATE items SET content_rating = 'PG' WHERE id = %s", (ids["Adult"],))
+    assert total() == len(SEEN_BY_PG13) + 1
+    site.db.execute("UPDATE items SET content_rating = 'TV-MA' WHERE id = %s", (ids["Family"],))
+    site.db.execute("UPDATE items SET title = 'Renamed' WHERE id = %s", (ids["Teen"],))
+    assert total() == len(SEEN_BY_PG13)
+    site.db.execute("DELETE FROM items WHERE id = %s", (ids["German"],))
+    item(site, library_id, "movie", "New", content_rating="FSK 6")
+    assert total() == len(SEEN_BY_PG13)
+    set_limit(site, user_id, {"max_rating": "PG-13", "unrated": "block"})
+    assert total() == len(SEEN_BY_PG13) - 1

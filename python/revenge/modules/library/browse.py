@@ -355,10 +355,17 @@ async def list_items(
     else:
         inner = " UNION ALL ".join(f"({sql})" for sql, _ in branches) + " LIMIT %s"
         params.append(limit + 1)
-    counted = filters.any or viewer.restricts_items
+    by_rating = None if filters.any else viewer.counted_total_sql(kind)
+    counted = (filters.any or viewer.restricts_items) and by_rating is None
     total_params: list[Any]
     if cursor is not None:
         total_sql, total_params = "NULL::bigint", []
+    elif by_rating is not None:  # a parental limit: the per-rating counts of the libraries
+        total_sql = (
+            "(SELECT coalesce(sum(n), 0)::bigint FROM item_rating_counts"  # noqa: S608
+            f" WHERE library_id = ANY(%s) AND kind = %s AND {by_rating[0]})"
+        )
+        total_params = [list(library_ids), kind, *by_rating[1]]
     elif not counted:
         total_sql = (
             "(SELECT coalesce(sum(n), 0)::bigint FROM item_counts"

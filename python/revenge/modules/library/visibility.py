@@ -87,6 +87,21 @@ class Viewer:
         unrated = UNRATED_BLOCKED if self.blocks_unrated else 0
         return f"{sql} AND {rating_age_sql(alias)} <= %s", [*params, unrated, self.max_age]
 
+    def counted_total_sql(self, kind: str) -> tuple[str, list[Any]] | None:
+        """A predicate on ``item_rating_counts`` rows giving this viewer's unfiltered total
+        of ``kind`` (``sum(n)``), or ``None`` when it must be counted item by item.
+
+        Movies and series carry their own rating (no parent to inherit one from), so their
+        per-rating counts (0007_rating_counts.sql) answer a limited viewer's total.
+        """
+        if self.max_age is None or kind not in ("movie", "series"):
+            return None
+        unrated = UNRATED_BLOCKED if self.blocks_unrated else 0
+        return (
+            "CASE WHEN rating_age = -1 THEN %s ELSE rating_age END <= %s",
+            [unrated, self.max_age],
+        )
+
 
 UNRATED_BLOCKED = 99
 """The age an unrated item counts as when the user's policy blocks them (above any limit)."""
@@ -95,18 +110,19 @@ UNRATED_BLOCKED = 99
 def rating_age_sql(alias: str) -> str:
     """The age of items ``alias`` for a limit, one ``%s`` for what an unrated item counts as.
 
-    COALESCE evaluates lazily: the series' (or parent's) row is read only for an item
-    without a rating of its own.
+    COALESCE and CASE evaluate lazily: the series' (or parent's) row is read only for a
+    season, episode or extra without a rating of its own.
     """
     return (
-        f"coalesce({alias}.rating_age, (SELECT p.rating_age FROM items p"  # noqa: S608
-        f" WHERE p.id = coalesce({alias}.series_id, {alias}.parent_id)), %s)"
+        f"coalesce({alias}.rating_age, CASE WHEN {alias}.series_id IS NOT NULL"  # noqa: S608
+        f" OR {alias}.parent_id IS NOT NULL THEN (SELECT p.rating_age FROM items p"
+        f" WHERE p.id = coalesce({alias}.series_id, {alias}.parent_id)) END, %s)"
     )
 
 
 async def load_viewer(conn: Conn, user_id: int, *, admin: bool) -> Viewer:
     """The libraries ``user_id`` sees (every one for an administrator, else the granted
-    ones) and, for anyone but an administrator, their parental limit."""
+    ones) and, for anyone but an administrator, their parental limit: one statement."""
     if admin:
         cur = await conn.execute("SELECT id, kind FROM libraries")
         return Viewer(user_id, admin, {int(i): k for i, k in await cur.fetchall()})
