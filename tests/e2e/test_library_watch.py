@@ -113,6 +113,14 @@ def test_new_files_become_searchable_by_themselves(fresh_pg_url: str, tmp_path: 
         (root / "Brazil (1985)" / "Brazil (1985).mkv").write_bytes(b"")
         took = wait_for(lambda: searchable(client, admin, "Brazil"))
         print(f"file created -> searchable: {took:.2f} s")
+        # a poster dropped beside an unchanged video is found too (the folder is re-read)
+        poster = root / "Alien (1979)" / "poster.jpg"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=200x300",
+             "-frames:v", "1", str(poster)],
+            check=True,
+        )  # fmt: skip
+        wait_for(lambda: _poster_ok(fresh_pg_url, "movie:alien:1979"))
         shutil.rmtree(root / "Heat (1995)")
         wait_for(lambda: missing(fresh_pg_url, "movie:heat:1995"))
         assert not missing(fresh_pg_url, "movie:alien:1979")
@@ -126,6 +134,16 @@ def _scans(url: str, library: int) -> int:
             " AND status = 'successful'"
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+def _poster_ok(url: str, key: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT g.status FROM images g JOIN items i ON i.id = g.item_id"
+            " WHERE i.key = %s AND g.kind = 'poster'",
+            (key,),
+        ).fetchone()
+    return row == ("ok",)
 
 
 def _versions(url: str, key: str) -> int:

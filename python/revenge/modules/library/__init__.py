@@ -236,7 +236,9 @@ async def scan_library(ctx: JobContext, payload: Payload) -> None:
         only = None  # every other scan walks everything
     report = await scanner.scan(
         library_id,
-        full=bool(payload.get("full")),
+        # a changed folder's files are all re-read: an edited NFO or a new poster beside an
+        # unchanged video is the change the watcher saw
+        full=bool(payload.get("full")) or bool(only),
         progress=progress,
         on_items=on_items,
         on_files=on_files,

@@ -21,6 +21,7 @@ with the sidecars named after it (``<stem>.nfo``, ``<stem>-thumb.jpg``, ``<stem>
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import re
 import stat
@@ -173,6 +174,7 @@ class WalkStats:
 
 
 _MAX_PROBLEMS = 100
+_NAME = operator.attrgetter("name")
 _Walked = Folder | MediaFile
 
 
@@ -205,12 +207,12 @@ def _walk_folder(
     folder: str, top: str, seen: set[tuple[int, int]], stats: WalkStats
 ) -> Generator[_Walked, None, list[str]]:
     """One folder's records; returns the subfolders to walk next."""
-    videos: list[tuple[str, os.stat_result]] = []
-    others: list[tuple[str, os.stat_result]] = []
+    videos: list[tuple[str, str, os.stat_result]] = []
+    others: list[tuple[str, str, os.stat_result]] = []
     subdirs: list[str] = []
     try:
         with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
+            entries = sorted(it, key=_NAME)
     except FileNotFoundError as err:
         stats.problem("vanished", folder, err.strerror or err)
         return subdirs
@@ -265,20 +267,21 @@ def _walk_folder(
             if _SAMPLE.search(stem):
                 stats.skipped += 1
                 continue
-            videos.append((name, fst))
+            videos.append((name, entry.path, fst))
         else:
-            others.append((name, fst))
-    rel_folder = os.path.relpath(folder, top)
-    by_stem, own = _assign_sidecars(folder, videos, others)
+            others.append((name, entry.path, fst))
+    # plain slicing, not os.path.relpath/join: the walk is most of an unchanged rescan
+    rel_folder = folder[len(top.rstrip("/")) + 1 :] if folder != top else ""
+    by_stem, own = _assign_sidecars(videos, others)
     stats.sidecars += len(others)
     if own:
-        yield Folder(folder, "" if rel_folder == "." else rel_folder, tuple(own))
-    for name, fst in videos:
+        yield Folder(folder, rel_folder, tuple(own))
+    for name, path, fst in videos:
         stem = name.rpartition(".")[0]
         stats.files += 1
         yield MediaFile(
-            path=os.path.join(folder, name),
-            relpath=name if rel_folder == "." else os.path.join(rel_folder, name),
+            path=path,
+            relpath=f"{rel_folder}/{name}" if rel_folder else name,
             size=fst.st_size,
             mtime_ns=fst.st_mtime_ns,
             inode=fst.st_ino,
@@ -293,20 +296,19 @@ _STEM_SEPARATORS = frozenset(".-_ ")
 
 
 def _assign_sidecars(
-    folder: str,
-    videos: list[tuple[str, os.stat_result]],
-    others: list[tuple[str, os.stat_result]],
+    videos: list[tuple[str, str, os.stat_result]],
+    others: list[tuple[str, str, os.stat_result]],
 ) -> tuple[dict[str, list[Sidecar]], list[Sidecar]]:
     """Sidecars named after a video (longest stem that is a prefix), and the folder's own."""
-    stems = {name.rpartition(".")[0] for name, _ in videos}
+    stems = {name.rpartition(".")[0] for name, _, _ in videos}
     by_stem: dict[str, list[Sidecar]] = {}
     own: list[Sidecar] = []
-    for name, fst in others:
+    for name, path, fst in others:
         base, _, ext = name.rpartition(".")
         ext = ext.lower()
         owner = _owning_stem(base, stems)
         rest = base[len(owner) :] if owner is not None else ""
-        car = _classify(os.path.join(folder, name), base, rest, ext, owner is not None, fst)
+        car = _classify(path, base, rest, ext, owner is not None, fst)
         if owner is not None:
             by_stem.setdefault(owner, []).append(car)
         else:
