@@ -212,3 +212,31 @@ async def test_bad_ids_are_problems(api: RunningApp, admin: dict[str, str]) -> N
         BASE, content=b"{", headers={**admin, "content-type": "application/json"}
     )
     assert_problem(reply, 400, "malformed_json")
+
+
+async def test_a_title_from_the_files_tags_reaches_search(
+    api: RunningApp, admin: dict[str, str], tmp_path: Path
+) -> None:
+    """media_probe (run by the app's worker after the scan) gives the item the container's
+    title, and the search index follows."""
+    import subprocess
+
+    clip = tmp_path / "Vid (2011)" / "Vid (2011).mkv"
+    clip.parent.mkdir()
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=1",
+         "-metadata", "title=Quintessential Voyage", "-c:v", "libx264", "-preset", "ultrafast",
+         str(clip)],
+        check=True,
+    )  # fmt: skip
+    lib = await create(api, admin, tmp_path)
+    job = (await api.client.post(f"{BASE}/{lib['id']}/scan", headers=admin)).json()
+    assert (await wait_job(api, admin, job["job_id"]))["state"] == "succeeded"
+    for _ in range(300):
+        hits = await api.client.get(
+            "/api/v1/search", params={"q": "Quintessential Voyage"}, headers=admin
+        )
+        if any(h["title"] == "Quintessential Voyage" for h in hits.json()["hits"]):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the probed title never reached search")

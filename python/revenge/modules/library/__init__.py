@@ -254,12 +254,31 @@ async def probe_media(ctx: JobContext, payload: Payload) -> None:
     db = ctx.services.get(DATABASE)
     file_id = int(payload["file"])
     if await probe_file(db, transcoder, file_id) == "ok":
+        await _reindex_embedded(ctx, db, file_id)
         async with db.connection() as conn:
             ids = await pending_images(conn, file_id=file_id)  # embedded cover art
         if ids:
             await ctx.services.get(JOBS).enqueue_many(
                 IMAGES_PROCESS.name, [{"image": i} for i in ids], keys=[str(i) for i in ids]
             )
+
+
+async def _reindex_embedded(ctx: JobContext, db: Any, file_id: int) -> None:
+    """The search document of an item whose title or year came from the file's tags."""
+    row = await db.fetch_one(
+        "SELECT i.id, i.kind, i.title, i.original_title, i.year, i.overview, i.people"
+        " FROM items i JOIN media_files f ON f.item_id = i.id WHERE f.id = %s"
+        " AND 'embedded' IN (i.field_sources->>'title', i.field_sources->>'year')",
+        (file_id,),
+    )
+    if row is None:
+        return
+    people = tuple(p["name"] for p in row[6] or () if isinstance(p, dict) and "name" in p)
+    doc = SearchDocument(str(row[0]), row[1], row[2], row[3], row[4], row[5], people[:50])
+    try:
+        await ctx.services.get(SEARCH).index([doc])
+    except Exception:  # the next reindex catches up; the probe is recorded
+        log.exception("item %s: search indexing after the probe failed", row[0])
 
 
 async def take_watch_paths(db: Any, library_id: int) -> list[bytes] | None:
