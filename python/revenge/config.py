@@ -306,6 +306,25 @@ class LibrarySettings(_Section):
     """How often every library is rescanned while the kernel's inotify watch limit stops the watcher."""
 
 
+class EmailSettings(_Section):
+    """Outgoing e-mail (SMTP): password resets, invitations, notices. Off while `host` is empty."""
+
+    host: str = ""
+    """SMTP server; empty: Revenge sends no e-mail."""
+    port: int = Field(587, ge=1, le=65535)
+    """SMTP port: 587 with `starttls`, 465 with `tls`, 25 or a local relay's with `none`."""
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    """`starttls`: upgrade the connection (required); `tls`: TLS from the first byte; `none`: plain (a local relay only)."""
+    username: str = ""
+    """SMTP login; empty: no authentication."""
+    password: SecretStr = SecretStr("")
+    """SMTP password."""
+    sender: str = ""
+    """The From header, e.g. `Revenge <revenge@example.org>`; empty: `revenge@localhost`."""
+    timeout: Duration = Field(30.0, gt=0)
+    """Bound on connecting and on each SMTP exchange; a server slower than this counts as down."""
+
+
 class LogSettings(_Section):
     """Log lines on stderr: one per request (at `info`), job and scan lines, warnings and errors."""
 
@@ -341,6 +360,7 @@ class Settings(BaseSettings):
     playback: PlaybackSettings = PlaybackSettings()
     library: LibrarySettings = LibrarySettings()
     log: LogSettings = LogSettings()
+    email: EmailSettings = EmailSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -23,6 +23,7 @@ MODULES: tuple[str, ...] = (
     "revenge.modules.library",
     "revenge.modules.playback",
     "revenge.modules.backup",
+    "revenge.modules.email",
     "revenge.modules.web",
 )
 """Install order: a module comes after the modules whose services or tables it uses."""
