@@ -120,8 +120,9 @@ def restore_backup(
             who = _in_use(conn, target)
             if who:
                 raise _refuse_in_use(who, target)
-            stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-            fresh = f"{target[: _MAX_NAME - 23]}_restore_{stamp}"
+            # To the microsecond: two restores within one second keep two previous databases.
+            stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
+            fresh = f"{target[: _MAX_NAME - 29]}_restore_{stamp}"
             server_major = conn.info.server_version // 10000
             pg_restore, _ = find_tool("pg_restore", max(server_major, manifest.pg_dump_major))
             conn.execute(
@@ -147,7 +148,7 @@ def _swap(
     conn: psycopg.Connection[tuple[object, ...]], target: str, fresh: str, stamp: str
 ) -> str | None:
     exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target,)).fetchone()
-    previous = f"{target[: _MAX_NAME - 30]}_before_restore_{stamp}" if exists else None
+    previous = f"{target[: _MAX_NAME - 36]}_before_restore_{stamp}" if exists else None
     rename = "ALTER DATABASE {} RENAME TO {}"
     if previous is not None:
         try:
