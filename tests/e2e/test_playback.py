@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -47,7 +48,9 @@ ENV = {
     "REVENGE_PLAYBACK__IDLE_TIMEOUT": "20s",
     "REVENGE_PLAYBACK__MAX_TRANSCODES_PER_USER": "2",
     "REVENGE_PLAYBACK__MAX_TRANSCODES": "3",
+    "REVENGE_METRICS__SCRAPE_TOKEN": "playback-scrape-token",
 }
+ALERTS = Path(__file__).resolve().parents[2] / "configs" / "alerts.yml"
 
 
 @pytest.fixture(scope="module")
@@ -445,3 +448,24 @@ def test_two_workers_run_one_ffmpeg_per_session_whichever_gets_the_request(
         # the other worker asked the owner: the owner's hand-over folder exists
         assert list((tmp_path / "data" / "transcode").glob("*/handoff")), "one worker served all"
         assert len(set(seen.values())) == 1, f"ffmpeg started by several workers: {seen}"
+
+
+def test_metrics_have_what_the_alerts_read(world: World, library: Library, clips: Path) -> None:
+    item, _ = world.item(library, clips / "small-10.mp4")
+    _, alice = world.user(grant=library)
+    session = world.play(alice, item, capabilities={**HLS_ONLY, "max_height": 240}).json()
+    base = bare(session["urls"]["master"]).rsplit("/", 1)[0]
+    query = urlsplit(session["urls"]["master"]).query
+    assert world.client.get(f"{base}/source/0.m4s?{query}").status_code == 200
+    text = world.client.get(
+        "/metrics", headers={"authorization": "Bearer playback-scrape-token"}
+    ).text
+    wanted = set(re.findall(r"revenge_playback_[a-z_]+", ALERTS.read_text()))
+    assert wanted, "the alerts read no playback metric"
+    for name in wanted:
+        assert re.search(rf"^{name}(_total)?{{", text, re.M) or re.search(
+            rf"^{name}(_total)? ", text, re.M
+        ), f"{name} is not exported"
+    assert re.search(r'^revenge_playback_sessions_total\{method="transcode"\} [1-9]', text, re.M)
+    assert re.search(r'^revenge_playback_first_segment_seconds_count\{kind="encode"\} [1-9]', text,
+                     re.M)  # fmt: skip
