@@ -47,7 +47,7 @@ pytestmark = [
 ENV = {
     "REVENGE_PLAYBACK__IDLE_TIMEOUT": "20s",
     "REVENGE_PLAYBACK__MAX_TRANSCODES_PER_USER": "2",
-    "REVENGE_PLAYBACK__MAX_TRANSCODES": "3",
+    "REVENGE_PLAYBACK__MAX_TRANSCODES": "8",  # the server limit is tested in test_playback_faults
     "REVENGE_METRICS__SCRAPE_TOKEN": "playback-scrape-token",
 }
 ALERTS = Path(__file__).resolve().parents[2] / "configs" / "alerts.yml"

@@ -58,6 +58,11 @@ class Tuning:
     # need not read megabytes of packets to learn them again (halves a remux's start). Others (TS,
     # AVI) are probed in full: their streams show up only in the packets.
     fast_probe: bool = True
+    # Input read at most this many times real time (``-readrate``); None: as fast as it goes.
+    # A copy writes at disk speed (a whole film in seconds): the session layer sets this from
+    # the source's bit rate so that the bytes ffmpeg writes before it can be paused stay
+    # within the disk budget (benches/bench_playback.py measures the start it costs).
+    read_rate: float | None = None
 
 
 def chunk_name(fmt: str, index: int) -> str:
@@ -97,6 +102,8 @@ def hls_args(
         if variant.chunked:
             seek += _COPY_SEEK_EPSILON + _dts_heuristic(media, video.stream if video else None)
         argv += ["-ss", f"{seek:.6f}"]
+    if tuning.read_rate:
+        argv += ["-readrate", f"{tuning.read_rate:g}"]
     argv += ["-i", str(source)]
     if video is not None and video.action is Action.TRANSCODE:
         argv += _video_encode(variant, start_segment, tuning)

@@ -28,7 +28,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from revenge.modules.playback.decision import (
     VideoSupport,
     decide,
 )
+from revenge.modules.playback.ffmpeg import Tuning
 from revenge.modules.playback.hls import (
     INIT_NAME,
     HlsPlan,
@@ -76,6 +77,8 @@ RESTART_AHEAD = 2  # a request this many segments past the encoder restarts it t
 KEEP_BEHIND = 1  # segments behind the client's position that stay pinned (player retries)
 REAP_INTERVAL = 0.5  # seconds between looks at idle sessions and the disk
 RETRY_AFTER = 30  # seconds a refused client is told to wait
+CREATE_CONCURRENCY = 4
+READ_RATE_MIN, READ_RATE_MAX = 4.0, 64.0  # ffmpeg's -readrate bounds (times real time)
 
 API = "/api/v1/playback/sessions"
 CHANNEL = "revenge_playback"  # PostgreSQL NOTIFY: segment requests for the owner, session ends
@@ -192,7 +195,7 @@ class Session:
     bandwidth: Bandwidth = field(default_factory=Bandwidth)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     runs: int = 0
-    failures: int = 0
+    failed_runs: set[int] = field(default_factory=set)  # pids of runs that failed on their own
     counted_play: bool = False
     owned: bool = False  # this process runs (or may run) the session's ffmpeg: the row says so
     position_ms: int = 0
@@ -343,6 +346,10 @@ class Playback:
         self._listening = asyncio.Event()
         self._handoffs: set[asyncio.Task[None]] = set()
         self._disk_paused: set[str] = set()
+        self._starting: dict[int, int] = {}  # user -> runs being started (count as running)
+        # sessions made at once: a burst waits here, not for pooled connections (whose wait is
+        # bounded and answered 503); each creation holds one connection at a time
+        self._creating = asyncio.Semaphore(CREATE_CONCURRENCY)
         self.disk_bytes = 0
         self.disk_peak = 0
 
@@ -396,6 +403,13 @@ class Playback:
         """``request``: the API body's capabilities and choices; what it leaves out (``None``)
         comes from the user's saved preferences, and the stored request holds the result, so
         a session rebuilt later decides the same however the preferences changed since."""
+        async with self._creating:
+            return await self._create(user_id, item_id, file_id, request, start_ms, admin=admin)
+
+    async def _create(
+        self, user_id: int, item_id: int, file_id: int | None, request: dict[str, Any],
+        start_ms: int | None, *, admin: bool,
+    ) -> Session:  # fmt: skip
         async with self.db.connection() as conn:
             file = await repository.playable_file(conn, user_id, admin, item_id, file_id)
             if file is None:
@@ -415,24 +429,29 @@ class Playback:
         session_id = uuid.uuid4().hex
         start_segment = self._segment_at(plan, start_ms)
         session_kind = decision.method.value
-        if decision.method is not Method.DIRECT:
-            self._check_can_transcode(user_id, None)
-        async with self.db.transaction() as conn:
-            created, expires = await repository.insert_session(
-                conn, session_id, user_id, item_id, file.id, session_kind, request,
-                self.settings.session_ttl, self.owner if plan else None,
+        # a transcode's slot is taken before the first await: 50 requests at once cannot all
+        # pass the limit before any of them has started its ffmpeg
+        with self._slot(user_id, None) if plan is not None else contextlib.nullcontext():
+            async with self.db.transaction() as conn:
+                created, expires = await repository.insert_session(
+                    conn, session_id, user_id, item_id, file.id, session_kind, request,
+                    self.settings.session_ttl, self.owner if plan else None,
+                )  # fmt: skip
+            session = Session(
+                session_id, user_id, item_id, file, media, decision, plan, request, created,
+                expires, start_segment, position_ms=start_ms,
             )  # fmt: skip
-        session = Session(
-            session_id, user_id, item_id, file, media, decision, plan, request, created, expires,
-            start_segment, position_ms=start_ms,
-        )  # fmt: skip
-        session.owned = plan is not None
-        self.sessions[session_id] = session
-        self.metrics.sessions_created.labels(session_kind).inc()
-        if plan is not None:
-            # ffmpeg starts now: the client's first segment request finds it on its way
-            async with session.lock:
-                await self._start_job(session, plan.variants[0], start_segment)
+            session.owned = plan is not None
+            self.sessions[session_id] = session
+            self.metrics.sessions_created.labels(session_kind).inc()
+            if plan is not None:
+                # ffmpeg starts now: the client's first segment request finds it on its way
+                try:
+                    async with session.lock:
+                        await self._launch(session, plan.variants[0], start_segment)
+                except BaseException:
+                    await self.end(session)
+                    raise
         return session
 
     async def find(self, session_id: str) -> Session | None:
@@ -619,15 +638,10 @@ class Playback:
             except TranscodeFailed as exc:
                 if job is not session.job:  # replaced by another request's restart meanwhile
                     continue
-                session.failures += 1
-                self.metrics.failures.inc()
-                log.warning("session %s: %s", session.id, exc)
-                if session.failures > 1 or attempt == 1:
+                self._count_failure(session, job, exc)
+                if attempt == 1:
                     raise self._transcode_failed(exc) from None
-                async with session.lock:
-                    if session.job is job:
-                        await self._start_job(session, variant, index)
-                continue
+                continue  # _job_for restarts it
             served = await self._take(session, job, key, index, kind)
             if served is not None:
                 return served
@@ -672,6 +686,9 @@ class Playback:
         """The run that has or will soon write ``index``; else a new run starting there."""
         async with session.lock:
             job = session.job
+            if job is not None and self._crashed(job):
+                failure = TranscodeFailed(f"ffmpeg exited with {job.process.returncode}")
+                self._count_failure(session, job, failure)
             if job is not None and job.variant.name == variant.name and job.covers(index):
                 if job.ready(index) is not None:
                     key = self._key(session, variant.name, index)
@@ -686,14 +703,61 @@ class Playback:
             assert session.job is not None
             return session.job
 
+    def _count_failure(self, session: Session, job: TranscodeJob, exc: TranscodeFailed) -> None:
+        """A run that failed on its own is restarted once per session; the second is the
+        client's clear error (``409 transcode_failed``)."""
+        if job.pid not in session.failed_runs:
+            session.failed_runs.add(job.pid)
+            self.metrics.failures.inc()
+            log.warning("session %s: %s", session.id, exc)
+        if len(session.failed_runs) > 1:
+            raise self._transcode_failed(exc)
+
+    def read_rate(self, session: Session) -> float:
+        """How many times real time ffmpeg may read the source: a second of its writing is at
+        most an eighth of this process's disk budget (a remux of a 1.6 GB film otherwise
+        lands on disk in 3 s, before any pause can act), between 4x and 64x."""
+        media = session.media
+        rate = media.bit_rate or (
+            session.file.size * 8 / media.duration if media.duration else 20_000_000
+        )
+        bytes_per_second = max(rate / 8, 1.0)
+        return max(READ_RATE_MIN, min(READ_RATE_MAX, self.disk_budget / 8 / bytes_per_second))
+
+    @staticmethod
+    def _crashed(job: TranscodeJob) -> bool:
+        """ffmpeg ended on its own before writing every segment it was to write (a run we
+        replace is killed after it stops being the session's)."""
+        code = job.process.returncode
+        return code is not None and code != 0 and job.next_segment < len(job.variant.segments)
+
     # --- ffmpeg runs --------------------------------------------------------------------------
 
     def running_transcodes(self, user_id: int | None = None) -> int:
-        return sum(
+        """ffmpeg runs alive, and those being started (their slots are taken)."""
+        running = sum(
             1
             for s in self.sessions.values()
             if s.job is not None and s.job.running and (user_id is None or s.user_id == user_id)
         )
+        starting = (
+            sum(self._starting.values()) if user_id is None else self._starting.get(user_id, 0)
+        )
+        return running + starting
+
+    @contextlib.contextmanager
+    def _slot(self, user_id: int, session: Session | None) -> Iterator[None]:
+        """Check the limits and hold a place while a run starts (no await between the two)."""
+        self._check_can_transcode(user_id, session)
+        self._starting[user_id] = self._starting.get(user_id, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._starting[user_id] - 1
+            if left:
+                self._starting[user_id] = left
+            else:
+                del self._starting[user_id]
 
     def _check_can_transcode(self, user_id: int, session: Session | None) -> None:
         if session is not None and session.job is not None and session.job.running:
@@ -718,9 +782,14 @@ class Playback:
 
     async def _start_job(self, session: Session, variant: Variant, start: int) -> None:
         """Replace the session's run with one writing ``variant`` from segment ``start`` (the
-        caller holds ``session.lock``)."""
-        self._check_can_transcode(session.user_id, session)
+        caller holds ``session.lock``), within the limits."""
+        with self._slot(session.user_id, session):
+            await self._launch(session, variant, start)
+
+    async def _launch(self, session: Session, variant: Variant, start: int) -> None:
         plan = self._plan(session)
+        if not await asyncio.to_thread(os.path.isfile, session.source):
+            raise MediaUnavailable("the file is no longer on disk")
         if not session.owned:
             async with self.db.transaction() as conn:
                 owner = await repository.claim_owner(conn, session.id, self.owner, _owner_alive)
@@ -733,6 +802,7 @@ class Playback:
             job = await TranscodeJob.start(
                 session.source, session.media, plan, variant, start, workdir,
                 ffmpeg=transcoder.ffmpeg, max_ahead=self.settings.max_ahead,
+                tuning=Tuning(read_rate=self.read_rate(session)),
             )  # fmt: skip
         except (OSError, ValueError) as exc:
             self.metrics.failures.inc()
