@@ -196,3 +196,31 @@ def test_a_limited_total_follows_ratings_added_changed_and_removed(site: Site) -
     assert total() == len(SEEN_BY_PG13)
     set_limit(site, user_id, {"max_rating": "PG-13", "unrated": "block"})
     assert total() == len(SEEN_BY_PG13) - 1
+
+
+def test_search_finds_only_what_the_caller_may_see(site: Site) -> None:  # noqa: F811
+    library_id = site.library("movies")
+    word = f"zebra{uuid.uuid4().hex[:6]}"
+    ids = {rating: item(site, library_id, "movie", f"{word} {rating}", content_rating=rating)
+           for rating in ("G", "R")}  # fmt: skip
+    for rating, item_id in ids.items():  # as the library indexes an item: its id and kind
+        site.db.execute(
+            "INSERT INTO search_documents (id, kind, title) VALUES (%s, 'movie', %s)",
+            (str(item_id), f"{word} {rating}"),
+        )
+    limited_id, limited = site.user()
+    free_id, free = site.user()
+    _, stranger = site.user()
+    for user_id in (limited_id, free_id):
+        site.grant(library_id, user_id)
+    set_limit(site, limited_id, {"max_rating": "PG-13"})
+
+    def found(headers: dict[str, str]) -> set[str]:
+        reply = site.client.get("/api/v1/search", params={"q": word}, headers=headers)
+        assert reply.status_code == 200, reply.text
+        return {hit["title"] for hit in reply.json()["hits"]}
+
+    assert found(free) == {f"{word} G", f"{word} R"}
+    assert found(site.admin) == {f"{word} G", f"{word} R"}
+    assert found(limited) == {f"{word} G"}
+    assert found(stranger) == set()  # no grant: no hit (this held for no one before)

@@ -29,7 +29,8 @@ from revenge.contract import (
     ServiceKey,
     Tier,
 )
-from revenge.http import Router
+from revenge.http import Principal, Router
+from revenge.infra.db import Database
 from revenge.infra.search import SearchBackend, SearchService
 from revenge.infra.search.service import typesense_factory
 from revenge.modules.search.query import (
@@ -38,7 +39,7 @@ from revenge.modules.search.query import (
     SearchQuery,
     search_query_model,
 )
-from revenge.modules.search.routes import add_routes
+from revenge.modules.search.routes import Visible, add_routes
 from revenge.modules.search.service import MediaSearch, SearchIndex
 
 __all__ = [
@@ -71,12 +72,33 @@ SEARCH_REINDEX = JobKind(
 
 
 def add_search_route(
-    router: Router, search: SearchIndex, *, kinds: Iterable[str] = SEARCHABLE_KINDS
+    router: Router,
+    search: SearchIndex,
+    *,
+    kinds: Iterable[str] = SEARCHABLE_KINDS,
+    visible: Visible | None = None,
 ) -> MediaSearch:
-    """Add the search route (authenticated) to ``router``; ``kinds`` are the ones callers may ask for."""
+    """Add the search route (authenticated) to ``router``; ``kinds`` are the ones callers may
+    ask for; ``visible`` filters item hits by who may see them."""
     service = MediaSearch(search, frozenset(kinds))
-    add_routes(router, service)
+    add_routes(router, service, visible)
     return service
+
+
+def visible_items(db: Database) -> Visible:
+    """The library's visibility rule over item ids (grants, parental limit)."""
+
+    async def visible(principal: Principal, ids: list[int]) -> set[int]:
+        # The library imports this package (its SEARCH key): its rule is read at first use.
+        from revenge.modules.library.visibility import item_visible_sql, viewer_params
+
+        rows = await db.fetch_all(
+            f"SELECT i.id FROM items i WHERE i.id = ANY(%(ids)s) AND {item_visible_sql('i')}",  # noqa: S608
+            {"ids": ids, **viewer_params(principal.user_id, admin=principal.is_admin)},
+        )
+        return {int(row[0]) for row in rows}
+
+    return visible
 
 
 def install(ctx: ModuleContext) -> None:
@@ -98,7 +120,7 @@ def install(ctx: ModuleContext) -> None:
         return search
 
     ctx.provide(SEARCH, open_search, close=lambda s: s.close(), health=lambda s: s.health_probe())
-    add_search_route(ctx.router, search)
+    add_search_route(ctx.router, search, visible=visible_items(ctx.database))
     ctx.job(SEARCH_REINDEX, reindex)
     ctx.migrations(resources.files(__name__) / "migrations")
 
