@@ -308,6 +308,40 @@ def test_remux_of_a_matroska_file_plays_whole_with_its_subtitles(
     assert abs(found - duration_of(str(clip))) <= 0.5
 
 
+def test_subtitle_files_beside_the_video_are_webvtt_renditions(
+    world: World, library: Library, clips: Path
+) -> None:
+    item, file_id = world.item(library, clips / "small-10.mp4")
+    video = Path(os.fsdecode(bytes(world.query("SELECT path FROM media_files WHERE id = %s",
+                                               (file_id,))[0][0])))  # fmt: skip
+    (video.parent / f"{video.stem}.en.srt").write_text(
+        "1\n00:00:01,000 --> 00:00:03,000\nFrom the SRT file\n", encoding="utf-8"
+    )
+    ass = "\n".join([
+        "[Script Info]", "ScriptType: v4.00+", "", "[V4+ Styles]",
+        "Format: Name, Fontname, Fontsize, PrimaryColour, Bold, Italic, Alignment",
+        "Style: Default,Arial,20,&H00FFFFFF,0,0,2", "", "[Events]",
+        "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
+        "Dialogue: 0,0:00:02.00,0:00:04.00,Default,,0,0,0,,Depuis le fichier ASS", "",
+    ])  # fmt: skip
+    (video.parent / f"{video.stem}.fr.forced.ass").write_text(ass, encoding="utf-8")
+    _, alice = world.user(grant=library)
+    reply = world.play(alice, item, capabilities={**HLS_ONLY, "max_height": 240},
+                       subtitle_mode="always", subtitle_languages=["en"])  # fmt: skip
+    assert reply.status_code == 201, reply.text
+    session = reply.json()
+    subs = {s["language"]: s for s in session["subtitles"]}
+    assert set(subs) == {"en", "fr"} and subs["en"]["selected"] and subs["fr"]["forced"]
+    master = world.client.get(path_of(session["urls"]["master"])).text
+    check_master_playlist(master)
+    assert master.count("TYPE=SUBTITLES") == 2 and "FORCED=YES" in master
+    for language, text in (("en", "From the SRT file"), ("fr", "Depuis le fichier ASS")):
+        vtt = world.client.get(path_of(subs[language]["url"]))
+        assert vtt.status_code == 200 and vtt.text.startswith("WEBVTT"), vtt.text
+        assert text in vtt.text and "X-TIMESTAMP-MAP" in vtt.text
+    assert world.client.delete(f"{API}/{session['id']}", headers=alice).status_code == 204
+
+
 def test_bad_segment_requests_are_clear_problems(
     world: World, library: Library, clips: Path
 ) -> None:

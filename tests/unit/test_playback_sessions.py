@@ -4,6 +4,7 @@ probe round trips, content types."""
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -16,10 +17,12 @@ from revenge.modules.playback.repository import (
 )
 from revenge.modules.playback.routes import NewSessionBody
 from revenge.modules.playback.sessions import (
+    EXTERNAL_SUBTITLE_BASE,
     Bandwidth,
     caps_from_request,
     content_type,
     direct_content_type,
+    with_external_subtitles,
 )
 from revenge.modules.playback.signing import UrlSigner
 from revenge.modules.playback.transcoder import MediaInfo, PacketIndex, StreamInfo
@@ -137,3 +140,26 @@ def test_content_types() -> None:
     vp9 = MediaInfo("matroska,webm", 1.0, None, (StreamInfo(0, "video", "vp9"),))
     assert direct_content_type(vp9) == "video/webm"
     assert direct_content_type(MediaInfo("flv", 1.0, None, ())) == "application/octet-stream"
+
+
+def test_subtitle_files_beside_the_video_become_subtitle_streams(tmp_path: Path) -> None:
+    video = tmp_path / "Movie (2010).mkv"
+    for name in (
+        "Movie (2010).srt",
+        "Movie (2010).en.forced.ass",
+        "Movie (2010) - fr.vtt",
+        "Movie (2010)2.srt",
+        "Movie (2010).nfo",
+        "Other.srt",
+        "Movie (2010).de.sub",
+    ):
+        (tmp_path / name).write_text("x")  # fmt: skip
+    media, files = with_external_subtitles(MOVIE, str(video))
+    added = media.streams[len(MOVIE.streams) :]
+    assert [(s.index, s.codec, s.language, s.forced) for s in added] == [
+        (EXTERNAL_SUBTITLE_BASE, "webvtt", "fr", False),
+        (EXTERNAL_SUBTITLE_BASE + 1, "ass", "en", True),
+        (EXTERNAL_SUBTITLE_BASE + 2, "subrip", None, False),
+    ]  # "Movie (2010)2.srt", the NFO, another name and an image subtitle are not taken
+    assert files[EXTERNAL_SUBTITLE_BASE + 1] == tmp_path / "Movie (2010).en.forced.ass"
+    assert with_external_subtitles(MOVIE, str(tmp_path / "none" / "x.mkv")) == (MOVIE, {})

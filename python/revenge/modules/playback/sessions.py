@@ -23,13 +23,14 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ from revenge.modules.playback.job import TranscodeFailed, TranscodeJob, extract_
 from revenge.modules.playback.metrics import PlaybackMetrics
 from revenge.modules.playback.repository import PlayableFile
 from revenge.modules.playback.signing import UrlSigner
-from revenge.modules.playback.transcoder import MediaInfo, PacketIndex, Transcoder
+from revenge.modules.playback.transcoder import MediaInfo, PacketIndex, StreamInfo, Transcoder
 from revenge.runtime.errors import DomainError, ServiceUnavailable
 
 log = logging.getLogger("revenge.playback")
@@ -198,6 +199,7 @@ class Session:
     failed_runs: set[int] = field(default_factory=set)  # pids of runs that failed on their own
     counted_play: bool = False
     owned: bool = False  # this process runs (or may run) the session's ffmpeg: the row says so
+    externals: dict[int, Path] = field(default_factory=dict)  # subtitle files beside the video
     position_ms: int = 0
     read_up_to: int = -1
 
@@ -277,6 +279,47 @@ def with_preferences(request: dict[str, Any], saved: StoredPreferences) -> dict[
         if full.get(key) is None:
             full[key] = value
     return full
+
+
+EXTERNAL_SUBTITLE_BASE = 10_000  # stream numbers of subtitle files beside the video
+_SUBTITLE_CODECS = {"srt": "subrip", "ass": "ass", "ssa": "ass", "vtt": "webvtt"}
+_SUBTITLE_FLAGS = frozenset({"forced", "foreign", "sdh", "cc", "hi", "default"})
+
+
+def with_external_subtitles(media: MediaInfo, video: str) -> tuple[MediaInfo, dict[int, Path]]:
+    """The probe plus the subtitle files named after the video (``Movie.srt``,
+    ``Movie.en.forced.ass``, ``Movie - fr.vtt``) as subtitle streams numbered from
+    ``EXTERNAL_SUBTITLE_BASE`` in name order, and where each one is. Runs in a thread (lists
+    the video's folder)."""
+    path = Path(video)
+    stem = path.stem
+    try:
+        names = sorted(os.listdir(path.parent))
+    except OSError:
+        return media, {}
+    streams: list[StreamInfo] = []
+    files: dict[int, Path] = {}
+    for name in names:
+        base, _, ext = name.rpartition(".")
+        codec = _SUBTITLE_CODECS.get(ext.lower())
+        if codec is None or not base.startswith(stem):
+            continue
+        rest = base[len(stem) :]
+        if rest and rest[0] not in "._ -":
+            continue  # "Movie2.srt" names another video, not "Movie"
+        tags = [t for t in re.split(r"[._ -]", rest.lower()) if t]
+        language = next(
+            (t for t in tags if t not in _SUBTITLE_FLAGS and re.fullmatch(r"[a-z]{2,3}", t)), None
+        )
+        index = EXTERNAL_SUBTITLE_BASE + len(streams)
+        streams.append(StreamInfo(
+            index, "subtitle", codec, language=language,
+            forced="forced" in tags or "foreign" in tags, default="default" in tags, title=name,
+        ))  # fmt: skip
+        files[index] = path.parent / name
+    if not streams:
+        return media, {}
+    return replace(media, streams=(*media.streams, *streams)), files
 
 
 def content_type(name: str) -> str:
@@ -425,6 +468,7 @@ class Playback:
             ):
                 raise TooManySessions(self.settings.max_sessions_per_user)
         media, packets = await self._probe(file)
+        media, externals = await asyncio.to_thread(with_external_subtitles, media, file.fspath)
         decision, plan = self._decide(media, packets, request)
         session_id = uuid.uuid4().hex
         start_segment = self._segment_at(plan, start_ms)
@@ -442,6 +486,7 @@ class Playback:
                 expires, start_segment, position_ms=start_ms,
             )  # fmt: skip
             session.owned = plan is not None
+            session.externals = externals
             self.sessions[session_id] = session
             self.metrics.sessions_created.labels(session_kind).inc()
             if plan is not None:
@@ -476,6 +521,7 @@ class Playback:
             return session
         try:
             media, packets = await self._probe(file)
+            media, externals = await asyncio.to_thread(with_external_subtitles, media, file.fspath)
             decision, plan = self._decide(media, packets, row.request)
         except DomainError:
             return None
@@ -483,6 +529,7 @@ class Playback:
             row.id, row.user_id, row.item_id, file, media, decision, plan, row.request,
             row.created_at, row.expires_at,
         )  # fmt: skip
+        session.externals = externals
         return self.sessions.setdefault(session_id, session)
 
     async def end(self, session: Session) -> None:
@@ -559,10 +606,10 @@ class Playback:
             if not await asyncio.to_thread(out.exists):
                 transcoder = await self._transcoder()
                 fmt = session.plan.segment_format if session.plan else "fmp4"
+                external = session.externals.get(stream)
+                source, index = (external, 0) if external else (session.source, stream)
                 try:
-                    await extract_subtitle(
-                        session.source, stream, out, fmt, ffmpeg=transcoder.ffmpeg
-                    )
+                    await extract_subtitle(source, index, out, fmt, ffmpeg=transcoder.ffmpeg)
                 except TranscodeFailed as exc:
                     self.metrics.failures.inc()
                     raise MediaUnavailable(str(exc)) from None
