@@ -97,7 +97,7 @@ def _access_line(json_format: bool, method: str = "GET") -> str:
     access = AccessLog((), sink)
     access.line(access.request_id(None, None), method, "/api/v1/users/{user_id}", 200, 0.00123, 7)
     access.line("r2", method, None, 404, 0.0001, None)
-    sink.flush()
+    sink.close()  # formatted, handed to the writer thread, written
     return stream.getvalue()
 
 
@@ -132,3 +132,44 @@ def test_request_ids_are_taken_only_from_trusted_proxies_and_only_well_formed() 
     assert AccessLog().request_id("req-1", "10.1.2.3") != "req-1"  # no proxies trusted
     ids = {access.request_id(None, None) for _ in range(1000)}
     assert len(ids) == 1000
+
+
+def test_a_log_reader_that_stalls_never_blocks_the_caller() -> None:
+    """A real pipe nobody reads: the writer thread blocks, the caller goes on, lines past
+    the cap are dropped and counted, and once the pipe is read again the next batch says so."""
+    import threading
+
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "w")
+    sink = logs.AccessSink()
+    sink.configure(stream, True, True)
+    record = (0.0, "r", "GET", "/api/v1/me", 200, 0.0004, 1)
+
+    def flood() -> None:
+        for _ in range(60_000):  # ~14 MB of lines: far past the pipe and the 4 MB cap
+            sink.add(record)
+        sink.flush()
+
+    caller = threading.Thread(target=flood)
+    caller.start()
+    caller.join(120)
+    assert not caller.is_alive(), "the caller was blocked by the log stream"
+    assert sink.dropped > 0
+
+    got: list[bytes] = []
+    reader = threading.Thread(
+        target=lambda: got.extend(iter(lambda: os.read(read_end, 1 << 16), b""))
+    )
+    reader.start()
+    sink.close(timeout=60)  # what was queued is written once the pipe is read
+    sink.add(record)  # the next batch says how many were dropped
+    sink.close(timeout=60)
+    stream.close()
+    reader.join(60)
+    os.close(read_end)
+    lines = b"".join(got).decode().splitlines()
+    parsed = [json.loads(line) for line in lines]  # every line whole
+    notice = [p for p in parsed if p["level"] == "warning"]
+    assert len(notice) == 1 and notice[0]["dropped"] == sink.dropped
+    assert sum(1 for p in parsed if p["msg"] == "request") == 60_001 - sink.dropped
+    assert sink.dropped < 60_000  # the pipe and the cap took their share

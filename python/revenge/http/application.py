@@ -187,13 +187,15 @@ class HttpApp:
             self._started = True
 
     async def shutdown(self) -> None:
-        """Stop the lifecycle; a failing stop is logged, not raised."""
+        """Stop the lifecycle; a failing stop is logged, not raised. The last access lines
+        are written (for up to 2 s) before the process goes."""
         if self.lifecycle is not None and self._started:
             self._started = False
             try:
                 await self.lifecycle.stop()
             except Exception:
                 log.exception("stopping the application failed")
+        await asyncio.to_thread(self.access.sink.close)
 
     # -- RSGI face ----------------------------------------------------------
 

@@ -24,9 +24,11 @@ the same stream.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import logging
 import sys
+import threading
 import time
 from typing import IO, Any, Literal
 
@@ -160,14 +162,69 @@ AccessRecord = tuple[float, str, str, str | None, int, float, int | None]
 _PLAIN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
+class _Writer:
+    """Writes on its own thread: a log reader that stalls (a full pipe, a stuck journald)
+    blocks this thread, never the event loop. Past ``MAX_PENDING`` characters waiting,
+    batches are dropped and counted (``dropped`` lines) rather than memory grown."""
+
+    MAX_PENDING = 4 << 20
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.dropped = 0
+        self._queue: collections.deque[str] = collections.deque()
+        self._pending = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def put(self, text: str, lines: int) -> bool:
+        """Queue ``text`` (``lines`` lines) for writing; False when it was dropped."""
+        with self._cond:
+            if self._pending + len(text) > self.MAX_PENDING:
+                self.dropped += lines
+                return False
+            self._queue.append(text)
+            self._pending += len(text)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="revenge-access-log", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+            return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                text = self._queue[0]
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed log stream never fails a request
+            with self._cond:
+                self._queue.popleft()
+                self._pending -= len(text)
+                self._cond.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until everything put is written (or ``timeout``); whether it was."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue, timeout)
+
+
 class AccessSink:
     """Where the access lines go: the log stream, formatted and written in batches.
 
     A request only appends its :data:`AccessRecord` (a tuple: ~0.2 us); the first one
     of a batch schedules :meth:`flush` on the running loop ``FLUSH_DELAY`` later (at
     once when no loop runs or ``MAX_BATCH`` records wait), which formats the batch and
-    writes it with one ``write``. A line is thus on the stream within ~0.1 s, and a
-    busy worker's request path never formats or writes a log line.
+    hands it to a writer thread (one ``write`` per batch). A line is thus on the stream
+    within ~0.1 s; a busy worker's request path never formats or writes a log line, and
+    a stalled log reader never blocks the event loop (lines are dropped and counted,
+    and the next batch says how many).
     """
 
     FLUSH_DELAY = 0.1
@@ -180,11 +237,26 @@ class AccessSink:
         self._batch: list[AccessRecord] = []
         self._scheduled = False
         self._middles: dict[tuple[str, str | None, int], str] = {}
+        self._writer: _Writer | None = None
+        self._reported = 0
+
+    @property
+    def dropped(self) -> int:
+        """Access lines dropped because the log stream was not read fast enough."""
+        return self._writer.dropped if self._writer is not None else 0
 
     def configure(self, stream: IO[str], json: bool, enabled: bool) -> None:
-        self.flush()
+        self.close()
         self.stream, self.json, self.enabled = stream, json, enabled
+        self._writer = _Writer(stream) if stream is not None else None
+        self._reported = 0
         self._middles.clear()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Write what waits (at shutdown), for at most ``timeout`` seconds."""
+        self.flush()
+        if self._writer is not None:
+            self._writer.drain(timeout)
 
     def add(self, record: AccessRecord) -> None:
         batch = self._batch
@@ -202,16 +274,27 @@ class AccessSink:
 
     def flush(self) -> None:
         self._scheduled = False
-        if not self._batch:
+        if not self._batch or self._writer is None:
+            self._batch.clear()
             return
         batch, self._batch = self._batch, []
         text = self._json_lines(batch) if self.json else self._text_lines(batch)
-        if self.stream is not None:
-            try:
-                self.stream.write(text)
-                self.stream.flush()
-            except (OSError, ValueError):
-                pass  # a closed or full log stream never fails a request
+        writer = self._writer
+        dropped = writer.dropped
+        if dropped != self._reported:  # said once, in the first batch that gets through
+            text = self._dropped_line(dropped - self._reported) + text
+        if writer.put(text, len(batch)):
+            self._reported = dropped
+
+    def _dropped_line(self, count: int) -> str:
+        message = f"{count} access lines dropped: the log stream was not read fast enough"
+        stamp = clock.stamp(time.time())
+        if self.json:
+            return (
+                f'{{"ts":"{stamp}","level":"warning","logger":"revenge.access",'
+                f'"msg":"{message}","dropped":{count}}}\n'
+            )
+        return f"{stamp} WARNING revenge.access {message} dropped={count}\n"
 
     def _json_lines(self, batch: list[AccessRecord]) -> str:
         # The middle of a line depends on (method, route, status) only: made once each.
