@@ -267,11 +267,15 @@ class Scanner:
                 (library_id,),
             )
             roots = [(int(r[0]), bytes(r[1])) for r in await cur.fetchall()]
-            known = await load_known(conn, library_id)
+            # a folder's scan reads only what is known under the folders it may walk
+            known = await load_known(conn, library_id, _prefixes(roots, only))
         seen: set[int] = set()
         deferred: list[tuple[int, MediaFile, KnownFile]] = []
         scoped: list[bytes] | None = None if only is None else []
         starts = await asyncio.to_thread(lambda: list(_starts(roots, only, known)))
+        if only is not None and any(start == root for _, root, start in starts):
+            async with self.db.connection() as conn:  # a root is walked whole after all
+                known = await load_known(conn, library_id)
         for root_id, root, start in starts:
             stats = WalkStats()
             walker = _Walker(iter(()), root_id, kind, known, full, stats)
@@ -379,6 +383,23 @@ def _written(item_id: int, key: str, kind: str, row: ItemRow | None) -> WrittenI
         values.get("overview"),
         people[:50],
     )
+
+
+def _prefixes(roots: list[tuple[int, bytes]], only: Sequence[bytes] | None) -> list[bytes] | None:
+    """The top folders (``root/<first part>/``) that ``only``'s paths lie in; None: all.
+
+    >>> _prefixes([(1, b"/m")], [b"/m/A (1)/a.mkv", b"/m/B", b"/x/y"])
+    [b'/m/A (1)/', b'/m/B/']
+    """
+    if only is None:
+        return None
+    found: set[bytes] = set()
+    for _, root in roots:
+        for path in only:
+            if path.startswith(root + b"/"):
+                head = path[len(root) + 1 :].partition(b"/")[0]
+                found.add(root + b"/" + head + b"/")
+    return sorted(found)
 
 
 def _starts(

@@ -175,14 +175,29 @@ class KnownFile:
 Known = dict[bytes, KnownFile]
 
 
-async def load_known(conn: Conn, library_id: int) -> Known:
-    """Every file of the library, by path: what an unchanged rescan compares against."""
-    cur = await conn.execute(
-        "SELECT f.path, f.id, f.size, f.mtime_ns, f.inode, f.device, i.key,"
-        " f.missing_since IS NOT NULL FROM media_files f JOIN items i ON i.id = f.item_id"
-        " WHERE f.library_id = %s",
-        (library_id,),
-    )
+async def load_known(conn: Conn, library_id: int, prefixes: Sequence[bytes] | None = None) -> Known:
+    """Every file of the library, by path: what an unchanged rescan compares against.
+
+    ``prefixes`` (folders ending in ``/``): only the files under them (a folder's scan;
+    ranges over the unique ``path`` index, not the whole library).
+    """
+    if prefixes is None:
+        cur = await conn.execute(
+            "SELECT f.path, f.id, f.size, f.mtime_ns, f.inode, f.device, i.key,"
+            " f.missing_since IS NOT NULL FROM media_files f JOIN items i ON i.id = f.item_id"
+            " WHERE f.library_id = %s",
+            (library_id,),
+        )
+    else:
+        # every path under "<folder>/" sorts between it and "<folder>0" ('0' follows '/')
+        ends = [p[:-1] + b"0" for p in prefixes]
+        cur = await conn.execute(
+            "SELECT f.path, f.id, f.size, f.mtime_ns, f.inode, f.device, i.key,"
+            " f.missing_since IS NOT NULL FROM unnest(%s::bytea[], %s::bytea[]) AS r(lo, hi)"
+            " JOIN media_files f ON f.path >= r.lo AND f.path < r.hi"
+            " JOIN items i ON i.id = f.item_id WHERE f.library_id = %s",
+            (list(prefixes), ends, library_id),
+        )
     known: Known = {}
     for path, fid, size, mtime, inode, device, key, missing in await cur.fetchall():
         known[bytes(path)] = KnownFile(fid, size, mtime, inode, device, key, missing)
