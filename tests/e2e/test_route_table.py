@@ -50,6 +50,7 @@ SIGN_IN = {
     ("POST", LOGIN),
     ("POST", "/api/v1/auth/device"),  # a TV asks for a code to show
     ("POST", "/api/v1/auth/device/token"),  # and polls with its secret for its session
+    ("POST", "/api/v1/invitations/accept"),  # an invited person has no account yet
     # first run: nobody can sign in yet; creating the admin needs loopback or the setup code
     ("GET", "/api/v1/setup"),
     ("POST", "/api/v1/setup"),
@@ -336,6 +337,12 @@ def hls_name(call: Call) -> str:
     return call.world.variant[1]
 
 
+def invitation(call: Call) -> dict[str, str]:
+    made = call.as_admin("POST", "/api/v1/invitations", json={})
+    assert made.status_code == 201, made.text
+    return {"token": made.json()["token"], "username": unique("i"), "password": MATRIX_PASSWORD}
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
@@ -383,6 +390,8 @@ MATRIX: dict[str, Entry] = {
         signed_in(200), body=lambda call: {"user_code": device_code(call)["user_code"]}
     ),
     # user administration
+    "POST /api/v1/invitations": Entry(admin_only(201), body=lambda call: {"role": "user"}),
+    "POST /api/v1/invitations/accept": Entry(public(200), body=invitation),
     "GET /api/v1/users": Entry(admin_only(200)),
     "POST /api/v1/users": Entry(
         admin_only(201),

@@ -25,9 +25,14 @@ from revenge.modules.auth import repository
 from revenge.modules.auth.authenticator import Authenticator
 from revenge.modules.auth.device import DeviceFlow, delete_stale_device_codes
 from revenge.modules.auth.directory import UserDirectory
+from revenge.modules.auth.invitations import Invitations, delete_stale_invitations
 from revenge.modules.auth.management import UserManagement
 from revenge.modules.auth.passwords import PasswordHasher
-from revenge.modules.auth.people_routes import add_device_routes, add_preference_routes
+from revenge.modules.auth.people_routes import (
+    add_device_routes,
+    add_invitation_routes,
+    add_preference_routes,
+)
 from revenge.modules.auth.preferences import UserPreferences, read_preferences
 from revenge.modules.auth.revocation import Message, RevocationListener, RevocationPublisher
 from revenge.modules.auth.routes import add_routes
@@ -117,6 +122,7 @@ def install(ctx: ModuleContext) -> None:
     add_user_routes(ctx.router, UserManagement(service))
     add_preference_routes(ctx.router, db)
     add_device_routes(ctx.router, DeviceFlow(service), addresses)
+    add_invitation_routes(ctx.router, Invitations(service), addresses)
     add_setup_routes(ctx.router, service, addresses)
     ctx.authenticate_with(authenticator)
 
@@ -141,6 +147,7 @@ def install(ctx: ModuleContext) -> None:
     ctx.cleanup_step("expired_sessions", repository.delete_expired_sessions)
     ctx.cleanup_step("login_counters", repository.delete_stale_login_counters)
     ctx.cleanup_step("device_codes", delete_stale_device_codes)
+    ctx.cleanup_step("invitations", delete_stale_invitations)
     ctx.migrations(resources.files(__name__) / "migrations")
 
 

@@ -15,9 +15,13 @@ from pydantic import AfterValidator, Field
 from revenge.http import Input, Output, Problem, Request, Response, Router, model_response, text
 from revenge.infra.db import Database
 from revenge.modules.auth.device import MAX_USER_CODE_INPUT, DeviceFlow
+from revenge.modules.auth.invitations import Invitations
 from revenge.modules.auth.languages import MAX_TAG_LENGTH, canonical
+from revenge.modules.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from revenge.modules.auth.preferences import UserPreferences, read_preferences, write_preferences
-from revenge.modules.auth.routes import LoginOut, login_response
+from revenge.modules.auth.repository import UsernameTaken
+from revenge.modules.auth.routes import LoginOut, invalid_value, login_response
+from revenge.modules.auth.service import MAX_USERNAME_LENGTH
 from revenge.modules.auth.throttle import ClientAddress
 from revenge.modules.auth.tokens import MAX_CREDENTIAL_LENGTH
 
@@ -205,4 +209,76 @@ def add_device_routes(router: Router, flow: DeviceFlow, addresses: ClientAddress
         response=DeviceApprovedOut,
         # an API key (403), no such code (404), already approved, expired (410)
         problems=(403, 404, 410),
+    )
+
+
+# -- invitations -------------------------------------------------------------------------------
+
+
+class InvitationBody(Input):
+    role: Literal["admin", "user"] = "user"
+
+
+class InvitationOut(Output):
+    token: str
+    """Shown once: only its hash is kept. The invited person sends it to ``accept_path``."""
+    role: Literal["admin", "user"]
+    expires_at: datetime
+    accept_path: str
+
+
+class AcceptBody(Input):
+    token: Annotated[str, text(max_length=MAX_CREDENTIAL_LENGTH)]
+    username: Annotated[str, text(max_length=MAX_USERNAME_LENGTH)]
+    password: Annotated[str, text(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
+
+
+ACCEPT_PATH = "/api/v1/invitations/accept"
+
+
+def add_invitation_routes(
+    router: Router, invitations: Invitations, addresses: ClientAddress
+) -> None:
+    async def invite(request: Request, *, body: InvitationBody) -> Response:
+        """Invite someone (administrators only): a single-use token, valid for 7 days."""
+        made = await invitations.create(request.principal_or_raise.user_id, body.role)
+        out = InvitationOut(
+            token=made.token, role=made.role, expires_at=made.expires_at, accept_path=ACCEPT_PATH
+        )
+        return model_response(out, 201)
+
+    async def accept(request: Request, *, body: AcceptBody) -> Response:
+        """Accept an invitation (no credential): choose a name and password, get a session."""
+        client = request.headers.get("user-agent", "")
+        try:
+            result = await invitations.accept(
+                body.token, body.username, body.password, addresses.of(request), client
+            )
+        except ValueError as exc:
+            raise invalid_value(str(exc), "username") from None
+        except UsernameTaken:
+            raise Problem(409, "username_taken", "Username taken") from None
+        return login_response(result)
+
+    router.add(
+        "POST",
+        "/api/v1/invitations",
+        invite,
+        tags=("users",),
+        body=InvitationBody,
+        response=InvitationOut,
+        status=201,
+        admin=True,
+    )
+    router.add(
+        "POST",
+        ACCEPT_PATH,
+        accept,
+        public=True,
+        tags=("auth",),
+        cache_control="no-store",
+        body=AcceptBody,
+        response=LoginOut,
+        # no such token (404), name taken (409), used or expired (410), a look-alike name (422)
+        problems=(404, 409, 410, 422),
     )
