@@ -64,13 +64,26 @@ export function decode(hash, width, height) {
   return pixels;
 }
 
+const decoded = new Map(); // hash -> pixels, the most recent few hundred
+const W = 8; // a blurhash has a handful of components: 8 x 12 pixels, scaled by CSS, show them all
+const H = 12;
+
+function pixelsOf(hash) {
+  let pixels = decoded.get(hash);
+  if (pixels) return pixels;
+  pixels = decode(hash, W, H);
+  if (decoded.size >= 600) decoded.delete(decoded.keys().next().value);
+  decoded.set(hash, pixels);
+  return pixels;
+}
+
 /** A canvas painted from ``hash`` (null when the hash is missing or malformed). */
 export function placeholder(hash, className = "blur") {
   if (!hash) return null;
   try {
-    const w = 16;
-    const h = 24;
-    const pixels = decode(hash, w, h);
+    const w = W;
+    const h = H;
+    const pixels = pixelsOf(hash);
     const canvas = document.createElement("canvas");
     canvas.width = w;
     canvas.height = h;

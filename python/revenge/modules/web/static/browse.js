@@ -120,6 +120,8 @@ export async function homePage(root) {
 
 // -- library grid ----------------------------------------------------------------------------
 
+const CARDS_PER_FRAME = 18;
+
 const SORTS = [
   ["title", "Title"],
   ["date_added", "Date added"],
@@ -157,9 +159,8 @@ export async function libraryPage(root, { id, params }) {
       ),
     );
   const count = h("p", { class: "muted count", "aria-live": "polite" });
-  const grid = h("ul", { class: "grid", "aria-label": `${library.name}: items` });
+  const grid = h("ul", { class: "grid windowed", "aria-label": `${library.name}: items` });
   const status = h("div", { class: "grid-status" });
-  const sentinel = h("div", { class: "sentinel", "aria-hidden": "true" });
   replace(
     root,
     h(
@@ -180,13 +181,84 @@ export async function libraryPage(root, { id, params }) {
       ),
       grid,
       status,
-      sentinel,
     ),
   );
+  // A windowed grid: every loaded item is kept in memory, but only the rows near the
+  // viewport are in the DOM, so 5,000 items cost what 60 do (no long layout or style work).
+  const items = [];
+  const shown = new Map(); // index -> element
+  let layout = { cols: 1, cardW: 0, rowH: 1, gap: 16 };
   let cursor = null;
   let done = false;
   let fetching = false;
+  let scheduled = false;
   const controller = new AbortController();
+
+  function measure() {
+    const width = grid.clientWidth || 1;
+    const small = innerWidth <= 480;
+    const gap = small ? 10 : Math.round(Math.min(24, Math.max(12, innerWidth * 0.016)));
+    const minCard = small ? (width - 2 * gap) / 3 : Math.min(220, Math.max(120, innerWidth * 0.13));
+    const cols = Math.max(1, Math.floor((width + gap) / (minCard + gap)));
+    const cardW = (width - gap * (cols - 1)) / cols;
+    const rootSize = parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+    layout = { cols, cardW, rowH: cardW * 1.5 + 4.4 * rootSize + gap, gap };
+    grid.style.height = `${Math.ceil(items.length / cols) * layout.rowH}px`;
+    grid.dataset.loaded = String(items.length);
+  }
+
+  function paint() {
+    scheduled = false;
+    const { cols, cardW, rowH } = layout;
+    const top = grid.getBoundingClientRect().top;
+    const first = Math.max(0, Math.floor(-top / rowH) - 2);
+    const last = Math.max(first, Math.ceil((innerHeight - top) / rowH) + 2);
+    const from = first * cols;
+    const to = Math.min(items.length, (last + 1) * cols);
+    for (const [index, el] of shown) {
+      if (index < from || index >= to) {
+        el.remove();
+        shown.delete(index);
+      }
+    }
+    const fragment = document.createDocumentFragment();
+    let budget = CARDS_PER_FRAME; // a long jump fills in over a few frames, never one long task
+    let pending = false;
+    for (let index = from; index < to; index++) {
+      let el = shown.get(index);
+      if (!el) {
+        if (budget-- <= 0) {
+          pending = true;
+          continue;
+        }
+        el = card(items[index]);
+        el.setAttribute("aria-posinset", String(index + 1));
+        el.setAttribute("aria-setsize", done ? String(items.length) : "-1");
+        shown.set(index, el);
+        fragment.append(el);
+      }
+      const row = Math.floor(index / cols);
+      const col = index % cols;
+      el.style.setProperty("width", `${cardW}px`);
+      el.style.setProperty("transform", `translate(${col * (cardW + layout.gap)}px, ${row * rowH}px)`);
+    }
+    grid.append(fragment);
+    if (pending) schedule();
+    if (!done && to + cols * 6 >= items.length) more();
+  }
+
+  function schedule() {
+    if (!scheduled) {
+      scheduled = true;
+      requestAnimationFrame(paint);
+    }
+  }
+
+  function relayout() {
+    measure();
+    schedule();
+  }
+
   async function more() {
     if (fetching || done) return;
     fetching = true;
@@ -196,14 +268,11 @@ export async function libraryPage(root, { id, params }) {
         `${endpoint}${query({ library: id, sort: state.sort, order: state.order, watched: state.watched, genre: state.genre, cursor, limit: 60 })}`,
         { signal: controller.signal },
       );
-      const items = listOf(page);
-      const fragment = document.createDocumentFragment();
-      for (const item of items) fragment.append(card(item));
-      grid.append(fragment);
+      items.push(...listOf(page));
       cursor = page.next_cursor || null;
       done = !cursor;
       if (page.total != null) count.textContent = `${page.total}${page.total_capped ? "+" : ""} items`;
-      replace(status, done && !grid.children.length ? h("p", { class: "empty muted" }, "Nothing here yet: scan the library, or change the filters.") : null);
+      replace(status, done && !items.length ? h("p", { class: "empty muted" }, "Nothing here yet: scan the library, or change the filters.") : null);
     } catch (error) {
       if (error.name === "AbortError") return;
       if (error.status === 401) throw error;
@@ -215,16 +284,14 @@ export async function libraryPage(root, { id, params }) {
     } finally {
       fetching = false;
     }
-    // A tall screen may show the sentinel still: keep filling it.
-    if (!done && sentinel.getBoundingClientRect().top < innerHeight * 2) requestAnimationFrame(more);
+    relayout();
   }
-  const observer = new IntersectionObserver((entries) => {
-    if (entries.some((e) => e.isIntersecting)) more();
-  }, { rootMargin: "1200px 0px" });
-  observer.observe(sentinel);
+  addEventListener("scroll", schedule, { passive: true });
+  addEventListener("resize", relayout);
   await more();
   return () => {
-    observer.disconnect();
+    removeEventListener("scroll", schedule);
+    removeEventListener("resize", relayout);
     controller.abort();
   };
 }
