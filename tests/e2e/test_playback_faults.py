@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -44,6 +45,7 @@ ENV = {
     "REVENGE_PLAYBACK__MAX_TRANSCODES_PER_USER": "2",
     "REVENGE_PLAYBACK__TRANSCODE_DISK_MAX": str(DISK_MAX),
     "REVENGE_PLAYBACK__MAX_AHEAD": "3",
+    "REVENGE_METRICS__SCRAPE_TOKEN": "faults-scrape-token",
 }
 LOW = {**HLS_ONLY, "max_height": 240}
 
@@ -90,6 +92,15 @@ def session_ffmpeg(world: World, session_id: str) -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             pass
     return found
+
+
+def pinned_bytes(world: World) -> float:
+    text = world.client.get(
+        "/metrics", headers={"authorization": "Bearer faults-scrape-token"}
+    ).text
+    found = re.search(r"^revenge_playback_pinned_bytes\S* (\S+)$", text, re.M)
+    assert found, "revenge_playback_pinned_bytes is not exported"
+    return float(found.group(1))
 
 
 def wait_until(condition: Any, seconds: float, what: str) -> None:

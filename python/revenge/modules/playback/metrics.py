@@ -89,6 +89,11 @@ class PlaybackMetrics:
             "playback.transcode_disk_max",
             multiprocess_mode="livemax",
         )
+        self.pinned_bytes = Gauge(
+            "revenge_playback_pinned_bytes",
+            "Segment bytes pinned in the transcode cache (sessions' near windows)",
+            multiprocess_mode="livesum",
+        )
         self.bandwidth = Gauge(
             "revenge_playback_client_bandwidth_bps",
             "Smoothed bits per second the clients pull, summed over sessions",

@@ -435,6 +435,7 @@ class Playback:
         m.transcodes_running.set(self.running_transcodes())
         m.disk_bytes.set(self.disk_bytes)
         m.disk_budget.set(self.settings.transcode_disk_max)
+        m.pinned_bytes.set(self.cache.stats()["pinned_bytes"])
         m.bandwidth.set(sum(s.bandwidth.bytes_per_second * 8 for s in self.sessions.values()))
 
     # --- creating and finding sessions -------------------------------------------------------
