@@ -51,13 +51,13 @@ def _write_root(root: Path, current: int) -> None:
 
 
 def test_pressure_levels_shrink_caches_and_offload_cold_services(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path, fresh_pg_url: str
 ) -> None:
     root = tmp_path / "root"
     _write_root(root, int(LIMIT * 0.30))
     port = free_port()
     env = app_env(
-        pg_url,
+        fresh_pg_url,
         REVENGE_MEMORY__PRESSURE_ROOT=str(root),
         REVENGE_MEMORY__PRESSURE_INTERVAL="0.2s",
         REVENGE_MODULES__EXTRA=peek.EXTRA,

@@ -30,12 +30,12 @@ def _sign_in_and_out(client: httpx.Client) -> httpx.Response:
     return client.post("/api/v1/auth/logout", headers=bearer(reply.json()["token"]))
 
 
-def test_redis_killed_and_restarted_under_load(tmp_path: Path, pg_url: str) -> None:
+def test_redis_killed_and_restarted_under_load(tmp_path: Path, fresh_pg_url: str) -> None:
     redis_server = RedisServer()
     redis_server.start()
     try:
         port = free_port()
-        env = app_env(pg_url, REVENGE_CACHE__URL=redis_server.url)
+        env = app_env(fresh_pg_url, REVENGE_CACHE__URL=redis_server.url)
         argv = granian_argv(port, "--workers", "2")
         with run_server(argv, port, tmp_path, env) as server:
             auth = bearer(login(server.base_url))

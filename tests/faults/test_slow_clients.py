@@ -130,10 +130,10 @@ class Attack:
             writer.transport.abort()
 
 
-def test_slow_clients_do_not_starve_the_others(tmp_path: Path, pg_url: str) -> None:
+def test_slow_clients_do_not_starve_the_others(tmp_path: Path, fresh_pg_url: str) -> None:
     port = free_port()
     env = app_env(
-        pg_url,
+        fresh_pg_url,
         REVENGE_SERVER__PORT=str(port),
         REVENGE_SERVER__WORKERS="2",
         REVENGE_SERVER__BODY_TIMEOUT="5s",

@@ -170,6 +170,8 @@ def test_a_log_reader_that_stalls_never_blocks_the_caller() -> None:
     lines = b"".join(got).decode().splitlines()
     parsed = [json.loads(line) for line in lines]  # every line whole
     notice = [p for p in parsed if p["level"] == "warning"]
-    assert len(notice) == 1 and notice[0]["dropped"] == sink.dropped
+    # Said, and every dropped line counted once: the notices (one per batch that got
+    # through after drops, so more than one when the writer freed room mid-flood) add up.
+    assert notice and sum(p["dropped"] for p in notice) == sink.dropped
     assert sum(1 for p in parsed if p["msg"] == "request") == 60_001 - sink.dropped
     assert sink.dropped < 60_000  # the pipe and the cap took their share
