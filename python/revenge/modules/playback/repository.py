@@ -52,14 +52,29 @@ def _viewer(user_id: int, admin: bool) -> dict[str, Any]:
     return viewer_params(user_id, admin=admin)
 
 
+# What a PlayableFile is read from (files aliased f, their items i), in its field order.
+_FILE_COLUMNS = (
+    "f.id, f.item_id, f.path, f.size, f.mtime_ns, f.duration, f.probe_status,"
+    " f.missing_since IS NOT NULL, i.runtime_seconds"
+)
+
+
+def _playable(row: tuple[Any, ...] | None) -> PlayableFile | None:
+    if row is None:
+        return None
+    return PlayableFile(
+        int(row[0]), int(row[1]), bytes(row[2]), int(row[3]), int(row[4]),
+        row[5], str(row[6]), bool(row[7]), row[8],
+    )  # fmt: skip
+
+
 async def playable_file(
     conn: Connection, user_id: int, admin: bool, item_id: int, file_id: int | None
 ) -> PlayableFile | None:
     """The file to play: ``file_id`` when it belongs to the item, else the item's best present,
     probed file (first part, tallest). ``None`` when the item is not visible to the user."""
     cur = await conn.execute(
-        "SELECT f.id, f.item_id, f.path, f.size, f.mtime_ns, f.duration, f.probe_status,"  # noqa: S608
-        " f.missing_since IS NOT NULL, i.runtime_seconds"
+        f"SELECT {_FILE_COLUMNS}"  # noqa: S608
         " FROM items i JOIN media_files f ON f.item_id = i.id"
         f" WHERE i.id = %(item)s AND {_visible('i')}"
         " AND (%(file)s::bigint IS NULL OR f.id = %(file)s)"
@@ -67,29 +82,16 @@ async def playable_file(
         " f.part NULLS FIRST, f.height DESC NULLS LAST, f.id LIMIT 1",
         {**_viewer(user_id, admin), "item": item_id, "file": file_id},
     )
-    row = await cur.fetchone()
-    if row is None:
-        return None
-    return PlayableFile(
-        int(row[0]), int(row[1]), bytes(row[2]), int(row[3]), int(row[4]),
-        row[5], str(row[6]), bool(row[7]), row[8],
-    )  # fmt: skip
+    return _playable(await cur.fetchone())
 
 
 async def file_by_id(conn: Connection, file_id: int) -> PlayableFile | None:
     cur = await conn.execute(
-        "SELECT f.id, f.item_id, f.path, f.size, f.mtime_ns, f.duration, f.probe_status,"
-        " f.missing_since IS NOT NULL, i.runtime_seconds"
+        f"SELECT {_FILE_COLUMNS}"  # noqa: S608
         " FROM media_files f JOIN items i ON i.id = f.item_id WHERE f.id = %s",
         (file_id,),
     )
-    row = await cur.fetchone()
-    if row is None:
-        return None
-    return PlayableFile(
-        int(row[0]), int(row[1]), bytes(row[2]), int(row[3]), int(row[4]),
-        row[5], str(row[6]), bool(row[7]), row[8],
-    )  # fmt: skip
+    return _playable(await cur.fetchone())
 
 
 # --- the signing key ------------------------------------------------------------------------
