@@ -306,6 +306,25 @@ class LibrarySettings(_Section):
     """How often every library is rescanned while the kernel's inotify watch limit stops the watcher."""
 
 
+class MetadataSettings(_Section):
+    """Remote metadata providers (``modules/metadata``): off until one is configured.
+
+    They only fill fields that local sources (NFO, embedded tags, the file name) left
+    empty and that nobody locked; they run as background jobs, never on a request.
+    """
+
+    providers: list[str] = Field(default_factory=list)
+    """Remote providers asked, in this order (registered ones only); each one is on only once its own keys are set."""
+    language: str = Field("en-US", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
+    """Language asked of the providers (ISO 639-1, optionally `-` and an ISO 3166-1 region)."""
+    refresh_after: Duration = Field(30 * 86400.0, ge=3600.0)
+    """An item is asked about again this long after its last remote look-up."""
+    batch: int = Field(200, ge=1, le=10000)
+    """Items queued for a look-up by each run of the scheduled `metadata_due` job (each minute)."""
+    image_max_bytes: int = Field(20 << 20, ge=1 << 16, le=64 << 20)
+    """Largest remote image downloaded by `images_process`; a bigger one is refused."""
+
+
 class EmailSettings(_Section):
     """Outgoing e-mail (SMTP): password resets, invitations, notices. Off while `host` is empty."""
 
@@ -359,6 +378,7 @@ class Settings(BaseSettings):
     backup: BackupSettings = BackupSettings()
     playback: PlaybackSettings = PlaybackSettings()
     library: LibrarySettings = LibrarySettings()
+    metadata: MetadataSettings = MetadataSettings()
     log: LogSettings = LogSettings()
     email: EmailSettings = EmailSettings()
 

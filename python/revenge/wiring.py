@@ -21,6 +21,7 @@ MODULES: tuple[str, ...] = (
     "revenge.modules.search",
     "revenge.modules.jobs",
     "revenge.modules.library",
+    "revenge.modules.metadata",
     "revenge.modules.playback",
     "revenge.modules.backup",
     "revenge.modules.email",

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from revenge.http import Authenticate, Response, Router
 from revenge.infra.db import Migration, load_migrations
 from revenge.infra.jobs import CleanupStep, JobBody, JobKind, KindRegistry
-from revenge.runtime import Check, Runtime, ServiceKey
+from revenge.runtime import Category, Check, Runtime, ServiceKey
 
 if TYPE_CHECKING:
     from revenge.config import Settings
@@ -177,6 +177,13 @@ class ModuleContext:
         """An extra check in ``/health`` that is not a service's own."""
         self.services.add_check(check)
 
+    def disabled(self, key: ServiceKey[Any], reason: str) -> None:
+        """Say in ``/health`` that the optional service ``key`` is off (not configured):
+        healthy, ``initialized: false``, ``disabled: reason``; nothing is registered or built."""
+        self.services.add_check(
+            Check(key.name, Category.COLD, _nothing, disabled=reason, tier=key.tier.value)
+        )
+
     def on_scrape(self, sample: Callable[[], None]) -> None:
         """Run ``sample`` before each ``/metrics`` answer (to set the module's gauges)."""
         if self.services.metrics is not None:
@@ -203,3 +210,7 @@ class ModuleContext:
     def migrations(self, folder: Traversable | Path) -> None:
         """This module's ``NNNN_name.sql`` files, identified by (module name, number)."""
         self.migration_list.extend(load_migrations(self.name, folder))
+
+
+async def _nothing() -> None:
+    return None

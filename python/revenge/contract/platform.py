@@ -165,6 +165,8 @@ class ServiceHealthOut(Output):
     category: str
     tier: str | None = None
     error: str | None = None
+    disabled: str | None = None
+    """Why an optional service is off (not configured); absent when it is on."""
 
 
 class HealthOut(Output):

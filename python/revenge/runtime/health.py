@@ -61,6 +61,8 @@ class Check:
     initialized: Callable[[], bool] | None = None
     last_error: Callable[[], BaseException | None] | None = None
     tier: str | None = None
+    disabled: str | None = None
+    """Why an optional service is off (not configured): reported as such, never probed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ class ServiceStatus:
     category: Category
     error: str | None = None
     tier: str | None = None
+    disabled: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -85,6 +88,8 @@ class ServiceStatus:
             body["tier"] = self.tier
         if self.error is not None:
             body["error"] = self.error
+        if self.disabled is not None:
+            body["disabled"] = self.disabled
         return body
 
 
@@ -124,6 +129,9 @@ def overall_status(services: Iterable[ServiceStatus]) -> OverallStatus:
 
 async def run_check(check: Check) -> ServiceStatus:
     """Run one check within its timeout; never raises."""
+    if check.disabled is not None:  # off by configuration: healthy, nothing to probe
+        return ServiceStatus(True, False, 0.0, check.category, tier=check.tier,
+                             disabled=check.disabled)  # fmt: skip
     if check.initialized is not None and not check.initialized():
         error = check.last_error() if check.last_error is not None else None
         return ServiceStatus(

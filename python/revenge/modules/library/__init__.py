@@ -72,6 +72,7 @@ __all__ = [
     "ScanReport",
     "Scanner",
     "install",
+    "reindex_item",
     "remove_missing",
 ]
 
@@ -138,7 +139,7 @@ def install(ctx: ModuleContext) -> None:
     ctx.provide(SCANNER, lambda: Scanner(services.get(DATABASE)), idle_ttl=300.0)
     ctx.job(LIBRARY_SCAN, scan_library)
     ctx.job(MEDIA_PROBE, probe_media)
-    ctx.job(IMAGES_PROCESS, process_images(images_dir(settings)))
+    ctx.job(IMAGES_PROCESS, process_images(images_dir(settings), settings.metadata.image_max_bytes))
 
     async def queue_scan(library_id: int, watch: bool) -> bool:
         jobs = services.get(JOBS)
@@ -265,11 +266,24 @@ async def probe_media(ctx: JobContext, payload: Payload) -> None:
 
 async def _reindex_embedded(ctx: JobContext, db: Any, file_id: int) -> None:
     """The search document of an item whose title or year came from the file's tags."""
-    row = await db.fetch_one(
-        "SELECT i.id, i.kind, i.title, i.original_title, i.year, i.overview, i.people"
-        " FROM items i JOIN media_files f ON f.item_id = i.id WHERE f.id = %s"
+    await reindex_item(
+        ctx,
+        db,
+        "JOIN media_files f ON f.item_id = i.id WHERE f.id = %s"
         " AND 'embedded' IN (i.field_sources->>'title', i.field_sources->>'year')",
-        (file_id,),
+        file_id,
+        "the probe",
+    )
+
+
+async def reindex_item(ctx: JobContext, db: Any, where: str, key: int, after: str) -> None:
+    """Index the search document of the item ``FROM items i <where>`` (``%s``: ``key``)
+    picks, if any. A failure is logged, not raised: the next reindex catches up, and the
+    work that changed the item (``after``: a probe, a metadata fetch) is already stored."""
+    row = await db.fetch_one(
+        "SELECT i.id, i.kind, i.title, i.original_title, i.year, i.overview, i.people"  # noqa: S608 (callers' fixed SQL)
+        f" FROM items i {where}",
+        (key,),
     )
     if row is None:
         return
@@ -277,8 +291,8 @@ async def _reindex_embedded(ctx: JobContext, db: Any, file_id: int) -> None:
     doc = SearchDocument(str(row[0]), row[1], row[2], row[3], row[4], row[5], people[:50])
     try:
         await ctx.services.get(SEARCH).index([doc])
-    except Exception:  # the next reindex catches up; the probe is recorded
-        log.exception("item %s: search indexing after the probe failed", row[0])
+    except Exception:
+        log.exception("item %s: search indexing after %s failed", row[0], after)
 
 
 async def take_watch_paths(db: Any, library_id: int) -> list[bytes] | None:
@@ -299,8 +313,11 @@ def images_dir(settings: Any) -> Path:
     return Path(settings.server.data_path) / "images"
 
 
-def process_images(folder: Path) -> Callable[[JobContext, Payload], Awaitable[None]]:
-    """The ``images_process`` body writing under ``folder``."""
+def process_images(
+    folder: Path, max_download: int
+) -> Callable[[JobContext, Payload], Awaitable[None]]:
+    """The ``images_process`` body writing under ``folder`` (remote images: at most
+    ``max_download`` bytes)."""
 
     async def body(ctx: JobContext, payload: Payload) -> None:
         """Variants and blurhash of one image (payload ``{"image": id}``); a bad source is
@@ -310,7 +327,11 @@ def process_images(folder: Path) -> Callable[[JobContext, Payload], Awaitable[No
             return (await ctx.services.lazy(TRANSCODER).get()).ffmpeg
 
         await process_image(
-            ctx.services.get(DATABASE), folder, int(payload["image"]), ffmpeg=ffmpeg
+            ctx.services.get(DATABASE),
+            folder,
+            int(payload["image"]),
+            ffmpeg=ffmpeg,
+            max_download=max_download,
         )
 
     return body

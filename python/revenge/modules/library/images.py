@@ -1,8 +1,10 @@
 """Artwork: the ``images_process`` job (resized variants and a blurhash) and its reads.
 
 An ``images`` row (written by the scan for sidecars, by ``media_probe`` for embedded cover
-art) is processed once per version of its source: the source bytes are read (a sidecar
-file, or ffmpeg copying the attached picture out of the video), hashed (sha256), decoded
+art, by the metadata module for a remote provider's artwork) is processed once per version
+of its source: the source bytes are read (a sidecar file, ffmpeg copying the attached
+picture out of the video, or a download of ``source_url`` with a size cap and a
+content-type check), hashed (sha256), decoded
 with Pillow and written as WebP variants of the widths in :data:`VARIANT_WIDTHS` up to
 the source's own width, plus a 4x3-component blurhash. Variants live in the data folder,
 content-addressed (``images/<hash[:2]>/<hash>/<width>.webp``), never beside the media;
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 from revenge.infra.db import Database
@@ -40,6 +43,7 @@ __all__ = [
     "ImageVariant",
     "Rendered",
     "blurhash_rgb",
+    "download_image",
     "item_images",
     "pick_variant",
     "process_image",
@@ -58,6 +62,10 @@ MAX_PIXELS = 100_000_000
 WEBP_QUALITY = 80
 CONTENT_TYPE = "image/webp"
 _EXTRACT_TIMEOUT = 60.0
+REMOTE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+"""Content types a remote image may have; anything else (an HTML error page...) is refused."""
+DOWNLOAD_TIMEOUT = 60.0
+"""Bound on one whole download (a server dripping a byte at a time is cut off too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,11 +290,46 @@ async def _extract_embedded(ffmpeg: str, path: bytes, stream_index: int) -> byte
     return out
 
 
+async def download_image(url: str, *, max_bytes: int, deadline: float = DOWNLOAD_TIMEOUT) -> bytes:
+    """A remote image's bytes: http(s) only, status 200, an image content type, at most
+    ``max_bytes`` (read as it streams: a bigger body is cut off, never held whole)."""
+    if not url.startswith(("https://", "http://")):
+        raise ImageError("not an http(s) URL")
+    try:
+        async with (
+            asyncio.timeout(deadline),
+            httpx.AsyncClient(timeout=deadline, follow_redirects=True, max_redirects=3) as client,
+            client.stream("GET", url, headers={"accept": ", ".join(sorted(REMOTE_TYPES))}) as reply,
+        ):
+            if reply.status_code != 200:
+                raise ImageError(f"the image server answered {reply.status_code}")
+            kind = reply.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind not in REMOTE_TYPES:
+                raise ImageError(f"not an image: content type {kind[:60] or 'missing'}")
+            declared = reply.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise ImageError(f"larger than {max_bytes} bytes")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in reply.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ImageError(f"larger than {max_bytes} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ImageError(f"the download took longer than {deadline:g}s") from None
+    except httpx.HTTPError as exc:
+        raise ImageError(f"download failed: {type(exc).__name__}") from None
+    if not size:
+        raise ImageError("an empty image")
+    return b"".join(chunks)
+
+
 # --- the job -------------------------------------------------------------------------------
 
 _LOAD = """
 SELECT g.source, g.source_path, f.path, g.stream_index, g.source_size, g.source_mtime_ns,
-       g.content_hash, g.status
+       g.content_hash, g.status, g.source_url
   FROM images g LEFT JOIN media_files f ON f.id = g.file_id
  WHERE g.id = %s
 """
@@ -298,16 +341,17 @@ async def process_image(
     image_id: int,
     *,
     ffmpeg: Callable[[], Awaitable[str]] | None = None,
+    max_download: int = MAX_SOURCE_BYTES,
 ) -> str | None:
     """Make the variants and blurhash of image ``image_id``; its new status (None: row gone).
 
     ``ffmpeg()`` gives ffmpeg's path, asked for embedded cover art only (the playback
-    module's cold transcoder is then spun up).
+    module's cold transcoder is then spun up); ``max_download`` caps a remote image.
     """
     row = await db.fetch_one(_LOAD, (image_id,))
     if row is None:
         return None
-    source, sidecar, video, stream_index, size, mtime_ns, _, _ = row
+    source, sidecar, video, stream_index, size, mtime_ns, _, _, url = row
     try:
         if source == "sidecar":
             data = await asyncio.to_thread(_read_sidecar, bytes(sidecar))
@@ -315,6 +359,8 @@ async def process_image(
             if ffmpeg is None:
                 raise ImageError("no ffmpeg to read embedded cover art")
             data = await _extract_embedded(await ffmpeg(), bytes(video), int(stream_index))
+        elif source == "remote" and url:
+            data = await download_image(str(url), max_bytes=min(max_download, MAX_SOURCE_BYTES))
         else:
             raise ImageError(f"no readable source ({source})")
         await asyncio.to_thread(images_dir.mkdir, parents=True, exist_ok=True)
