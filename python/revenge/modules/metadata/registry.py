@@ -9,7 +9,6 @@ built on the first metadata job, closed when offloaded.
 >>> registry = ProviderRegistry()
 >>> registry.add(ProviderSpec("demo", lambda s: True, lambda s, db: None))
 >>> from revenge.config import Settings
-from revenge.infra.db import Database
 >>> [s.name for s in registry.enabled(Settings(metadata={"providers": ["demo", "nope"]}))]
 ['demo']
 >>> registry.unknown(Settings(metadata={"providers": ["demo", "nope"]}))
