@@ -308,6 +308,18 @@ async def test_probe_records_streams_and_corrupt_files(db: Database, tmp_path: P
         (lib,),
     )
     assert streams == [("video", "h264", None), ("audio", "aac", "eng")]
+    # the keyframe index is made at probe time, for the file as it is, so that a first
+    # playback finds it (playback_media, valid while size and mtime match)
+    kept = await db.fetch_all(
+        "SELECT m.size, m.mtime_ns, m.packets FROM playback_media m JOIN media_files f"
+        " ON f.id = m.file_id WHERE f.library_id = %s",
+        (lib,),
+    )
+    assert len(kept) == 1
+    size, mtime_ns, packets = kept[0]
+    assert (size, mtime_ns) == (good.stat().st_size, good.stat().st_mtime_ns)
+    assert 0.0 <= packets["keyframes"][0] < 0.1
+    assert sum(packets["chunk_bytes"]) > 0 and packets["video_end"] > 1.9
 
 
 _CHILD = """

@@ -1,5 +1,9 @@
 """The ``media_probe`` job: ffprobe one file through the playback module's cold transcoder.
 
+The file's keyframe index (the packet scan: it reads the whole file, seconds for a feature
+film) is made here too and kept with ffprobe's answer by the playback module, so that a first
+playback never waits for it.
+
 A file ffprobe cannot read (corrupt, truncated, zero bytes, vanished) is recorded as
 ``probe_status = 'failed'`` with the reason; it stays listed and is not playable.
 The item gets the runtime (an ``embedded`` value: an NFO's wins) and its best height;
@@ -8,6 +12,7 @@ attached pictures (cover art) become ``embedded`` images for ``images_process``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from pathlib import Path
@@ -16,7 +21,13 @@ from typing import Any
 from revenge.infra.db import Database
 from revenge.modules.library.images import record_embedded
 from revenge.modules.library.plan import sort_title
-from revenge.modules.playback import MediaInfo, Transcoder, TranscoderError
+from revenge.modules.playback import (
+    MediaInfo,
+    Transcoder,
+    TranscoderError,
+    index_for_probe,
+    store_media,
+)
 
 __all__ = ["probe_file"]
 
@@ -30,6 +41,9 @@ async def probe_file(db: Database, transcoder: Transcoder, file_id: int) -> str 
         return None
     path, item_id = Path(os.fsdecode(bytes(row[0]))), int(row[1])
     try:
+        # the file as probed: a change during the probe leaves a stale (size, mtime) with the
+        # keyframe index, which playback then ignores and scans again
+        stat = await asyncio.to_thread(os.stat, path)
         info = await transcoder.probe(path)
     except (TranscoderError, OSError) as exc:
         await db.execute(
@@ -45,7 +59,10 @@ async def probe_file(db: Database, transcoder: Transcoder, file_id: int) -> str 
             ("no video stream", info.container, info.duration, file_id),
         )
         return "failed"
+    packets = await index_for_probe(transcoder, path, info)
     await _store(db, file_id, item_id, info)
+    async with db.transaction() as conn:
+        await store_media(conn, file_id, stat.st_size, stat.st_mtime_ns, info, packets)
     return "ok"
 
 

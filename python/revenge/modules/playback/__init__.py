@@ -22,8 +22,9 @@ from pathlib import Path
 
 from revenge._core import TranscodeCache
 from revenge.contract import Module, ModuleContext, ServiceKey, Tier
+from revenge.modules.playback.indexing import index_for_probe
 from revenge.modules.playback.metrics import PlaybackMetrics
-from revenge.modules.playback.repository import delete_stale_sessions
+from revenge.modules.playback.repository import delete_stale_sessions, store_media
 from revenge.modules.playback.routes import add_routes
 from revenge.modules.playback.sessions import Playback
 from revenge.modules.playback.transcoder import MediaInfo, StreamInfo, Transcoder, TranscoderError
@@ -38,7 +39,9 @@ __all__ = [
     "StreamInfo",
     "Transcoder",
     "TranscoderError",
+    "index_for_probe",
     "install",
+    "store_media",
 ]
 
 TRANSCODER: ServiceKey[Transcoder] = ServiceKey("transcoder", Tier.COLD)

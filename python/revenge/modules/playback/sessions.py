@@ -64,11 +64,18 @@ from revenge.modules.playback.hls import (
     plan_hls,
     subtitle_playlist,
 )
+from revenge.modules.playback.indexing import keyframe_index
 from revenge.modules.playback.job import TranscodeFailed, TranscodeJob, extract_subtitle
 from revenge.modules.playback.metrics import PlaybackMetrics
 from revenge.modules.playback.repository import PlayableFile
 from revenge.modules.playback.signing import UrlSigner
-from revenge.modules.playback.transcoder import MediaInfo, PacketIndex, StreamInfo, Transcoder
+from revenge.modules.playback.transcoder import (
+    MediaInfo,
+    PacketIndex,
+    StreamInfo,
+    Transcoder,
+    TranscoderError,
+)
 from revenge.runtime.errors import DomainError, ServiceUnavailable
 
 log = logging.getLogger("revenge.playback")
@@ -1092,17 +1099,14 @@ class Playback:
             media, packets = stored
             if packets is not None or not media.of_kind("video"):
                 return media, packets
+        # not indexed at probe time (probed before that was done there, or changed since):
+        # this first playback pays the scan, once
         transcoder = await self._transcoder()
-        from revenge.modules.playback.transcoder import TranscoderError
-
         try:
             media = await transcoder.probe(Path(file.fspath))
-            video = media.of_kind("video")
             packets = (
-                await transcoder.packets(
-                    Path(file.fspath), video_stream=video[0].index, start_time=media.start_time
-                )
-                if video
+                await keyframe_index(transcoder, Path(file.fspath), media)
+                if media.of_kind("video")
                 else None
             )
         except TranscoderError as exc:
