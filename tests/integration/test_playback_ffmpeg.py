@@ -324,7 +324,8 @@ async def test_remux_of_an_mp4_restarts_on_its_keyframes(hd_clip: Path, tmp_path
     the segment's own keyframe, not the one before."""
     p = await prepare(hd_clip, "ts")
     source = p.plan.variants[0]
-    assert [round(s.duration, 3) for s in source.segments] == [6.0] * 5
+    # one 2 s GOP each for the ramp (1 s, 2 s, 3 s at most), then 3 GOPs
+    assert [round(s.duration, 3) for s in source.segments] == [2.0] * 3 + [6.0] * 4
     full = await run(p, source, 0, tmp_path / "full")
     produced = check_matches_plan(p.plan, source, full, None, tmp_path, origin_of("ts"))
     restart = await run(p, source, 3, tmp_path / "restart")

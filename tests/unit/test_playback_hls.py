@@ -85,12 +85,24 @@ def test_grid_segments_join_a_sliver_of_a_tail() -> None:
 
 
 def test_keyframe_segments_take_whole_gops_up_to_the_length() -> None:
-    segments = keyframe_segments(IRREGULAR, 6.0)
+    segments = keyframe_segments(IRREGULAR, 6.0, ramp=())
     assert [(s.first_chunk, s.end_chunk) for s in segments] == [
         (0, 3), (3, 5), (5, 6), (6, 8), (8, 9), (9, 10), (10, 11),
     ]  # fmt: skip
     assert [round(s.duration, 2) for s in segments] == [4.2, 5.8, 7.0, 1.5, 6.5, 8.0, 2.0]
     assert segments[0].start == 0.0 and segments[-1].end == 35.0
+
+
+def test_keyframe_segments_ramp_up_one_gop_at_a_time() -> None:
+    """A remux's first segment is one GOP (ready as soon as ffmpeg has read it), the next ones
+    as many as fit in 2 s and 3 s, then whole segment lengths."""
+    index = packets([2.0 * k for k in range(12)], 24.0)  # 2 s GOPs
+    segments = keyframe_segments(index, 6.0)
+    assert [(s.first_chunk, s.end_chunk) for s in segments] == [
+        (0, 1), (1, 2), (2, 3), (3, 6), (6, 9), (9, 12),
+    ]  # fmt: skip
+    assert [s.duration for s in segments] == [2.0, 2.0, 2.0, 6.0, 6.0, 6.0]
+    assert keyframe_segments(index, 6.0, ramp=(1.0,))[1].end_chunk == 4
 
 
 @given(
@@ -160,7 +172,9 @@ def test_remux_plan_copies_on_source_keyframes_and_measures_bandwidth() -> None:
     top = plan.variants[0]
     assert top.copies_video and top.chunked
     assert top.codecs == "avc1.640028,mp4a.40.2"
-    assert [s.duration for s in top.segments] == pytest.approx([4.2, 5.8, 7.0, 1.5, 6.5, 8.0, 2.0])
+    # the ramp (1 s, 2 s, 3 s, whole GOPs, at least one) first, then up to 6 s of GOPs
+    durations = [0.5, 3.5, 0.2, 5.8, 7.0, 1.5, 6.5, 8.0, 2.0]
+    assert [s.duration for s in top.segments] == pytest.approx(durations)
     assert top.target_duration == 8
     # a constant 8 Mbit/s source: peak and average are that, plus the container's bytes
     assert 8_000_000 < top.average_bandwidth <= top.bandwidth < 8_300_000

@@ -8,7 +8,8 @@ produce, exactly:
   bytes come fast and the encoder gets ahead), then ``segment_length``; boundaries sit on the
   output frame grid, so the keyframe lands on the boundary and not a frame later;
 - copied variants cut on the source's own keyframes (``PacketIndex``): ffmpeg writes one chunk per
-  source keyframe and the runner joins the chunks of a segment, so a restart anywhere cuts the same.
+  source keyframe and the runner joins the chunks of a segment, so a restart anywhere cuts the same;
+  the same ramp bounds the first segments (whole GOPs, at least one each).
 
 >>> from fractions import Fraction
 >>> [round(s.duration, 3) for s in grid_segments(14.0, Fraction(30), 6.0)]
@@ -37,7 +38,7 @@ from revenge.modules.playback.decision import (
 )
 from revenge.modules.playback.transcoder import MediaInfo, PacketIndex, StreamInfo
 
-RAMP = (1.0, 2.0, 3.0)  # the first segments of a transcode, seconds
+RAMP = (1.0, 2.0, 3.0)  # the first segments' longest lengths, seconds (fast first bytes)
 MIN_LAST = 0.5  # a shorter tail joins the segment before it (a player may stall on a sliver)
 LADDER_RUNGS = 3  # transcoded variants below the top one
 LADDER_FLOOR = 360  # no rung below this height
@@ -259,16 +260,22 @@ def grid_segments(
     return [Segment(i, edges[i], edges[i + 1] - edges[i]) for i in range(len(edges) - 1)]
 
 
-def keyframe_segments(packets: PacketIndex, segment_length: float) -> list[Segment]:
+def keyframe_segments(
+    packets: PacketIndex, segment_length: float, ramp: Sequence[float] = RAMP
+) -> list[Segment]:
     """Greedy over the source keyframes: each segment takes as many whole GOPs as fit in
-    ``segment_length``, and at least one (a GOP longer than that makes a longer segment)."""
+    ``segment_length`` (the first ones in the ``ramp``'s lengths, so that a remux's first
+    segment is ready after one GOP, not three), and at least one (a GOP longer than that makes
+    a longer segment)."""
     keys = packets.keyframes
     bounds = (*keys, packets.video_end)  # chunk i runs from bounds[i] to bounds[i + 1]
     segments: list[Segment] = []
     i = 0
     while i < len(keys):
+        n = len(segments)
+        limit = min(ramp[n], segment_length) if n < len(ramp) else segment_length
         j = i + 1
-        while j < len(keys) and bounds[j + 1] - keys[i] <= segment_length + 1e-6:
+        while j < len(keys) and bounds[j + 1] - keys[i] <= limit + 1e-6:
             j += 1
         segments.append(Segment(len(segments), keys[i], bounds[j] - keys[i], i, j))
         i = j

@@ -86,7 +86,10 @@ KEEP_BEHIND = 1  # segments behind the client's position that stay pinned (playe
 REAP_INTERVAL = 0.5  # seconds between looks at idle sessions and the disk
 RETRY_AFTER = 30  # seconds a refused client is told to wait
 CREATE_CONCURRENCY = 4
-READ_RATE_MIN, READ_RATE_MAX = 4.0, 64.0  # ffmpeg's -readrate bounds (times real time)
+# ffmpeg's -readrate bounds (times real time). The disk budget sets the rate (read_rate); the
+# top bound only keeps one copy from taking the whole disk's bandwidth. ffmpeg 5.1 (Debian 12)
+# has no -readrate_initial_burst: a remux's first segment costs its duration / the rate.
+READ_RATE_MIN, READ_RATE_MAX = 4.0, 256.0
 
 API = "/api/v1/playback/sessions"
 CHANNEL = "revenge_playback"  # PostgreSQL NOTIFY: segment requests for the owner, session ends
@@ -228,6 +231,21 @@ class Served:
 
     data: bytes
     content_type: str
+
+
+def read_rate(media: MediaInfo, size: int, disk_budget: int, top: float = READ_RATE_MAX) -> float:
+    """How many times real time ffmpeg may read the source: a second of its writing is at
+    most an eighth of the process's disk budget (a remux of a 1.6 GB film otherwise lands on
+    disk in 3 s, before any pause can act), between ``READ_RATE_MIN`` and ``top``.
+
+    >>> read_rate(MediaInfo("matroska", 100.0, 8_000_000, ()), 100_000_000, 2 << 30)
+    256.0
+    >>> read_rate(MediaInfo("matroska", 40.0, 12_000_000, ()), 60_000_000, 32 << 20)
+    4.0
+    """
+    rate = media.bit_rate or (size * 8 / media.duration if media.duration else 20_000_000)
+    bytes_per_second = max(rate / 8, 1.0)
+    return max(READ_RATE_MIN, min(top, disk_budget / 8 / bytes_per_second))
 
 
 def caps_from_request(raw: dict[str, Any]) -> tuple[ClientCaps, Preferences]:
@@ -769,15 +787,7 @@ class Playback:
             raise self._transcode_failed(exc)
 
     def read_rate(self, session: Session) -> float:
-        """How many times real time ffmpeg may read the source: a second of its writing is at
-        most an eighth of this process's disk budget (a remux of a 1.6 GB film otherwise
-        lands on disk in 3 s, before any pause can act), between 4x and 64x."""
-        media = session.media
-        rate = media.bit_rate or (
-            session.file.size * 8 / media.duration if media.duration else 20_000_000
-        )
-        bytes_per_second = max(rate / 8, 1.0)
-        return max(READ_RATE_MIN, min(READ_RATE_MAX, self.disk_budget / 8 / bytes_per_second))
+        return read_rate(session.media, session.file.size, self.disk_budget)
 
     @staticmethod
     def _crashed(job: TranscodeJob) -> bool:
