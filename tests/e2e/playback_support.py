@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 import subprocess
 import sys
 import uuid
@@ -60,6 +61,67 @@ def subtitled_mkv(folder: Path) -> Path:
         "-f", "lavfi", "-i", "sine=duration=10", "-i", str(srt),
         "-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264", "-preset", "ultrafast",
         "-g", "50", "-c:a", "aac", "-c:s", "srt", "-metadata:s:s:0", "language=eng",
+    )  # fmt: skip
+
+
+def dvd_subtitle_packet(x: int, y: int, width: int, height: int, duration_ms: int) -> bytes:
+    """One DVD subpicture (SPU, as ffmpeg's dvdsub decoder reads it): a solid box of colour 1,
+    opaque, the rest transparent, shown for ``duration_ms``. ffmpeg encodes bitmap subtitles only
+    from bitmap subtitles, so a test that needs an image subtitle writes one itself."""
+    line = b"\x00\x01"  # RLE: "colour 1 to the end of the line" (each line byte-aligned)
+    top, bottom = line * ((height + 1) // 2), line * (height // 2)  # the two fields
+    top_at = 4
+    bottom_at = top_at + len(top)
+    first_control = bottom_at + len(bottom)
+    area = (x << 36) | ((x + width - 1) << 24) | (y << 12) | (y + height - 1)
+    commands = (
+        b"\x01"  # start display
+        + b"\x03\x32\x10"  # colour indices 3 2 1 0
+        + b"\x04\x00\xf0"  # alpha: only colour 1 opaque
+        + b"\x05" + area.to_bytes(6, "big")
+        + b"\x06" + struct.pack(">HH", top_at, bottom_at)
+        + b"\xff"
+    )  # fmt: skip
+    second_control = first_control + 4 + len(commands)
+    stop = round(duration_ms * 90 / 1024)  # control dates count 1024/90000 s
+    body = (
+        top + bottom
+        + struct.pack(">HH", 0, second_control) + commands
+        + struct.pack(">HH", stop, second_control) + b"\x02\xff"  # stop display, last
+    )  # fmt: skip
+    return struct.pack(">HH", 4 + len(body), first_control) + body
+
+
+def _program_stream(packets: list[tuple[float, bytes]]) -> bytes:
+    """MPEG program stream (a VobSub ``.sub``): each SPU in a private stream 1 packet,
+    substream 0x20 (the first subtitle track), with its presentation time."""
+    pack = bytes.fromhex("000001BA4400040004010189C3F8")  # pack header, SCR 0
+    out = b""
+    for seconds, spu in packets:
+        pts = round(seconds * 90_000)
+        stamp = bytes([
+            0x21 | ((pts >> 29) & 0x0E), (pts >> 22) & 0xFF, ((pts >> 14) & 0xFE) | 1,
+            (pts >> 7) & 0xFF, ((pts << 1) & 0xFE) | 1,
+        ])  # fmt: skip
+        data = b"\x81\x80\x05" + stamp + b"\x20" + spu
+        out += pack + b"\x00\x00\x01\xbd" + struct.pack(">H", len(data)) + data
+    return out + b"\x00\x00\x01\xb9"
+
+
+BOX = (60, 60, 200, 120)  # where image_subtitled_mkv's subtitle draws its box (x, y, w, h)
+
+
+def image_subtitled_mkv(folder: Path) -> Path:
+    """6 s of black 320x240 H.264 + AAC with a DVD (VobSub) subtitle track: a white box at
+    ``BOX`` from 1 s to 3 s, nothing after."""
+    sub = folder / "box.sub"
+    sub.write_bytes(_program_stream([(1.0, dvd_subtitle_packet(*BOX, 2000))]))
+    return make(
+        folder / "image-subtitled.mkv",
+        "-f", "lavfi", "-i", "color=c=black:s=320x240:r=25:d=6", "-f", "lavfi", "-i", "sine=d=6",
+        "-f", "mpeg", "-i", str(sub), "-map", "0:v", "-map", "1:a", "-map", "2:s",
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "aac", "-c:s", "copy",
+        "-metadata:s:s:0", "language=eng",
     )  # fmt: skip
 
 

@@ -28,11 +28,13 @@ import pytest
 
 from tests.e2e.playback_support import (
     API,
+    BOX,
     BROWSER_MP4,
     HLS_ONLY,
     Library,
     World,
     duration_of,
+    image_subtitled_mkv,
     served,
     small_clip,
     subtitled_mkv,
@@ -58,6 +60,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("media")
     small_clip(folder, 10)
     subtitled_mkv(folder)
+    image_subtitled_mkv(folder)
     return folder
 
 
@@ -306,6 +309,44 @@ def test_remux_of_a_matroska_file_plays_whole_with_its_subtitles(
     assert "Hello there" in vtt.text and "X-TIMESTAMP-MAP" in vtt.text
     found, _ = _decode(world.server.base_url + path_of(session["urls"]["master"]))
     assert abs(found - duration_of(str(clip))) <= 0.5
+
+
+def test_image_subtitles_are_burned_in_only_when_asked(
+    world: World, library: Library, clips: Path
+) -> None:
+    """A VobSub (dvd_subtitle) track: left out unless the user asks; asked, it is drawn into
+    the picture (a transcode), seen in the frames ffmpeg decodes from the HLS stream."""
+    clip = clips / "image-subtitled.mkv"
+    item, _ = world.item(library, clip)
+    _, alice = world.user(grant=library)
+    plain = world.play(alice, item, capabilities=HLS_ONLY, subtitle_mode="always").json()
+    assert plain["method"] == "remux", plain
+    assert [s["delivery"] for s in plain["subtitles"] if s["selected"]] != ["burn_in"]
+    world.client.delete(f"{API}/{plain['id']}", headers=alice)
+    reply = world.play(alice, item, capabilities=HLS_ONLY, subtitle_mode="always",
+                       burn_in_image_subtitles=True)  # fmt: skip
+    assert reply.status_code == 201, reply.text
+    session = reply.json()
+    assert session["method"] == "transcode" and "subtitle_burn_in" in session["reasons"]
+    burned = [s for s in session["subtitles"] if s["delivery"] == "burn_in"]
+    assert [(s["codec"], s["selected"], s["url"]) for s in burned] == [("dvd_subtitle", True, None)]
+    master = world.server.base_url + path_of(session["urls"]["master"])
+    x, y, w, h = BOX
+    for at, lit in ((2.0, True), (4.5, False)):  # the box is shown from 1 s to 3 s
+        frame_no = round(at * 25)  # frames decoded from the start, 25 fps
+        done = subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", master, "-frames:v", "1",
+             "-vf", f"select=gte(n\\,{frame_no}),crop={w - 20}:{h - 20}:{x + 10}:{y + 10}",
+             "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+            capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+        frame = done.stdout
+        assert len(frame) == (w - 20) * (h - 20), done.stderr.decode(errors="replace")[-2000:]
+        mean = sum(frame) / len(frame)
+        assert (mean > 200) if lit else (mean < 40), f"at {at} s the box's mean luma is {mean}"
+    found, _ = _decode(master)
+    assert abs(found - duration_of(str(clip))) <= 0.5
+    assert world.client.delete(f"{API}/{session['id']}", headers=alice).status_code == 204
 
 
 def test_subtitle_files_beside_the_video_are_webvtt_renditions(
