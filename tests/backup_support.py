@@ -10,11 +10,7 @@ from collections.abc import Mapping
 import psycopg
 from psycopg import sql
 
-FAST_ARGON2 = {
-    "REVENGE_AUTH__ARGON2_TIME_COST": "1",
-    "REVENGE_AUTH__ARGON2_MEMORY_KIB": "1024",
-    "REVENGE_AUTH__ARGON2_PARALLELISM": "1",
-}
+from tests.cheap_settings import FAST_ARGON2
 
 
 def table_rows(url: str) -> dict[str, list[str]]:

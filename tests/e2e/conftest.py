@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cheap_settings import FAST_ARGON2
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -93,3 +95,34 @@ def granian_argv(port: int, *extra: str, target: str = "revenge.app:app") -> lis
         *extra,
         target,
     ]
+
+
+def serve_argv(port: int, *extra: str) -> list[str]:
+    """``revenge serve`` on loopback ``port``, run by this interpreter (the test's virtualenv)."""
+    return [
+        sys.executable,
+        "-m",
+        "revenge.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *extra,
+    ]
+
+
+@contextmanager
+def serve_revenge(
+    url: str, tmp_path: Path, data_dir: Path | None = None, **env: str
+) -> Iterator[Server]:
+    """``revenge serve`` over the database ``url`` with cheap hashing, its output kept."""
+    port = free_port()
+    full = {
+        "REVENGE_DATABASE__URL": url,
+        "REVENGE_SERVER__DATA_DIR": str(data_dir or tmp_path / "data"),
+        **FAST_ARGON2,
+        **env,
+    }
+    with run_server(serve_argv(port), port, tmp_path, env=full) as server:
+        yield server

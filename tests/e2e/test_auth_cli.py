@@ -9,17 +9,13 @@ import sys
 import psycopg
 import pytest
 
-pytestmark = pytest.mark.e2e
+from tests.cheap_settings import FAST_ARGON2
 
-FAST = {
-    "REVENGE_AUTH__ARGON2_TIME_COST": "1",
-    "REVENGE_AUTH__ARGON2_MEMORY_KIB": "1024",
-    "REVENGE_AUTH__ARGON2_PARALLELISM": "1",
-}
+pytestmark = pytest.mark.e2e
 
 
 def user_create(url: str, *args: str, password: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **FAST, "REVENGE_DATABASE__URL": url}
+    env = {**os.environ, **FAST_ARGON2, "REVENGE_DATABASE__URL": url}
     return subprocess.run(
         [sys.executable, "-m", "revenge.cli", "user", "create", *args, "--password-stdin"],
         input=password + "\n",

@@ -18,8 +18,9 @@ import psycopg
 import pytest
 
 from tests.backup_support import databases, revenge, table_rows
+from tests.cheap_settings import FAST_ARGON2
 from tests.conftest import PG_ADMIN_URL
-from tests.e2e.conftest import Server, free_port, run_server
+from tests.e2e.conftest import Server, free_port, run_server, serve_argv
 
 pytestmark = pytest.mark.e2e
 
@@ -40,15 +41,11 @@ def database() -> Iterator[tuple[str, str]]:
 
 def serve(url: str, tmp_path: Path) -> tuple[list[str], int, dict[str, str]]:
     port = free_port()
-    argv = [
-        "python", "-m", "revenge.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-    ]  # fmt: skip
+    argv = serve_argv(port)
     env = {
         "REVENGE_DATABASE__URL": url,
         "REVENGE_SERVER__DATA_DIR": str(tmp_path / "data"),
-        "REVENGE_AUTH__ARGON2_TIME_COST": "1",
-        "REVENGE_AUTH__ARGON2_MEMORY_KIB": "1024",
-        "REVENGE_AUTH__ARGON2_PARALLELISM": "1",
+        **FAST_ARGON2,
         # No job worker: its every-minute schedules (library_rescan_due) write job rows, so
         # a snapshot taken a moment before the backup could differ from what the backup holds
         # whenever the run crosses a minute. This test is about the backup, not the jobs.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from revenge.infra.db.backup import list_backups, verify_backup
-from tests.e2e.conftest import free_port, run_server
+from tests.e2e.conftest import free_port, run_server, serve_argv
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,7 @@ def test_scheduled_backups_keep_the_newest(fresh_pg_url: str, tmp_path: Path) ->
     }
     folder = data / "backups"
     port = free_port()
-    argv = ["python", "-m", "revenge.cli", "serve", "--port", str(port)]
+    argv = serve_argv(port)
     seen: set[str] = set()
     with run_server(argv, port, tmp_path, env) as server:
         deadline = time.monotonic() + DEADLINE

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.cheap_settings import FAST_ARGON2
 from tests.e2e.conftest import free_port, run_server
 
 pytestmark = pytest.mark.e2e
@@ -35,9 +36,7 @@ def env_for(url: str, tmp_path: Path) -> dict[str, str]:
         "REVENGE_SERVER__DATA_DIR": str(tmp_path),
         "REVENGE_JOBS__IN_PROCESS_WORKER": "false",  # jobs run in `revenge worker` only
         "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "REVENGE_AUTH__ARGON2_TIME_COST": "1",
-        "REVENGE_AUTH__ARGON2_MEMORY_KIB": "1024",
-        "REVENGE_AUTH__ARGON2_PARALLELISM": "1",
+        **FAST_ARGON2,
     }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import select
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,18 +21,14 @@ import pytest
 from revenge.app import build_app
 from revenge.config import load_settings
 from revenge.http import Request, Response
+from tests.cheap_settings import FAST_ARGON2
 from tests.conftest import _drop_database, _fresh_database
-from tests.e2e.conftest import Server, free_port, granian_argv, run_server
+from tests.e2e.conftest import Server, free_port, granian_argv, run_server, serve_argv
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "a long enough admin password"
-FAST = {
-    "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": PASSWORD,
-    "REVENGE_AUTH__ARGON2_MEMORY_KIB": "1024",
-    "REVENGE_AUTH__ARGON2_TIME_COST": "1",
-    "REVENGE_AUTH__ARGON2_PARALLELISM": "1",
-}
+FAST = {"REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": PASSWORD, **FAST_ARGON2}
 LOGIN = "/api/v1/auth/login"
 STALLED = 300
 
@@ -175,8 +170,7 @@ def test_stalled_connections_do_not_stop_other_clients(hardening_db: str, tmp_pa
         "REVENGE_SERVER__DATA_DIR": str(tmp_path / "data"),
         **FAST,
     }
-    argv = [sys.executable, "-m", "revenge.cli", "serve", "--port", str(port)]
-    with run_server(argv, port, tmp_path, env) as served:
+    with run_server(serve_argv(port), port, tmp_path, env) as served:
         socks: list[socket.socket] = []
         try:
             request = (
@@ -226,8 +220,7 @@ def test_serve_hands_its_backpressure_to_granian(hardening_db: str, tmp_path: Pa
         "REVENGE_SERVER__DATA_DIR": str(tmp_path / "data"),
         **FAST,
     }
-    argv = [sys.executable, "-m", "revenge.cli", "serve", "--port", str(port)]
-    with run_server(argv, port, tmp_path, env) as served:
+    with run_server(serve_argv(port), port, tmp_path, env) as served:
         request = (
             f"POST {LOGIN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             "Content-Length: 100\r\n\r\n{"

@@ -23,6 +23,7 @@ import psycopg
 import pytest
 
 from revenge.wiring import migrate
+from tests.cheap_settings import FAST_ARGON2
 from tests.e2e.conftest import free_port, granian_argv, run_server
 
 pytestmark = pytest.mark.e2e
@@ -35,8 +36,7 @@ def env_for(url: str, data: Path, **extra: str) -> dict[str, str]:
         "REVENGE_DATABASE__URL": url,
         "REVENGE_SERVER__DATA_DIR": str(data),
         "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": PASSWORD,
-        "REVENGE_AUTH__ARGON2_MEMORY_KIB": "8192",
-        "REVENGE_AUTH__ARGON2_TIME_COST": "1",
+        **FAST_ARGON2,
         "REVENGE_LIBRARY__WATCH": "true",
         "REVENGE_LIBRARY__WATCH_DEBOUNCE": "0.2",
         **extra,

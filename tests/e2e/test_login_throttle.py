@@ -19,6 +19,7 @@ import pytest
 
 from revenge.modules.auth.throttle import DEFAULT_PAIR
 from revenge.wiring import migrate
+from tests.cheap_settings import FAST_ARGON2
 from tests.e2e.conftest import free_port, granian_argv, run_server
 
 pytestmark = pytest.mark.e2e
@@ -50,8 +51,7 @@ def test_two_workers_share_one_allowance_and_reserve_concurrent_tries(
     env = {
         "REVENGE_DATABASE__URL": fresh_pg_url,
         "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": PASSWORD,
-        "REVENGE_AUTH__ARGON2_MEMORY_KIB": "8192",
-        "REVENGE_AUTH__ARGON2_TIME_COST": "1",
+        **FAST_ARGON2,
         "REVENGE_SERVER__TRUSTED_PROXIES": json.dumps(["127.0.0.1"]),
         "REVENGE_AUTH__LOGIN_DELAY": "1h",  # no wait runs out during the test, however slow
     }

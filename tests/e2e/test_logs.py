@@ -6,43 +6,19 @@ secret in the output; a client's CR/LF never starts a line."""
 from __future__ import annotations
 
 import json
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.backup_support import FAST_ARGON2, revenge
-from tests.e2e.conftest import Server, free_port, run_server
+from tests.backup_support import revenge
+from tests.e2e.conftest import Server, serve_revenge
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery staple 42"
 WRONG = "not the password at all 17"
-
-
-def _serve(url: str, tmp_path: Path, **env: str) -> Iterator[Server]:
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "revenge.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    full = {
-        "REVENGE_DATABASE__URL": url,
-        "REVENGE_SERVER__DATA_DIR": str(tmp_path / "data"),
-        **FAST_ARGON2,
-        **env,
-    }
-    with run_server(argv, port, tmp_path, env=full) as server:
-        yield server
 
 
 @pytest.fixture
@@ -81,7 +57,7 @@ def _lines(
 def test_one_access_line_per_request_with_its_id_route_status_and_user(
     users: str, tmp_path: Path
 ) -> None:
-    for server in _serve(users, tmp_path):
+    with serve_revenge(users, tmp_path) as server:
         base = server.base_url
         login = httpx.post(
             base + "/api/v1/auth/login", json={"username": "root", "password": PASSWORD}, timeout=30
@@ -129,7 +105,9 @@ def test_one_access_line_per_request_with_its_id_route_status_and_user(
 
 
 def test_a_trusted_proxy_passes_its_request_id(users: str, tmp_path: Path) -> None:
-    for server in _serve(users, tmp_path, REVENGE_SERVER__TRUSTED_PROXIES='["127.0.0.1/32"]'):
+    with serve_revenge(
+        users, tmp_path, REVENGE_SERVER__TRUSTED_PROXIES='["127.0.0.1/32"]'
+    ) as server:
         taken = httpx.get(
             server.base_url + "/api/v1/me", headers={"x-request-id": "edge-7f3a.1"}, timeout=30
         )
@@ -145,7 +123,7 @@ def test_a_trusted_proxy_passes_its_request_id(users: str, tmp_path: Path) -> No
 def test_nothing_secret_reaches_the_log(users: str, tmp_path: Path) -> None:
     """Debug level, every credential kind used: password, wrong password, session token as
     bearer and as cookie, an API key; none of them (nor the cookie header) is in the output."""
-    for server in _serve(users, tmp_path, REVENGE_LOG__LEVEL="debug"):
+    with serve_revenge(users, tmp_path, REVENGE_LOG__LEVEL="debug") as server:
         base = server.base_url
         bad = httpx.post(
             base + "/api/v1/auth/login", json={"username": "viewer", "password": WRONG}, timeout=30
@@ -183,7 +161,7 @@ def test_nothing_secret_reaches_the_log(users: str, tmp_path: Path) -> None:
 
 
 def test_text_lines_cannot_be_forged_by_a_client(users: str, tmp_path: Path) -> None:
-    for server in _serve(users, tmp_path, REVENGE_LOG__FORMAT="text"):
+    with serve_revenge(users, tmp_path, REVENGE_LOG__FORMAT="text") as server:
         base = server.base_url
         forged = "x\r\n2026-01-01T00:00:00.000Z ERROR   revenge.forged owned=1"
         httpx.post(

@@ -18,13 +18,13 @@ import httpx
 import pytest
 
 from revenge.wiring import migrate
+from tests.cheap_settings import FAST_ARGON2
 from tests.e2e.conftest import free_port, granian_argv, run_server
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "e2e admin password"
 SCRAPE_TOKEN = "scrape-token-0123456789abcdef"
-FAST = {"REVENGE_AUTH__ARGON2_MEMORY_KIB": "8192", "REVENGE_AUTH__ARGON2_TIME_COST": "1"}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -38,7 +38,7 @@ def test_details_need_an_admin_or_the_scrape_token(fresh_pg_url: str, tmp_path: 
         "REVENGE_DATABASE__URL": fresh_pg_url,
         "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": PASSWORD,
         "REVENGE_METRICS__SCRAPE_TOKEN": SCRAPE_TOKEN,
-        **FAST,
+        **FAST_ARGON2,
     }
     with (
         run_server(granian_argv(port), port, tmp_path, env) as server,

@@ -19,7 +19,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -30,8 +29,8 @@ from argon2 import PasswordHasher, Type
 from revenge.infra.db import Migration, migrate
 from revenge.infra.db.migrate import checksum, parse_name
 from revenge.wiring import MODULES
-from tests.backup_support import FAST_ARGON2, revenge, table_rows
-from tests.e2e.conftest import free_port, run_server
+from tests.backup_support import revenge, table_rows
+from tests.e2e.conftest import serve_revenge
 
 pytestmark = pytest.mark.e2e
 
@@ -203,23 +202,7 @@ def _upgrade_from(ref: str, url: str, tmp_path: Path) -> None:
         ) if old_rows else []  # fmt: skip
         assert projected == sorted(json.dumps(r, sort_keys=True) for r in old_rows), table
 
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "revenge.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    env = {
-        "REVENGE_DATABASE__URL": url,
-        "REVENGE_SERVER__DATA_DIR": str(tmp_path / ref[:8]),
-        **FAST_ARGON2,
-    }
-    with run_server(argv, port, tmp_path, env=env) as server:
+    with serve_revenge(url, tmp_path, data_dir=tmp_path / ref[:8]) as server:
         reply = httpx.post(
             server.base_url + "/api/v1/auth/login",
             json={"username": "viewer", "password": PASSWORD},

@@ -24,16 +24,12 @@ import psutil
 import psycopg
 
 from revenge.infra.db import embedded
+from tests.cheap_settings import FAST_ARGON2
 
 PASSWORD = "faults admin password"
 
 # Cheap hashing: the tests measure the server's behaviour, not argon2's cost.
-CHEAP_AUTH = {
-    "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": PASSWORD,
-    "REVENGE_AUTH__ARGON2_MEMORY_KIB": "8192",
-    "REVENGE_AUTH__ARGON2_TIME_COST": "1",
-    "REVENGE_AUTH__ARGON2_PARALLELISM": "1",
-}
+CHEAP_AUTH = {"REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": PASSWORD, **FAST_ARGON2}
 
 
 def app_env(db_url: str, **extra: str) -> dict[str, str]:

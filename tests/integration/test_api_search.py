@@ -24,15 +24,11 @@ from revenge.infra.db import Database, PoolConfig
 from revenge.infra.search import PostgresSearch, SearchDocument, SearchService
 from revenge.modules.auth.admin import create_user
 from revenge.wiring import migrate
+from tests.cheap_settings import FAST_ARGON2
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 PASSWORD = "correct horse battery"
-FAST_ARGON2 = {
-    "REVENGE_AUTH__ARGON2_TIME_COST": "1",
-    "REVENGE_AUTH__ARGON2_MEMORY_KIB": "1024",
-    "REVENGE_AUTH__ARGON2_PARALLELISM": "1",
-}
 SEARCH = "/api/v1/search"
 SCRAPE_TOKEN = "scrape-token-for-tests"
 

@@ -20,14 +20,8 @@ from revenge.modules.auth.service import check_new_credentials
 from revenge.modules.auth.throttle import Policy, network_of
 from revenge.modules.auth.tokens import api_key_id, new_api_key, new_session_token, token_hash
 from revenge.runtime.errors import ServiceUnavailable
+from tests.cheap_settings import FAST_ARGON2
 from tests.unit.auth_support import FakeStore, credential, make_authenticator, make_request
-
-FAST_ARGON2 = {
-    "REVENGE_AUTH__ARGON2_TIME_COST": "1",
-    "REVENGE_AUTH__ARGON2_MEMORY_KIB": "1024",
-    "REVENGE_AUTH__ARGON2_PARALLELISM": "1",
-}
-
 
 # -- tokens ------------------------------------------------------------------------------
 
