@@ -313,14 +313,24 @@ class MetadataSettings(_Section):
     empty and that nobody locked; they run as background jobs, never on a request.
     """
 
-    providers: list[str] = Field(default_factory=list)
-    """Remote providers asked, in this order (registered ones only); each one is on only once its own keys are set."""
+    providers: list[str] = Field(default_factory=lambda: ["tmdb"])
+    """Remote providers asked, in this order; each one is on only once its own keys are set (TMDb: `tmdb_api_key`)."""
     language: str = Field("en-US", pattern=r"^[a-z]{2}(-[A-Z]{2})?$")
     """Language asked of the providers (ISO 639-1, optionally `-` and an ISO 3166-1 region)."""
     refresh_after: Duration = Field(30 * 86400.0, ge=3600.0)
     """An item is asked about again this long after its last remote look-up."""
     batch: int = Field(200, ge=1, le=10000)
     """Items queued for a look-up by each run of the scheduled `metadata_due` job (each minute)."""
+    tmdb_api_key: SecretStr = SecretStr("")
+    """TMDb v3 API key; empty: TMDb is off."""
+    tmdb_url: str = "https://api.themoviedb.org/3"
+    """TMDb v3 API base URL (tests point it at a local server)."""
+    tmdb_timeout: Duration = Field(10.0, gt=0, le=300)
+    """Bound on each TMDb call (connect, each read, and the whole call with its retries)."""
+    tmdb_rate_limit: float = Field(40.0, gt=0, le=50)
+    """Requests per second to TMDb from one process (TMDb publishes about 50 per second per IP)."""
+    tmdb_cache_ttl: Duration = Field(86400.0, ge=0)
+    """How long a TMDb answer without a `Cache-Control: max-age` stays cached in PostgreSQL."""
     image_max_bytes: int = Field(20 << 20, ge=1 << 16, le=64 << 20)
     """Largest remote image downloaded by `images_process`; a bigger one is refused."""
 

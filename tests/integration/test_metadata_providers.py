@@ -15,7 +15,6 @@ provider configured it is reported disabled and no job kind exists.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,6 @@ from revenge.config import Settings
 from revenge.contract import DATABASE, JOBS, JobContext, Module, assemble
 from revenge.infra.db import Database, PoolConfig
 from revenge.infra.jobs.config import WorkerConfig
-from revenge.modules.library.scan import Scanner
 from revenge.modules.metadata import (
     METADATA_DUE,
     METADATA_FETCH,
@@ -44,6 +42,7 @@ from revenge.modules.metadata import (
     install_providers,
 )
 from revenge.wiring import modules
+from tests.integration.metadata_support import item_values, scan_new_library, video
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -126,29 +125,13 @@ async def db(migrated_url: str) -> AsyncIterator[Database]:
     await database.close()
 
 
-def video(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x1a\x45\xdf\xa3" + os.urandom(64))
-
-
 async def scanned_library(db: Database, root: Path) -> dict[str, int]:
     video(root / "Alien (1979)" / "Alien (1979).mkv")
     (root / "Alien (1979)" / "movie.nfo").write_bytes(ALIEN_NFO)
     video(root / "Heat (1995)" / "Heat (1995).mkv")
     video(root / "Nowhere (2001)" / "Nowhere (2001).mkv")
-    row = await db.fetch_one(
-        "INSERT INTO libraries (name, kind) VALUES (%s, 'movies') RETURNING id",
-        (f"meta-{os.urandom(4).hex()}",),
-    )
-    assert row is not None
-    raw = os.fsencode(root)
-    await db.execute(
-        "INSERT INTO library_roots (library_id, path, path_text) VALUES (%s, %s, %s)",
-        (row[0], raw, raw.decode()),
-    )
-    await Scanner(db).scan(int(row[0]))
-    rows = await db.fetch_all("SELECT title, id FROM items WHERE library_id = %s", (row[0],))
-    return {str(r[0]): int(r[1]) for r in rows}
+    ids = await scan_new_library(db, root, "movies")
+    return {key.split(":", 1)[1]: item_id for key, item_id in ids.items()}
 
 
 def catalogue(image_base: str = "http://127.0.0.1:9/img") -> Catalogue:
@@ -177,18 +160,6 @@ def registry_of(*providers: CatalogueProvider) -> ProviderRegistry:
     return registry
 
 
-async def item(db: Database, item_id: int) -> dict[str, Any]:
-    row = await db.fetch_one(
-        "SELECT overview, tagline, year, genres, provider_ids, field_sources, rating, people,"
-        " runtime_seconds, premiered::text FROM items WHERE id = %s",
-        (item_id,),
-    )
-    assert row is not None
-    names = ("overview", "tagline", "year", "genres", "ids", "sources", "rating", "people",
-             "runtime", "premiered")  # fmt: skip
-    return dict(zip(names, row, strict=True))
-
-
 async def lookup_row(db: Database, item_id: int) -> tuple[Any, ...]:
     row = await db.fetch_one(
         "SELECT outcome, provider, filled, reason FROM metadata_lookups WHERE item_id = %s",
@@ -211,7 +182,7 @@ async def test_fills_only_empty_unlocked_fields_ids_first(db: Database, tmp_path
     assert result.outcome == "matched" and result.provider == "book"
     # the NFO's imdb id was what the provider was asked by
     assert data.asked[-1].ids == {"imdb": "tt0078748"} and data.asked[-1].year == 1979
-    a = await item(db, alien)
+    a = await item_values(db, alien)
     assert a["overview"] == "The crew of the Nostromo answers a distress call."  # NFO kept
     assert a["sources"]["overview"] == "nfo" and a["sources"]["year"] in ("nfo", "filename")
     assert a["tagline"] == FULL["tagline"] and a["sources"]["tagline"] == "remote"
@@ -235,16 +206,16 @@ async def test_fills_only_empty_unlocked_fields_ids_first(db: Database, tmp_path
     result = await fetch_item(db, providers, heat)
     asked = data.asked[-1]
     assert asked.ids == {} and (asked.title, asked.year) == ("Heat", 1995)
-    h = await item(db, heat)
+    h = await item_values(db, heat)
     assert h["tagline"] is None and "tagline" not in result.filled
     assert h["overview"] == "From the provider." and h["runtime"] == 10_200
     assert h["premiered"] == "1995-12-15" and h["people"][0]["name"] == "Al Pacino"
     assert h["ids"] == {"tmdb": "949", "imdb": "tt0113277"}
 
     # asked again: nothing empty but the locked field and ids it has: no change, no new image
-    before = await item(db, heat)
+    before = await item_values(db, heat)
     again = await fetch_item(db, providers, heat)
-    assert await item(db, heat) == before and again.images == ()
+    assert await item_values(db, heat) == before and again.images == ()
 
     # not in the catalogue
     assert (await fetch_item(db, providers, nowhere)).outcome == "no_match"
@@ -266,7 +237,7 @@ async def test_later_providers_fill_only_what_is_left(db: Database, tmp_path: Pa
     result = await fetch_item(db, providers, heat)
     assert result.provider == "first,second"
     assert other.asked[-1].ids == {"tmdb": "949", "imdb": "tt0113277"}
-    h = await item(db, heat)
+    h = await item_values(db, heat)
     assert h["genres"] == ["Crime", "Drama"]  # the first provider's, not the second's
     assert h["overview"] == "From the provider."
     assert h["ids"] == {"tmdb": "949", "imdb": "tt0113277", "tvdb": "1"}
@@ -292,7 +263,7 @@ async def test_odd_values_unusable_and_unreachable(db: Database, tmp_path: Path)
     )
     result = await fetch_item(db, providers, heat)
     assert sorted(result.filled) == ["genres", "provider_ids", "tagline"] and result.images == ()
-    h = await item(db, heat)
+    h = await item_values(db, heat)
     assert h["genres"] == ["Noir"] and h["rating"] is None and h["year"] == 1995
     assert h["ids"] == {"imdb": "tt1"} and h["people"] == []
 
@@ -354,7 +325,7 @@ async def test_cold_service_built_by_the_job_and_offloaded(
         fetch = assembly.kinds.body(METADATA_FETCH.name)
         await fetch(ctx, {"item": ids["Heat"]})
         assert lazy.initialized and lazy.init_count == 1
-        assert (await item(db, ids["Heat"]))["overview"] == "From the provider."
+        assert (await item_values(db, ids["Heat"]))["overview"] == "From the provider."
         await runtime.health.refresh()
         status = runtime.health_report()[1]["services"]["metadata_providers"]
         assert status["initialized"] is True and status["healthy"] is True

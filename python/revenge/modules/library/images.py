@@ -35,6 +35,7 @@ import httpx
 import psycopg
 
 from revenge.infra.db import Database
+from revenge.infra.http_client import BodyRefused, read_body, tls_context
 from revenge.runtime.orphans import die_with_parent
 
 __all__ = [
@@ -298,31 +299,26 @@ async def download_image(url: str, *, max_bytes: int, deadline: float = DOWNLOAD
     try:
         async with (
             asyncio.timeout(deadline),
-            httpx.AsyncClient(timeout=deadline, follow_redirects=True, max_redirects=3) as client,
+            httpx.AsyncClient(
+                verify=await tls_context(), timeout=deadline, follow_redirects=True, max_redirects=3
+            ) as client,
             client.stream("GET", url, headers={"accept": ", ".join(sorted(REMOTE_TYPES))}) as reply,
         ):
             if reply.status_code != 200:
                 raise ImageError(f"the image server answered {reply.status_code}")
-            kind = reply.headers.get("content-type", "").split(";")[0].strip().lower()
-            if kind not in REMOTE_TYPES:
-                raise ImageError(f"not an image: content type {kind[:60] or 'missing'}")
-            declared = reply.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise ImageError(f"larger than {max_bytes} bytes")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in reply.aiter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise ImageError(f"larger than {max_bytes} bytes")
-                chunks.append(chunk)
+            try:
+                data = await read_body(reply, types=REMOTE_TYPES, limit=max_bytes)
+            except BodyRefused as exc:
+                raise ImageError(
+                    f"not an image: {exc}" if "type" in str(exc) else str(exc)
+                ) from None
     except TimeoutError:
         raise ImageError(f"the download took longer than {deadline:g}s") from None
     except httpx.HTTPError as exc:
         raise ImageError(f"download failed: {type(exc).__name__}") from None
-    if not size:
+    if not data:
         raise ImageError("an empty image")
-    return b"".join(chunks)
+    return data
 
 
 # --- the job -------------------------------------------------------------------------------

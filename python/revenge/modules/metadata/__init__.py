@@ -9,7 +9,7 @@ background, only for fields still empty and not locked (``items.locked_fields``)
 * ``metadata_providers`` (cold): the built providers that are on
   (:class:`.registry.Providers`), made on the first ``metadata_fetch`` job, offloaded after
   ``offload.idle_ttl`` (their HTTP connections closed). With no provider on (the default:
-  no provider is registered yet) nothing is registered but a ``/health`` entry that
+  TMDb needs ``metadata.tmdb_api_key``) nothing is registered but a ``/health`` entry that
   says it is disabled, and no job is queued;
 * job kinds ``metadata_due`` (each minute: queue up to ``metadata.batch`` items never
   asked, or asked longer ago than ``metadata.refresh_after``) and ``metadata_fetch`` (one
@@ -19,7 +19,7 @@ background, only for fields still empty and not locked (``items.locked_fields``)
   ``metadata_http_cache``.
 
 A provider implements :class:`.provider.MetadataProvider` and is registered in
-:data:`.registry.REGISTRY`.
+:data:`.registry.REGISTRY` (TMDb: :mod:`.tmdb`).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from revenge.modules.metadata.provider import (
     RemoteMetadata,
 )
 from revenge.modules.metadata.registry import REGISTRY, ProviderRegistry, Providers, ProviderSpec
+from revenge.modules.metadata.tmdb import SPEC as TMDB
 
 __all__ = [
     "METADATA_DUE",
@@ -77,6 +78,8 @@ __all__ = [
 
 log = logging.getLogger("revenge.metadata")
 
+REGISTRY.add(TMDB)
+
 METADATA_PROVIDERS: ServiceKey[Providers] = ServiceKey("metadata_providers", Tier.COLD)
 METADATA_FETCH = JobKind(
     "metadata_fetch",
@@ -97,7 +100,7 @@ METADATA_DUE = JobKind(
     timeout=60.0,
 )
 _SEARCHED = frozenset({"original_title", "year", "overview", "people"})
-DISABLED = "no remote metadata provider is configured (metadata.providers)"
+DISABLED = "no remote metadata provider is configured (metadata.providers, metadata.tmdb_api_key)"
 
 
 def install(ctx: ModuleContext) -> None:

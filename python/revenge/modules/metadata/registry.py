@@ -2,7 +2,7 @@
 
 A provider is registered once (:meth:`ProviderRegistry.add`) with a test of its own
 configuration and a builder. It is *on* when ``metadata.providers`` names it and its keys
-are set; with none on, remote metadata is off (the default). The
+are set; with none on, remote metadata is off (the default: TMDb needs an API key). The
 set of built providers, :class:`Providers`, is the cold ``metadata_providers`` service:
 built on the first metadata job, closed when offloaded.
 
@@ -113,4 +113,4 @@ class Providers:
 
 
 REGISTRY = ProviderRegistry()
-"""The providers Revenge knows; a third-party module may ``REGISTRY.add`` its own."""
+"""The providers Revenge knows (TMDb); a third-party module may ``REGISTRY.add`` its own."""
