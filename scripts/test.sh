@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 die() { printf '\033[31mFAILED: %s\033[0m\n' "$*" >&2; exit 1; }
 
-APT_PACKAGES=(ffmpeg prometheus wrk nginx-light caddy systemd openssl chromium)
+APT_PACKAGES=(ffmpeg prometheus wrk nginx-light caddy systemd openssl chromium nodejs)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

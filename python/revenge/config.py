@@ -354,6 +354,48 @@ class EmailSettings(_Section):
     """Bound on connecting and on each SMTP exchange; a server slower than this counts as down."""
 
 
+class OidcProvider(_Section):
+    """One OpenID provider users may sign in with (an item of ``oidc.providers``)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    """Short name in URLs (`/api/v1/oidc/<name>/login`): lower-case letters, digits, `-`, `_`."""
+    display_name: str = ""
+    """What the sign-in button says (`Sign in with <display_name>`); empty: the name."""
+    issuer: str = Field(pattern=r"^https?://[^\s]+$", max_length=512)
+    """The issuer URL; its `/.well-known/openid-configuration` is read on first use."""
+    client_id: str = Field(min_length=1, max_length=512)
+    """The client id this server is registered under at the provider."""
+    client_secret: SecretStr = SecretStr("")
+    """The client secret (sent with HTTP Basic to the token endpoint; never logged)."""
+    scopes: list[str] = ["openid", "email", "profile"]
+    """Scopes asked for; `openid` is always added."""
+    redirect_uri: str = Field("", max_length=1024)
+    """The callback registered at the provider; empty: `<oidc.public_url>/api/v1/oidc/<name>/callback`."""
+    admin_claim: str = ""
+    """Claim that makes an administrator (e.g. `groups`); empty: the provider never grants admin."""
+    admin_value: str = "admin"
+    """Value of `admin_claim` (equal, or one item of a list) that means administrator."""
+    link_verified_email: bool = False
+    """Allow signing in to an existing account whose e-mail the provider says is verified (`email_verified: true`); off: a new identity makes a new account."""
+
+
+class OidcSettings(_Section):
+    """Single sign-on with OpenID Connect providers (authorization code flow with PKCE). Off while `providers` is empty."""
+
+    providers: list[OidcProvider] = []
+    """The providers, e.g. `REVENGE_OIDC__PROVIDERS='[{"name": "corp", "issuer": "https://id.example.org", "client_id": "revenge", "client_secret": "..."}]'`."""
+    public_url: str = Field("", pattern=r"^(https?://[^\s/]+(/[^\s]*)?)?$", max_length=512)
+    """This server's public base URL (`https://media.example.org`), from which each callback is built; never taken from a request."""
+    timeout: Duration = Field(10.0, gt=0)
+    """Bound on each call to a provider (connect, and the whole answer); slower counts as down."""
+    flow_ttl: Duration = Field(600.0, gt=0)
+    """How long a started sign-in may take before its state expires."""
+    max_document_bytes: int = Field(524288, ge=1024)
+    """Largest discovery document, key set or token answer accepted from a provider."""
+    cache_ttl: Duration = Field(3600.0, ge=0)
+    """Lifetime of a discovery document or key set whose answer says none (`Cache-Control: max-age` wins, up to a day)."""
+
+
 class LogSettings(_Section):
     """Log lines on stderr: one per request (at `info`), job and scan lines, warnings and errors."""
 
@@ -391,6 +433,7 @@ class Settings(BaseSettings):
     metadata: MetadataSettings = MetadataSettings()
     log: LogSettings = LogSettings()
     email: EmailSettings = EmailSettings()
+    oidc: OidcSettings = OidcSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -537,3 +580,12 @@ def _check_consistency(settings: Settings) -> None:
             f"cache.min_idle = {settings.cache.min_idle} exceeds cache.pool_size = "
             f"{settings.cache.pool_size}"
         )
+    names = [provider.name for provider in settings.oidc.providers]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"oidc.providers: each name must be unique (got {names})")
+    for provider in settings.oidc.providers:
+        if not provider.redirect_uri and not settings.oidc.public_url:
+            raise ConfigError(
+                f"oidc.providers {provider.name!r}: set oidc.public_url (or the provider's "
+                "redirect_uri): the callback URL is never taken from a request"
+            )

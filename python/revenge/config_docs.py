@@ -91,6 +91,8 @@ def _bounds(field: FieldInfo) -> str:
 
 
 def _default(field: FieldInfo) -> str:
+    if field.is_required():
+        return "required"
     value: Any = field.get_default(call_default_factory=True)
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
@@ -116,6 +118,14 @@ def _sections() -> Iterator[tuple[str, type[BaseModel], FieldInfo]]:
             yield name, model, field
 
 
+def _item_model(field: FieldInfo) -> type[BaseModel] | None:
+    """The model of a list-of-models setting (``oidc.providers``), else ``None``."""
+    if get_origin(field.annotation) is not list:
+        return None
+    (item,) = get_args(field.annotation)
+    return item if isinstance(item, type) and issubclass(item, BaseModel) else None
+
+
 def undocumented() -> list[str]:
     """``section.key`` of every setting without a description (a docstring under it)."""
     missing = []
@@ -123,6 +133,14 @@ def undocumented() -> list[str]:
         if not (field.description or model.__doc__):
             missing.append(section)
         missing += [f"{section}.{k}" for k, f in model.model_fields.items() if not f.description]
+        for key, item in model.model_fields.items():
+            nested = _item_model(item)
+            if nested is not None:
+                missing += [
+                    f"{section}.{key}[].{k}"
+                    for k, f in nested.model_fields.items()
+                    if not f.description
+                ]
     return missing
 
 
@@ -137,15 +155,38 @@ def render() -> str:
         lines.append("| key | type | default | environment | description |")
         lines.append("|---|---|---|---|---|")
         for key, item in model.model_fields.items():
-            kind = _type_name(item)
-            bounds = _bounds(item)
-            if bounds:
-                kind = f"{kind} ({bounds})"
+            kind, default, about = _columns(item)
             env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
-            about = _cell(item.description or "")
-            lines.append(f"| `{key}` | {kind} | {_default(item)} | `{env}` | {about} |")
+            lines.append(f"| `{key}` | {kind} | {default} | `{env}` | {about} |")
         lines.append("")
+        for key, item in model.model_fields.items():
+            nested = _item_model(item)
+            if nested is not None:
+                lines += _items(f"{section}.{key}", nested)
     return "\n".join(lines)
+
+
+def _items(name: str, model: type[BaseModel]) -> list[str]:
+    """The keys of each item of a list-of-models setting (set as JSON in the environment)."""
+    lines = [f"### `{name}` items\n"]
+    if model.__doc__:
+        lines.append(" ".join(model.__doc__.split()) + "\n")
+    lines.append("| key | type | default | description |")
+    lines.append("|---|---|---|---|")
+    for key, item in model.model_fields.items():
+        kind, default, about = _columns(item)
+        lines.append(f"| `{key}` | {kind} | {default} | {about} |")
+    lines.append("")
+    return lines
+
+
+def _columns(field: FieldInfo) -> tuple[str, str, str]:
+    """A setting's type (with its bounds), default and description, as table cells."""
+    kind = _type_name(field)
+    bounds = _bounds(field)
+    if bounds:
+        kind = f"{kind} ({bounds})"
+    return kind, _default(field), _cell(field.description or "")
 
 
 def main() -> int:

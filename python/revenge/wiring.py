@@ -25,6 +25,7 @@ MODULES: tuple[str, ...] = (
     "revenge.modules.playback",
     "revenge.modules.backup",
     "revenge.modules.email",
+    "revenge.modules.oidc",
     "revenge.modules.web",
 )
 """Install order: a module comes after the modules whose services or tables it uses."""

@@ -51,6 +51,10 @@ SIGN_IN = {
     ("POST", "/api/v1/auth/device"),  # a TV asks for a code to show
     ("POST", "/api/v1/auth/device/token"),  # and polls with its secret for its session
     ("POST", "/api/v1/invitations/accept"),  # an invited person has no account yet
+    # single sign-on: the providers to offer, the start of a sign-in and its callback
+    ("GET", "/api/v1/oidc/providers"),
+    ("GET", "/api/v1/oidc/{provider}/login"),
+    ("GET", "/api/v1/oidc/{provider}/callback"),
     # first run: nobody can sign in yet; creating the admin needs loopback or the setup code
     ("GET", "/api/v1/setup"),
     ("POST", "/api/v1/setup"),
@@ -436,6 +440,12 @@ MATRIX: dict[str, Entry] = {
         public(409),
         body=lambda call: {"username": unique("s"), "password": MATRIX_PASSWORD},
         headers={CSRF_HEADER: "1"},  # a browser's page sends it; a cross-site form cannot
+    ),
+    # single sign-on (this server has no provider configured: each name is unknown)
+    "GET /api/v1/oidc/providers": Entry(public(200)),
+    "GET /api/v1/oidc/{provider}/login": Entry(public(404), params={"provider": lambda c: "corp"}),
+    "GET /api/v1/oidc/{provider}/callback": Entry(
+        public(404), params={"provider": lambda c: "corp"}
     ),
     "GET /": Entry(public(200)),
     "GET /static/{build}/{file}": Entry(public(200)),

@@ -11,7 +11,9 @@
 plus the ``expired_sessions`` cleanup step and ``migrations/``. Other modules read
 the caller from ``request.principal``; they never import this package's internals.
 What they may use is exported here: ``read_preferences(conn, user_id)`` gives a
-user's :class:`UserPreferences` (the playback decision's languages and bitrate cap).
+user's :class:`UserPreferences` (the playback decision's languages and bitrate cap);
+:class:`ExternalSignIn` gives a module that proves identity another way (single
+sign-on) the same session as a password login.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from revenge.modules.auth import repository
 from revenge.modules.auth.authenticator import Authenticator
 from revenge.modules.auth.device import DeviceFlow, delete_stale_device_codes
 from revenge.modules.auth.directory import UserDirectory
+from revenge.modules.auth.external import ExternalAccount, ExternalSignIn
 from revenge.modules.auth.invitations import Invitations, delete_stale_invitations
 from revenge.modules.auth.management import UserManagement
 from revenge.modules.auth.passwords import PasswordHasher
@@ -36,7 +39,7 @@ from revenge.modules.auth.people_routes import (
 from revenge.modules.auth.preferences import UserPreferences, read_preferences
 from revenge.modules.auth.revocation import Message, RevocationListener, RevocationPublisher
 from revenge.modules.auth.routes import add_routes
-from revenge.modules.auth.service import AuthService
+from revenge.modules.auth.service import AuthService, LoginResult
 from revenge.modules.auth.setup_routes import add_setup_routes
 from revenge.modules.auth.throttle import ClientAddress, LoginThrottle
 from revenge.modules.auth.user_routes import add_user_routes
@@ -48,6 +51,10 @@ __all__ = [
     "SESSION_CACHE",
     "AuthService",
     "Authenticator",
+    "ClientAddress",
+    "ExternalAccount",
+    "ExternalSignIn",
+    "LoginResult",
     "UserPreferences",
     "build_session_cache",
     "install",
