@@ -452,7 +452,10 @@ async def test_ffmpeg_dies_with_the_process_that_started_it(hd_clip: Path, tmp_p
             assert time.monotonic() < deadline and parent.poll() is None
             await asyncio.sleep(0.05)
         ffmpeg_pid = int(pid_file.read_text())
-        assert psutil.Process(ffmpeg_pid).name() == "ffmpeg"
+        # setpriv arms the parent-death signal, then becomes ffmpeg (same pid)
+        while psutil.Process(ffmpeg_pid).name() != "ffmpeg":
+            assert time.monotonic() < deadline, psutil.Process(ffmpeg_pid).name()
+            await asyncio.sleep(0.01)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         deadline = time.monotonic() + 2

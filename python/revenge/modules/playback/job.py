@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import signal
 import time
@@ -27,10 +25,9 @@ from revenge.modules.playback.ffmpeg import (
 )
 from revenge.modules.playback.hls import HlsPlan, Variant, segment_name
 from revenge.modules.playback.transcoder import MediaInfo
+from revenge.runtime.orphans import dying_with_parent
 
 _POLL = 0.01  # seconds between looks for the next file: a stat, far below a segment's time
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
 class TranscodeFailed(Exception):
@@ -43,16 +40,6 @@ class SegmentNotInRun(LookupError):
     """The segment is before this run's start or beyond the plan: restart elsewhere, or refuse."""
 
     code = "segment_not_in_run"
-
-
-def _die_with_parent(parent: int) -> None:
-    """Runs in the child between fork and exec: the kernel SIGKILLs ffmpeg when the process that
-    started it dies, however it dies (even SIGKILL, which runs no cleanup of ours). Linux ties the
-    signal to the forking *thread*: jobs are started from the event loop's thread, which lives as
-    long as the process; never start one from a short-lived worker thread."""
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,16 +100,20 @@ class TranscodeJob:
         )
         await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
         log = await asyncio.to_thread(open, workdir / f"ffmpeg-{start_segment}.log", "wb")
-        parent = os.getpid()
+        # SIGKILLed when this process dies, however it dies (even SIGKILL, which runs no
+        # cleanup of ours); started with vfork (no preexec_fn): a fork of the worker cost
+        # tens of ms on the way to a first segment. Linux ties the signal to the starting
+        # *thread*: jobs start from the event loop's thread, which lives as long as the process.
+        spawn, preexec = dying_with_parent(argv)
         started_at = time.monotonic()
         try:
             process = await asyncio.create_subprocess_exec(
-                *argv,
+                *spawn,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log,
                 start_new_session=True,  # its own process group: one killpg ends every child
-                preexec_fn=lambda: _die_with_parent(parent),
+                preexec_fn=preexec,
             )
         finally:
             log.close()
@@ -335,12 +326,14 @@ async def extract_subtitle(
     (``X-TIMESTAMP-MAP``, RFC 8216 3.5): the segments start ``TIMELINE_OFFSET`` late, TS later."""
     await asyncio.to_thread(out.parent.mkdir, parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".part")
+    spawn, preexec = dying_with_parent(subtitle_args(source, stream, partial, ffmpeg=ffmpeg))
     process = await asyncio.create_subprocess_exec(
-        *subtitle_args(source, stream, partial, ffmpeg=ffmpeg),
+        *spawn,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=preexec,
     )
     _, err = await process.communicate()
     if process.returncode != 0:

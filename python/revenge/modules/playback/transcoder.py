@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from revenge.runtime.orphans import die_with_parent
+from revenge.runtime.orphans import dying_with_parent
 
 _PROBE_TIMEOUT = 30.0
 
@@ -135,11 +135,12 @@ class Transcoder:
 
 
 async def _run(*argv: str, time_limit: float = _PROBE_TIMEOUT) -> str:
+    spawn, preexec = dying_with_parent(argv)  # killed with its worker, never left running
     process = await asyncio.create_subprocess_exec(
-        *argv,
+        *spawn,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        preexec_fn=die_with_parent,  # killed with its worker, never left running
+        preexec_fn=preexec,
     )
     try:
         out, err = await asyncio.wait_for(process.communicate(), time_limit)
