@@ -64,34 +64,54 @@ export function decode(hash, width, height) {
   return pixels;
 }
 
-const decoded = new Map(); // hash -> pixels, the most recent few hundred
-const W = 8; // a blurhash has a handful of components: 8 x 12 pixels, scaled by CSS, show them all
+// A placeholder is a tiny bitmap file made here (no canvas: every canvas element is a
+// compositor resource of its own, and 5,000 of them made scrolling the grid janky), shown as
+// the poster's CSS background, which the browser scales smoothly and decodes off the main
+// thread. Cached by hash; the least recently made go first, their URLs revoked.
+const W = 8; // a blurhash has a handful of components: 8 x 12 pixels show them all
 const H = 12;
+const MAX_URLS = 800;
+const urls = new Map(); // hash -> blob: URL
 
-function pixelsOf(hash) {
-  let pixels = decoded.get(hash);
-  if (pixels) return pixels;
-  pixels = decode(hash, W, H);
-  if (decoded.size >= 600) decoded.delete(decoded.keys().next().value);
-  decoded.set(hash, pixels);
-  return pixels;
+/** A 32-bit top-down BMP of ``pixels`` (RGBA, ``w`` x ``h``). */
+function bitmap(pixels, w, h) {
+  const header = 54;
+  const out = new Uint8Array(header + w * h * 4);
+  const view = new DataView(out.buffer);
+  out[0] = 0x42; // "BM"
+  out[1] = 0x4d;
+  view.setUint32(2, out.length, true);
+  view.setUint32(10, header, true);
+  view.setUint32(14, 40, true); // BITMAPINFOHEADER
+  view.setInt32(18, w, true);
+  view.setInt32(22, -h, true); // negative: rows top to bottom
+  view.setUint16(26, 1, true);
+  view.setUint16(28, 32, true);
+  view.setUint32(34, w * h * 4, true);
+  for (let i = 0, o = header; i < w * h * 4; i += 4, o += 4) {
+    out[o] = pixels[i + 2]; // BGRA
+    out[o + 1] = pixels[i + 1];
+    out[o + 2] = pixels[i];
+    out[o + 3] = 255;
+  }
+  return new Blob([out], { type: "image/bmp" });
 }
 
-/** A canvas painted from ``hash`` (null when the hash is missing or malformed). */
-export function placeholder(hash, className = "blur") {
+/** A ``blob:`` URL of an image painted from ``hash`` (null when missing or malformed). */
+export function placeholderUrl(hash) {
   if (!hash) return null;
+  let url = urls.get(hash);
+  if (url) return url;
   try {
-    const w = W;
-    const h = H;
-    const pixels = pixelsOf(hash);
-    const canvas = document.createElement("canvas");
-    canvas.width = w;
-    canvas.height = h;
-    canvas.className = className;
-    canvas.setAttribute("aria-hidden", "true");
-    canvas.getContext("2d").putImageData(new ImageData(pixels, w, h), 0, 0);
-    return canvas;
+    url = URL.createObjectURL(bitmap(decode(hash, W, H), W, H));
   } catch {
     return null;
   }
+  if (urls.size >= MAX_URLS) {
+    const [oldest, old] = urls.entries().next().value;
+    urls.delete(oldest);
+    URL.revokeObjectURL(old); // a card already showing it keeps its decoded picture
+  }
+  urls.set(hash, url);
+  return url;
 }

@@ -1,18 +1,24 @@
 import { get, put, query } from "./api.js";
 import { h, replace, append, problemBox, loading, setTitle, runtimeText, duration, bytes } from "./dom.js";
-import { placeholder } from "./blurhash.js";
+import { placeholderUrl } from "./blurhash.js";
 import { go } from "./app.js";
 
 // -- cards -------------------------------------------------------------------------------
 
-export function posterFrame(item, width = 300) {
+/** A poster over its blurhash; with ``defer`` the picture is fetched only by ``reveal``. */
+export function posterFrame(item, width = 300, { defer = false } = {}) {
   const poster = item.poster;
   const frame = h("div", { class: "poster" });
-  const blur = poster ? placeholder(poster.blurhash) : null;
-  if (blur) frame.append(blur);
+  const blur = poster ? placeholderUrl(poster.blurhash) : null;
+  if (blur) {
+    frame.classList.add("blurred");
+    frame.style.setProperty("background-image", `url("${blur}")`);
+  }
   if (poster && poster.url) {
+    const src = `${poster.url}${poster.url.includes("?") ? "&" : "?"}w=${width}`;
     const img = h("img", {
-      src: `${poster.url}${poster.url.includes("?") ? "&" : "?"}w=${width}`,
+      src: defer ? null : src,
+      dataset: defer ? { src } : null,
       alt: "",
       loading: "lazy",
       decoding: "async",
@@ -42,14 +48,22 @@ export function itemLabel(item) {
   return item.year ? String(item.year) : "";
 }
 
-export function card(item) {
+/** Fetch the deferred pictures under ``el``. */
+export function reveal(el) {
+  for (const img of el.querySelectorAll("img[data-src]")) {
+    img.src = img.dataset.src;
+    delete img.dataset.src;
+  }
+}
+
+export function card(item, options) {
   return h(
     "li",
     { class: "card" },
     h(
       "a",
       { href: `#/item/${item.id}`, class: "card-link" },
-      posterFrame(item),
+      posterFrame(item, 300, options),
       h("span", { class: "card-title" }, item.title),
       h("span", { class: "card-sub" }, itemLabel(item)),
     ),
@@ -120,7 +134,8 @@ export async function homePage(root) {
 
 // -- library grid ----------------------------------------------------------------------------
 
-const CARDS_PER_FRAME = 18;
+const FRAME_BUDGET_MS = 3; // card making per animation frame
+const SETTLE_MS = 150; // still for this long: fetch the pictures in view
 
 const SORTS = [
   ["title", "Title"],
@@ -192,6 +207,7 @@ export async function libraryPage(root, { id, params }) {
   let done = false;
   let fetching = false;
   let scheduled = false;
+  let settle = 0;
   const controller = new AbortController();
 
   function measure() {
@@ -202,17 +218,30 @@ export async function libraryPage(root, { id, params }) {
     const cols = Math.max(1, Math.floor((width + gap) / (minCard + gap)));
     const cardW = (width - gap * (cols - 1)) / cols;
     const rootSize = parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
-    layout = { cols, cardW, rowH: cardW * 1.5 + 4.4 * rootSize + gap, gap };
+    const next = { cols, cardW, rowH: cardW * 1.5 + 4.4 * rootSize + gap, gap };
+    const moved = next.cols !== layout.cols || next.cardW !== layout.cardW || next.rowH !== layout.rowH;
+    layout = next;
+    if (moved) for (const [index, el] of shown) place(el, index);
     grid.style.height = `${Math.ceil(items.length / cols) * layout.rowH}px`;
     grid.dataset.loaded = String(items.length);
   }
 
+  // A card's box is fixed (size containment), so placing one never lays out another; it is
+  // placed when made and when the layout changes, not on every frame.
+  function place(el, index) {
+    const { cols, cardW, rowH, gap } = layout;
+    el.style.setProperty("width", `${cardW}px`);
+    el.style.setProperty("height", `${rowH - gap}px`);
+    el.style.setProperty("transform", `translate(${(index % cols) * (cardW + gap)}px, ${Math.floor(index / cols) * rowH}px)`);
+  }
+
   function paint() {
     scheduled = false;
-    const { cols, cardW, rowH } = layout;
-    const top = grid.getBoundingClientRect().top;
-    const first = Math.max(0, Math.floor(-top / rowH) - 2);
-    const last = Math.max(first, Math.ceil((innerHeight - top) / rowH) + 2);
+    const began = performance.now();
+    const { cols, rowH } = layout;
+    const top = grid.getBoundingClientRect().top; // the one layout read, before any write
+    const first = Math.max(0, Math.floor(-top / rowH) - 1);
+    const last = Math.max(first, Math.ceil((innerHeight - top) / rowH) + 1);
     const from = first * cols;
     const to = Math.min(items.length, (last + 1) * cols);
     for (const [index, el] of shown) {
@@ -221,30 +250,48 @@ export async function libraryPage(root, { id, params }) {
         shown.delete(index);
       }
     }
-    const fragment = document.createDocumentFragment();
-    let budget = CARDS_PER_FRAME; // a long jump fills in over a few frames, never one long task
+    const made = [];
     let pending = false;
-    for (let index = from; index < to; index++) {
-      let el = shown.get(index);
-      if (!el) {
-        if (budget-- <= 0) {
-          pending = true;
-          continue;
-        }
-        el = card(items[index]);
-        el.setAttribute("aria-posinset", String(index + 1));
-        el.setAttribute("aria-setsize", done ? String(items.length) : "-1");
-        shown.set(index, el);
-        fragment.append(el);
+    // Rows in view first, then the buffer rows around them; a long jump fills in over a few
+    // frames (a few milliseconds of work each), never one long task.
+    const visibleFrom = Math.max(from, Math.floor(-top / rowH) * cols);
+    const order = [];
+    for (let index = visibleFrom; index < to; index++) order.push(index);
+    for (let index = from; index < visibleFrom; index++) order.push(index);
+    for (const index of order) {
+      if (shown.has(index)) continue;
+      if (made.length && performance.now() - began > FRAME_BUDGET_MS) {
+        pending = true;
+        break;
       }
-      const row = Math.floor(index / cols);
-      const col = index % cols;
-      el.style.setProperty("width", `${cardW}px`);
-      el.style.setProperty("transform", `translate(${col * (cardW + layout.gap)}px, ${row * rowH}px)`);
+      const el = card(items[index], { defer: true });
+      el.setAttribute("aria-posinset", String(index + 1));
+      el.setAttribute("aria-setsize", done ? String(items.length) : "-1");
+      place(el, index);
+      made.push([index, el]);
     }
-    grid.append(fragment);
+    insertInOrder(made);
+    // Pictures are fetched once the grid holds still: a flick through hundreds of rows
+    // shows their blurhashes and fetches and decodes nothing it passes by.
+    clearTimeout(settle);
+    settle = setTimeout(() => {
+      for (const el of shown.values()) reveal(el);
+    }, SETTLE_MS);
     if (pending) schedule();
     if (!done && to + cols * 6 >= items.length) more();
+  }
+
+  // The DOM keeps the items' order, so Tab walks the cards as they are seen.
+  function insertInOrder(made) {
+    made.sort((a, b) => a[0] - b[0]);
+    const after = [...shown.keys()].sort((a, b) => a - b);
+    let k = 0;
+    for (const [index, el] of made) {
+      while (k < after.length && after[k] < index) k++;
+      if (k < after.length) grid.insertBefore(el, shown.get(after[k]));
+      else grid.append(el);
+    }
+    for (const [index, el] of made) shown.set(index, el);
   }
 
   function schedule() {
@@ -292,6 +339,7 @@ export async function libraryPage(root, { id, params }) {
   return () => {
     removeEventListener("scroll", schedule);
     removeEventListener("resize", relayout);
+    clearTimeout(settle);
     controller.abort();
   };
 }
