@@ -324,8 +324,9 @@ async def test_image_checks(db: Database, server: TmdbServer, tmp_path: Path) ->
 
 
 async def test_server_down_degrades_health_never_fails_the_rest(
-    migrated_url: str, server: TmdbServer, tmp_path: Path, clean_cache: None
+    db: Database, migrated_url: str, server: TmdbServer, tmp_path: Path, clean_cache: None
 ) -> None:
+    heat = (await movies(db, tmp_path / "movies"))["movie:Heat"]
     url = f"http://127.0.0.1:{free_port()}/3"  # nothing listens there
     settings = Settings(
         database={"url": migrated_url},
@@ -343,7 +344,12 @@ async def test_server_down_degrades_health_never_fails_the_rest(
             0, METADATA_FETCH.name, 0, runtime.get(JOBS), WorkerConfig(url=migrated_url), runtime
         )
         with pytest.raises(ServiceInitFailed):
-            await assembly.kinds.body(METADATA_FETCH.name)(ctx, {"item": 1})
+            await assembly.kinds.body(METADATA_FETCH.name)(ctx, {"item": heat})
+        # recorded: the due job leaves the item for an hour while the queue retries the job
+        row = await db.fetch_one(
+            "SELECT outcome, reason FROM metadata_lookups WHERE item_id = %s", (heat,)
+        )
+        assert row is not None and row[0] == "unavailable" and API_KEY not in row[1]
         await runtime.health.refresh()
         code, body = runtime.health_report()
         status = body["services"]["metadata_providers"]

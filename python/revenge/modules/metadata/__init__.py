@@ -53,6 +53,7 @@ from revenge.modules.metadata.provider import (
 )
 from revenge.modules.metadata.registry import REGISTRY, ProviderRegistry, Providers, ProviderSpec
 from revenge.modules.metadata.tmdb import SPEC as TMDB
+from revenge.runtime.errors import ServiceUnavailable
 
 __all__ = [
     "METADATA_DUE",
@@ -130,9 +131,17 @@ def install_providers(ctx: ModuleContext, registry: ProviderRegistry) -> None:
         """Ask the providers about one item (payload ``{"item": id}``) and fill its gaps."""
         db = ctx.services.get(DATABASE)
         item_id = int(payload["item"])
-        # leased: the sweeper does not offload the providers in the middle of a call
-        async with ctx.services.lazy(METADATA_PROVIDERS).use() as providers:
-            result = await fetch_item(db, providers, item_id, language=language)
+        try:
+            # leased: the sweeper does not offload the providers in the middle of a call
+            async with ctx.services.lazy(METADATA_PROVIDERS).use() as providers:
+                result = await fetch_item(db, providers, item_id, language=language)
+        except ServiceUnavailable as exc:
+            # The providers could not be built (TMDb unreachable at spin-up): recorded like a
+            # provider down mid-call, so the due job leaves the item alone for an hour while
+            # the queue retries this job, instead of queuing it again every minute.
+            async with db.connection() as conn:
+                await repo.record_lookup(conn, item_id, "unavailable", reason=str(exc))
+            raise
         if result.images:
             await ctx.services.get(JOBS).enqueue_many(
                 IMAGES_PROCESS.name,
