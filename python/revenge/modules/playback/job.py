@@ -28,6 +28,9 @@ from revenge.modules.playback.transcoder import MediaInfo
 from revenge.runtime.orphans import dying_with_parent
 
 _POLL = 0.01  # seconds between looks for the next file: a stat, far below a segment's time
+# until the run's first segment is there: a player is waiting for it (start, seek), and the
+# few hundred stats of that wait cost less than the 5 ms a 10 ms poll adds on average
+_FIRST_POLL = 0.002
 
 
 class TranscodeFailed(Exception):
@@ -227,7 +230,8 @@ class TranscodeJob:
                         self._failure = await self._failure_reason()
                         break
                     continue
-                await asyncio.wait({exited}, timeout=_POLL)
+                first = self._next == self.start_segment
+                await asyncio.wait({exited}, timeout=_FIRST_POLL if first else _POLL)
             await exited
         finally:
             if not exited.done():
