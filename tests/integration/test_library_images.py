@@ -6,6 +6,7 @@ once, a changed source remade, corrupt and bomb images failed with a reason."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import struct
 import subprocess
@@ -19,6 +20,7 @@ import pytest_asyncio
 from PIL import Image
 
 from revenge.infra.db import Database, PoolConfig
+from revenge.modules.library.browse import Filters, item_detail, list_items
 from revenge.modules.library.images import (
     VARIANT_WIDTHS,
     item_images,
@@ -28,6 +30,7 @@ from revenge.modules.library.images import (
 )
 from revenge.modules.library.probe import probe_file
 from revenge.modules.library.scan import Scanner
+from revenge.modules.library.visibility import load_viewer
 from revenge.modules.playback import Transcoder
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -186,6 +189,8 @@ async def test_sidecars_and_embedded_cover_become_variants(db: Database, tmp_pat
     refs = shown[alpha]
     assert set(refs) == {"poster", "fanart"}
     assert refs["poster"].url == f"/api/v1/images/{poster['id']}?v={poster['hash'][:16]}"
+    before_change = await browse_urls(db, lib, alpha)
+    assert before_change == (refs["poster"].url, refs["poster"].url)
 
     # a changed sidecar is pending again after the rescan, and its new content replaces the old
     picture(media / "Alpha (2001)" / "poster.jpg", "500x750", "smptebars")
@@ -195,12 +200,32 @@ async def test_sidecars_and_embedded_cover_become_variants(db: Database, tmp_pat
     assert await process_image(db, data, poster["id"]) == "ok"
     again = (await image_rows(db, lib))[("movie:alpha:2001", "poster", "sidecar")]
     assert again["hash"] != poster["hash"] and again["width"] == 500
+    # browse names the new content: a client caching the old URL for good never shows it again
+    after_change = await browse_urls(db, lib, alpha)
+    assert after_change == (f"/api/v1/images/{poster['id']}?v={again['hash'][:16]}",) * 2
+    assert after_change[0] != before_change[0]
     # the old content is still named by beta's poster; nothing is unused yet
     used = {r["hash"] for r in (await image_rows(db, lib)).values() if r["hash"]}
     assert remove_unused_variants(data, used, min_age=0) == 0
     used.discard(poster["hash"])
     assert remove_unused_variants(data, used, min_age=0) == 1
     assert not (data / poster["hash"][:2] / poster["hash"]).exists()
+
+
+async def browse_urls(db: Database, lib: int, item_id: int) -> tuple[str, str]:
+    """The poster URL of ``item_id`` in the movies list and in its detail (an admin's view)."""
+    async with db.connection() as conn:
+        viewer = await load_viewer(conn, 0, admin=True)
+        page = await list_items(
+            conn, viewer, kind="movie", library_ids=[lib], sort="title", order="asc",
+            filters=Filters(), cursor=None, limit=50,
+        )  # fmt: skip
+        detail = await item_detail(conn, viewer, item_id)
+    [listed] = [i for i in map(json.loads, page.items) if i["id"] == item_id]
+    assert detail is not None
+    [shown] = [g for g in detail["images"] if g["kind"] == "poster"]
+    assert detail["poster"]["url"] == listed["poster"]["url"]
+    return listed["poster"]["url"], shown["url"]
 
 
 async def _item(db: Database, lib: int, key: str) -> int:

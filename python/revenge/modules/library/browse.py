@@ -23,6 +23,7 @@ from typing import Any, Literal
 import orjson
 import psycopg
 
+from revenge.modules.library.images import image_url, image_url_sql, image_version_sql
 from revenge.modules.library.visibility import Viewer
 
 __all__ = [
@@ -244,22 +245,19 @@ _ITEM_FIELDS: tuple[tuple[str, str], ...] = (
     ("content_rating", "k.content_rating"), ("genres", "k.genres"),
     ("date_added", "k.date_added"), ("available", "k.missing_since IS NULL"),
     ("poster", "CASE WHEN p.id IS NOT NULL THEN json_build_object('id', p.id, 'blurhash',"
-               " p.blurhash, 'url', '/api/v1/images/' || p.id) END"),
+               f" p.blurhash, 'url', {image_url_sql('p')}) END"),
     ("user", "json_build_object('position_ms', coalesce(s.position_ms, 0), 'played',"
              " coalesce(s.played, false), 'favourite', coalesce(s.favourite, false),"
              " 'play_count', coalesce(s.play_count, 0), 'last_played_at', s.last_played_at)"),
 )  # fmt: skip
 _EXTRAS_JOIN = (
-    " LEFT JOIN LATERAL (SELECT im.id, im.blurhash FROM images im WHERE im.item_id = k.id"
+    " LEFT JOIN LATERAL (SELECT im.id, im.blurhash, im.content_hash FROM images im"
+    " WHERE im.item_id = k.id"
     " AND im.kind IN ('poster', 'primary', 'thumb') AND im.status <> 'failed'"
     " ORDER BY array_position(ARRAY['poster', 'primary', 'thumb'], im.kind), im.id LIMIT 1) p"
     " ON true"
     " LEFT JOIN user_item_state s ON s.user_id = %s AND s.item_id = k.id"
 )
-
-
-def image_url(image_id: int) -> str:
-    return f"/api/v1/images/{image_id}"
 
 
 def _items_sql(inner: str, *, extra: Sequence[tuple[str, str]] = (), more: str = "") -> str:
@@ -515,7 +513,8 @@ async def _files(conn: Conn, item_id: int, *, admin: bool) -> list[dict[str, Any
 
 async def _images(conn: Conn, item_id: int) -> list[dict[str, Any]]:
     cur = await conn.execute(
-        "SELECT id, kind, source, width, height, blurhash, status FROM images"
+        "SELECT id, kind, source, width, height, blurhash, status,"  # noqa: S608
+        f" {image_version_sql('images')} FROM images"
         " WHERE item_id = %s AND status <> 'failed' ORDER BY kind, id",
         (item_id,),
     )
@@ -528,7 +527,7 @@ async def _images(conn: Conn, item_id: int) -> list[dict[str, Any]]:
             "height": r[4],
             "blurhash": r[5],
             "status": r[6],
-            "url": image_url(r[0]),
+            "url": image_url(r[0], r[7]),
         }
         for r in await cur.fetchall()
     ]

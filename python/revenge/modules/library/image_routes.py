@@ -22,7 +22,7 @@ from revenge.http import Input, Problem, Request, Response, Router, text
 from revenge.http.files import file_response
 from revenge.http.request import Principal
 from revenge.infra.db import Database
-from revenge.modules.library.images import CONTENT_TYPE, pick_variant
+from revenge.modules.library.images import CONTENT_TYPE, image_version_sql, pick_variant
 from revenge.modules.library.visibility import item_visible_sql, viewer_params
 
 _TAGS = ("images",)
@@ -59,7 +59,7 @@ def parse_image_id(text_id: str) -> int:
 
 # Who sees what is visibility.py's rule; one query answers it, status and variants.
 _IMAGE_FOR = f"""
-SELECT g.status, v.width, v.file, encode(substr(g.content_hash, 1, 8), 'hex')
+SELECT g.status, v.width, v.file, {image_version_sql("g")}
   FROM images g
   JOIN items i ON i.id = g.item_id
   LEFT JOIN image_variants v ON v.image_id = g.id

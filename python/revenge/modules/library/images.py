@@ -450,6 +450,28 @@ async def record_embedded(
 # --- reads ---------------------------------------------------------------------------------
 
 
+def image_url(image_id: int, version: str | None) -> str:
+    """An image's URL: ``?v=`` the first 16 hex digits of its content hash, so the URL
+    changes when the picture does and a client may cache it for good (the image route
+    answers ``immutable`` only when ``v`` names the current content). An image not yet
+    processed has no version: its bare URL is revalidated.
+
+    >>> image_url(12, "00ff00ff00ff00ff"), image_url(12, None)
+    ('/api/v1/images/12?v=00ff00ff00ff00ff', '/api/v1/images/12')
+    """
+    return f"/api/v1/images/{image_id}" + (f"?v={version}" if version else "")
+
+
+def image_version_sql(alias: str) -> str:
+    """SQL for an image row's version (as :func:`image_url` takes it; NULL while pending)."""
+    return f"encode(substr({alias}.content_hash, 1, 8), 'hex')"
+
+
+def image_url_sql(alias: str) -> str:
+    """SQL for :func:`image_url` of image row ``alias`` (a page renders its URLs in SQL)."""
+    return f"'/api/v1/images/' || {alias}.id || coalesce('?v=' || {image_version_sql(alias)}, '')"
+
+
 @dataclass(frozen=True, slots=True)
 class ImageRef:
     """What a list or detail answer shows of an item's image (browse)."""
@@ -465,7 +487,7 @@ class ImageRef:
     @property
     def url(self) -> str:
         """The image's URL; ``v`` changes with the content, so ``immutable`` caching holds."""
-        return f"/api/v1/images/{self.id}?v={self.version}"
+        return image_url(self.id, self.version)
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "width": self.width, "height": self.height,
@@ -484,7 +506,7 @@ async def item_images(
         return {}
     cur = await conn.execute(
         "SELECT DISTINCT ON (g.item_id, g.kind) g.id, g.item_id, g.kind, g.width, g.height,"  # noqa: S608
-        " g.blurhash, encode(substr(g.content_hash, 1, 8), 'hex')"
+        f" g.blurhash, {image_version_sql('g')}"
         " FROM images g WHERE g.item_id = ANY(%s) AND g.status = 'ok'"
         f" ORDER BY g.item_id, g.kind, {_SOURCE_RANK}, g.id",
         (list(item_ids),),
