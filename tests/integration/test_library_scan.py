@@ -19,6 +19,7 @@ import pytest_asyncio
 
 from revenge.infra.db import Database, PoolConfig
 from revenge.modules.library import remove_missing
+from revenge.modules.library.fingerprint import WINDOW, record_fingerprint
 from revenge.modules.library.probe import probe_file
 from revenge.modules.library.scan import Scanner
 from revenge.modules.playback import Transcoder
@@ -170,6 +171,82 @@ async def test_a_rename_keeps_the_item_and_watch_state(db: Database, tmp_path: P
         "SELECT position_ms FROM user_item_state WHERE item_id = %s", (item,)
     )
     assert state == (5000,)
+
+
+async def test_a_copy_to_another_filesystem_keeps_the_item_and_watch_state(
+    db: Database, tmp_path: Path
+) -> None:
+    """A move to another disk is a copy and a delete: a new inode (and device). The content
+    fingerprint the probe job records finds it, under a name that parses to another title;
+    a different content of the same size is a new item."""
+    shm = Path("/dev/shm")
+    other = Path(tempfile.mkdtemp(dir=shm if shm.is_dir() else tmp_path))
+    try:
+        size = 3 * WINDOW + 17
+        heat = touch(tmp_path, "Heat (1995)/Heat (1995).mkv", os.urandom(size))
+        ronin = touch(tmp_path, "Ronin (1998)/Ronin (1998).mkv", os.urandom(size))
+        lib = await new_library(db, tmp_path)
+        await db.execute(
+            "INSERT INTO library_roots (library_id, path, path_text) VALUES (%s, %s, %s)",
+            (lib, os.fsencode(other), str(other)),
+        )
+        written: list[int] = []
+
+        async def on_files(ids: Any) -> None:
+            written.extend(ids)
+
+        scanner = Scanner(db)
+        await scanner.scan(lib, on_files=on_files)
+        for file_id in written:  # what the media_probe job does first
+            assert await record_fingerprint(db, file_id) is not None
+        before = await items(db, lib)
+        heat_item, ronin_item = before["movie:heat:1995"]["id"], before["movie:ronin:1998"]["id"]
+        user = await db.fetch_one(
+            "INSERT INTO users (username, password_hash) VALUES (%s, 'x') RETURNING id",
+            (f"u{os.urandom(4).hex()}",),
+        )
+        assert user is not None
+        await db.execute(
+            "INSERT INTO user_item_state (user_id, item_id, position_ms, played)"
+            " VALUES (%s, %s, 5000, false), (%s, %s, 0, true)",
+            (user[0], heat_item, user[0], ronin_item),
+        )
+        old_row = await db.fetch_one(
+            "SELECT id, inode, fingerprint FROM media_files WHERE item_id = %s", (heat_item,)
+        )
+        assert old_row is not None
+        # copied (not renamed) to the other root under another name, then deleted
+        moved = other / "Heat Director's Cut" / "Heat Director's Cut.mkv"
+        moved.parent.mkdir()
+        shutil.copyfile(heat, moved)
+        heat.unlink()
+        # ronin replaced by another file of the same size: not the same content
+        touch(other, "Ronin Remake/Ronin Remake.mkv", os.urandom(size))
+        ronin.unlink()
+        report = await scanner.scan(lib)
+        assert (report.moved, report.new, report.missing) == (1, 1, 1)
+        row = await db.fetch_one(
+            "SELECT id, item_id, path, inode, fingerprint, missing_since FROM media_files"
+            " WHERE path = %s",
+            (os.fsencode(moved),),
+        )
+        assert row is not None
+        assert (row[0], row[1], row[4], row[5]) == (old_row[0], heat_item, old_row[2], None)
+        assert row[3] != old_row[1]  # a new inode: only the content said it was the same
+        after = await items(db, lib)
+        assert after["movie:heat:1995"]["missing"] is False
+        assert "movie:heat director's cut" not in str(after)
+        assert after["movie:ronin:1998"]["missing"] is True  # kept for its grace period
+        states = await db.fetch_all(
+            "SELECT item_id, position_ms, played FROM user_item_state WHERE user_id = %s"
+            " ORDER BY item_id",
+            (user[0],),
+        )
+        assert states == sorted([(heat_item, 5000, False), (ronin_item, 0, True)])
+        again = await scanner.scan(lib)
+        assert (again.moved, again.new, again.unchanged) == (0, 0, 2)
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
 
 
 async def test_vanished_files_are_kept_missing_then_cleaned_up(

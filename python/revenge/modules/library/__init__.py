@@ -48,6 +48,7 @@ from revenge.contract import (
 from revenge.infra.search import SearchDocument
 from revenge.modules.library.browse_routes import add_browse_routes
 from revenge.modules.library.browse_service import Browse
+from revenge.modules.library.fingerprint import record_fingerprint
 from revenge.modules.library.image_routes import add_image_routes
 from revenge.modules.library.images import pending_images, process_image, remove_unused_variants
 from revenge.modules.library.probe import probe_file
@@ -250,10 +251,13 @@ async def scan_library(ctx: JobContext, payload: Payload) -> None:
 
 
 async def probe_media(ctx: JobContext, payload: Payload) -> None:
-    """ffprobe one media file (payload ``{"file": id}``); a bad file is recorded, not retried."""
+    """Fingerprint and ffprobe one media file (payload ``{"file": id}``); a bad file is
+    recorded, not retried."""
     transcoder = await ctx.services.lazy(TRANSCODER).get()
     db = ctx.services.get(DATABASE)
     file_id = int(payload["file"])
+    # the content fingerprint lets a later scan recognise this file copied to another disk
+    await record_fingerprint(db, file_id)
     if await probe_file(db, transcoder, file_id) == "ok":
         await _reindex_embedded(ctx, db, file_id)
         async with db.connection() as conn:

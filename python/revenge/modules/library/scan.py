@@ -4,8 +4,10 @@ Blocking work (``scandir``, ``stat``, name parsing, NFO reading) runs in a threa
 batch at a time, so the event loop keeps serving; each batch is written in one short
 transaction (:mod:`.store`). Incremental: a file whose (size, mtime_ns, inode) is
 unchanged costs one ``stat`` and a dict look-up. A new path with the (device, inode,
-size) of a file that is no longer at its old path is a rename or move: the file row is
-moved, so it keeps its item, images and everyone's watch state. A file not found is
+size) of a file that is no longer at its old path is a rename or move; one with the size
+and content fingerprint (:mod:`.fingerprint`) of a file whose path is gone is a copy to
+another filesystem whose original was deleted. Either way the file row is moved, so it
+keeps its item, images and everyone's watch state. A file not found is
 marked missing (never deleted here; the cleanup step removes it after the grace
 period), and nothing is marked missing when a root could not be listed (an unmounted
 NAS is not an empty library).
@@ -26,6 +28,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from revenge.infra.db import Database
+from revenge.modules.library.fingerprint import fingerprint
 from revenge.modules.library.naming import LibraryKind
 from revenge.modules.library.nfo import NfoResult
 from revenge.modules.library.plan import FilePlan, ItemRow, plan_file
@@ -33,6 +36,7 @@ from revenge.modules.library.store import (
     Known,
     KnownFile,
     LibraryGone,
+    Move,
     adopt,
     load_known,
     mark_missing,
@@ -104,14 +108,16 @@ class _Walker:
     folder_movie: dict[str, str] = field(default_factory=dict)
     nfo_cache: dict[str, NfoResult] = field(default_factory=dict)
     by_inode: dict[tuple[int, int], bytes] | None = None
+    by_size: dict[int, list[bytes]] | None = None  # fingerprinted known files by size
     done: bool = False
 
     def take(
         self, limit: int, seen: set[int], report: ScanReport
-    ) -> tuple[list[tuple[int, FilePlan]], list[tuple[MediaFile, KnownFile]]]:
-        """Up to ``limit`` plans (and rename candidates); blocking, in a thread."""
+    ) -> tuple[list[tuple[int, FilePlan]], list[tuple[MediaFile, KnownFile, bool]]]:
+        """Up to ``limit`` plans (and move candidates: the file, the known file it may
+        be, whether by content); blocking, in a thread."""
         plans: list[tuple[int, FilePlan]] = []
-        deferred: list[tuple[MediaFile, KnownFile]] = []
+        deferred: list[tuple[MediaFile, KnownFile, bool]] = []
         looked = 0
         for entry in self.entries:
             looked += 1
@@ -138,7 +144,11 @@ class _Walker:
             else:
                 match = self._inode_match(entry)
                 if match is not None:
-                    deferred.append((entry, match))
+                    deferred.append((entry, match, False))
+                    continue
+                match = self._content_match(entry)
+                if match is not None:
+                    deferred.append((entry, match, True))
                     continue
                 report.new += 1
             plan = self._plan(entry, owner)
@@ -174,6 +184,24 @@ class _Walker:
             return None
         old = self.known[path]
         return old if old.size == entry.size else None
+
+    def _content_match(self, entry: MediaFile) -> KnownFile | None:
+        """A known file of this size whose path is gone and whose fingerprint this file
+        has: it was copied here (a new inode) and the original deleted. Only such
+        candidates are read (two 64 KiB reads); others cost a dict look-up."""
+        if self.by_size is None:
+            self.by_size = {}
+            for p, k in self.known.items():
+                if k.fingerprint is not None:
+                    self.by_size.setdefault(k.size, []).append(p)
+        gone = [p for p in self.by_size.get(entry.size, ()) if not os.path.lexists(p)]
+        if not gone:
+            return None
+        try:
+            mine = fingerprint(entry.path, entry.size)
+        except OSError:
+            return None  # unreadable: it is planned as new, and the walk logs nothing more
+        return next((self.known[p] for p in gone if self.known[p].fingerprint == mine), None)
 
 
 @dataclass(slots=True)
@@ -289,7 +317,7 @@ class Scanner:
             # a folder's scan reads only what is known under the folders it may walk
             known = await load_known(conn, library_id, _prefixes(roots, only))
         seen: set[int] = set()
-        deferred: list[tuple[int, MediaFile, KnownFile]] = []
+        deferred: list[tuple[int, MediaFile, KnownFile, bool]] = []
         scoped: list[bytes] | None = None if only is None else []
         starts = await asyncio.to_thread(lambda: list(_starts(roots, only, known)))
         if only is not None and any(start == root for _, root, start in starts):
@@ -313,7 +341,7 @@ class Scanner:
                 continue
             while not walker.done:
                 plans, moved = await asyncio.to_thread(walker.take, self.batch_size, seen, report)
-                deferred += [(root_id, m, k) for m, k in moved]
+                deferred += [(root_id, *m) for m in moved]
                 await self._check(library_id)
                 if plans:
                     await self._write(library_id, plans, (), report, run)
@@ -345,21 +373,22 @@ class Scanner:
         self,
         library_id: int,
         kind: LibraryKind,
-        deferred: list[tuple[int, MediaFile, KnownFile]],
+        deferred: list[tuple[int, MediaFile, KnownFile, bool]],
         seen: set[int],
         report: ScanReport,
         run: _Run,
     ) -> None:
-        """A new path whose inode's old path is gone is a move; else (a hard link) it is new."""
-        moves: list[tuple[int, int, bytes, int, int, int, int]] = []
+        """A new path whose known file (same inode, or same content) was not found at its
+        old path is a move; else (a hard link, a second copy) it is new."""
+        moves: list[Move] = []
         plans: list[tuple[int, FilePlan]] = []
-        for root_id, entry, old in deferred:
+        for root_id, entry, old, by_content in deferred:
             if old.id not in seen:
                 seen.add(old.id)
                 report.moved += 1
                 moves.append(
-                    (old.id, root_id, os.fsencode(entry.path), entry.size, entry.mtime_ns,
-                     _signed(entry.inode), _signed(entry.device))
+                    Move(old.id, root_id, os.fsencode(entry.path), entry.size, entry.mtime_ns,
+                         _signed(entry.inode), _signed(entry.device), by_content)
                 )  # fmt: skip
             else:
                 report.new += 1
@@ -372,7 +401,7 @@ class Scanner:
         self,
         library_id: int,
         plans: list[tuple[int, FilePlan]],
-        moves: Sequence[tuple[int, int, bytes, int, int, int, int]],
+        moves: Sequence[Move],
         report: ScanReport,
         run: _Run,
     ) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "Known",
     "KnownFile",
     "LibraryGone",
+    "Move",
     "adopt",
     "load_known",
     "mark_missing",
@@ -147,9 +148,12 @@ DO UPDATE SET source_size = EXCLUDED.source_size, source_mtime_ns = EXCLUDED.sou
 RETURNING id, status
 """
 
+# the fingerprint stays when the content is known to be the same: matched by it, or a
+# rename that kept the mtime
 MOVE_FILE = """
 UPDATE media_files SET path = %s, path_text = %s, size = %s, mtime_ns = %s, inode = %s,
-       device = %s, root_id = %s, missing_since = NULL
+       device = %s, root_id = %s, missing_since = NULL,
+       fingerprint = CASE WHEN %s OR mtime_ns = %s THEN fingerprint END
  WHERE id = %s
 """
 
@@ -170,9 +174,25 @@ class KnownFile:
     device: int
     item_key: str
     missing: bool
+    fingerprint: bytes | None = None
 
 
 Known = dict[bytes, KnownFile]
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Known file ``file_id`` is now at ``path`` (renamed, or copied elsewhere and the
+    original deleted): its row moves, so item, images and watch state stay."""
+
+    file_id: int
+    root_id: int
+    path: bytes
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+    by_content: bool = False  # matched by fingerprint (a new inode)
 
 
 async def load_known(conn: Conn, library_id: int, prefixes: Sequence[bytes] | None = None) -> Known:
@@ -184,7 +204,8 @@ async def load_known(conn: Conn, library_id: int, prefixes: Sequence[bytes] | No
     if prefixes is None:
         cur = await conn.execute(
             "SELECT f.path, f.id, f.size, f.mtime_ns, f.inode, f.device, i.key,"
-            " f.missing_since IS NOT NULL FROM media_files f JOIN items i ON i.id = f.item_id"
+            " f.missing_since IS NOT NULL, f.fingerprint"
+            " FROM media_files f JOIN items i ON i.id = f.item_id"
             " WHERE f.library_id = %s",
             (library_id,),
         )
@@ -193,14 +214,17 @@ async def load_known(conn: Conn, library_id: int, prefixes: Sequence[bytes] | No
         ends = [p[:-1] + b"0" for p in prefixes]
         cur = await conn.execute(
             "SELECT f.path, f.id, f.size, f.mtime_ns, f.inode, f.device, i.key,"
-            " f.missing_since IS NOT NULL FROM unnest(%s::bytea[], %s::bytea[]) AS r(lo, hi)"
+            " f.missing_since IS NOT NULL, f.fingerprint"
+            " FROM unnest(%s::bytea[], %s::bytea[]) AS r(lo, hi)"
             " JOIN media_files f ON f.path >= r.lo AND f.path < r.hi"
             " JOIN items i ON i.id = f.item_id WHERE f.library_id = %s",
             (list(prefixes), ends, library_id),
         )
     known: Known = {}
-    for path, fid, size, mtime, inode, device, key, missing in await cur.fetchall():
-        known[bytes(path)] = KnownFile(fid, size, mtime, inode, device, key, missing)
+    for path, fid, size, mtime, inode, device, key, missing, mark in await cur.fetchall():
+        known[bytes(path)] = KnownFile(
+            fid, size, mtime, inode, device, key, missing, None if mark is None else bytes(mark)
+        )
     return known
 
 
@@ -246,7 +270,7 @@ async def write_batch(
     conn: Conn,
     library_id: int,
     plans: Sequence[tuple[int, FilePlan]],
-    moves: Sequence[tuple[int, int, bytes, int, int, int, int]] = (),
+    moves: Sequence[Move] = (),
 ) -> BatchResult:
     """Upsert one batch in one transaction; ``plans`` are (root id, plan). Raises LibraryGone."""
     items = _item_json([row for _, plan in plans for row in plan.items])
@@ -315,16 +339,18 @@ async def write_batch(
                         MOVE_FILE,
                         [
                             (
-                                path,
-                                path.decode("utf-8", "replace"),
-                                size,
-                                mtime,
-                                inode,
-                                dev,
-                                root,
-                                fid,
+                                m.path,
+                                m.path.decode("utf-8", "replace"),
+                                m.size,
+                                m.mtime_ns,
+                                m.inode,
+                                m.device,
+                                m.root_id,
+                                m.by_content,
+                                m.mtime_ns,
+                                m.file_id,
                             )
-                            for fid, root, path, size, mtime, inode, dev in moves
+                            for m in moves
                         ],
                     )
     except psycopg.errors.ForeignKeyViolation:
