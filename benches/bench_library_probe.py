@@ -20,38 +20,24 @@ import asyncio
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import psycopg
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benches.http.harness import fresh_database
+from benches.sampling import LoopLag, rss_mib
 
 from revenge.infra.db import Database, PoolConfig
 from revenge.modules.library.probe import probe_file
 from revenge.modules.library.scan import Scanner
 from revenge.modules.playback import Transcoder
-from revenge.wiring import migrate
 
-ADMIN = os.environ.get("REVENGE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 META = ";FFMETADATA1\ntitle=Bench Clip\n\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=1000\ntitle=A\n"
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1048576  # MiB
-
-
-async def ticker(lags: list[float], stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        t0 = time.perf_counter()
-        await asyncio.sleep(0.01)
-        lags.append(time.perf_counter() - t0 - 0.01)
 
 
 async def bounded(n: int, jobs: list, run) -> float:  # type: ignore[no-untyped-def]
@@ -67,7 +53,6 @@ async def bounded(n: int, jobs: list, run) -> float:  # type: ignore[no-untyped-
 
 
 async def run(root: Path, url: str, concurrency: int) -> None:
-    await migrate(url)
     db = Database(url, PoolConfig(min_conns=2, max_conns=4))
     await db.start()
     row = await db.fetch_one(
@@ -97,42 +82,28 @@ async def run(root: Path, url: str, concurrency: int) -> None:
         )  # fmt: skip
         await proc.communicate()
 
-    base_lags: list[float] = []
-    stop = asyncio.Event()
-    tick = asyncio.create_task(ticker(base_lags, stop))
-    floor = await bounded(concurrency, paths, bare)
-    stop.set()
-    await tick
-    before = rss_mb()
-    lags: list[float] = []
-    stop = asyncio.Event()
-    tick = asyncio.create_task(ticker(lags, stop))
+    async with LoopLag() as base_lag:
+        floor = await bounded(concurrency, paths, bare)
+    before = rss_mib()
     outcomes: list[str | None] = []
 
     async def probe(file_id: int) -> None:
         outcomes.append(await probe_file(db, transcoder, file_id))
 
-    took = await bounded(concurrency, ids, probe)
-    stop.set()
-    await tick
-    after = rss_mb()
+    async with LoopLag() as lag:
+        took = await bounded(concurrency, ids, probe)
+    after = rss_mib()
     assert outcomes.count("ok") == len(ids), {o: outcomes.count(o) for o in set(outcomes)}
     chapters = await db.fetch_one("SELECT count(*) FROM media_chapters")
     assert chapters == (len(ids),)
-    lags.sort()
     n = len(ids)
     load = os.getloadavg()
     print(f"{n} files, {concurrency} at once; load average {load[0]:.2f} {load[1]:.2f}")
     print(f"bare ffprobe (floor, same run): {floor:.2f} s, {n / floor:.0f} files/s")
     print(f"media_probe (probe_file, rows written): {took:.2f} s, {n / took:.0f} files/s;"
           f" floor / revenge = {floor / took:.2f}")  # fmt: skip
-    base_lags.sort()
-    for label, got in (("bare ffprobe (baseline)", base_lags), ("media_probe", lags)):
-        print(
-            f"event-loop lag during {label}, {len(got)} ticks of 10 ms:"
-            f" p50 {statistics.median(got) * 1000:.2f} ms,"
-            f" p99 {got[int(len(got) * 0.99)] * 1000:.2f} ms, max {got[-1] * 1000:.2f} ms"
-        )
+    print(base_lag.line("bare ffprobe (baseline)"))
+    print(lag.line("media_probe"))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"RSS: {before:.1f} MiB before, {after:.1f} MiB after ({after - before:+.1f}),"
@@ -147,9 +118,6 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="revenge-probe-bench-"))
-    name = f"revenge_bench_probe_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
     try:
         clip, meta = root / "clip.mkv", root / "meta.txt"
         meta.write_text(META)
@@ -165,11 +133,10 @@ def main() -> None:
             folder = media / f"Film {n} ({1950 + n % 70})"
             folder.mkdir(parents=True)
             shutil.copyfile(clip, folder / f"Film {n} ({1950 + n % 70}).mkv")
-        asyncio.run(run(media, ADMIN.rsplit("/", 1)[0] + "/" + name, args.concurrency))
+        with fresh_database() as url:
+            asyncio.run(run(media, url, args.concurrency))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -24,32 +24,24 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-import psycopg
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benches.http.harness import fresh_database
+from benches.sampling import rss_mib
 
 from bench_library_walk import make_tree
 from revenge.infra.db import Database, PoolConfig
 from revenge.infra.search import PostgresSearch, SearchDocument
 from revenge.modules.library.scan import Scanner, WrittenItem
 from revenge.modules.library.walk import walk
-from revenge.wiring import migrate
-
-ADMIN = os.environ.get("REVENGE_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 async def run(root: Path, url: str, rescans: int) -> None:
-    await migrate(url)
     db = Database(url, PoolConfig(min_conns=2, max_conns=4))
     await db.start()
     search = PostgresSearch(db)
@@ -80,10 +72,10 @@ async def run(root: Path, url: str, rescans: int) -> None:
     items = await db.fetch_one("SELECT count(*) FROM items")
     docs = await db.fetch_one("SELECT count(*) FROM search_documents")
     gc.collect()
-    base = rss_mb()
+    base = rss_mib()
     print(f"first scan: {files} files -> {items[0] if items else 0} items,"
           f" {docs[0] if docs else 0} search documents in {first:.2f} s (target < 10 s)")  # fmt: skip
-    print(f"RSS after first scan: {base:.1f} MB")
+    print(f"RSS after first scan: {base:.1f} MiB")
     times = []
     for n in range(rescans):
         started = time.perf_counter()
@@ -91,8 +83,10 @@ async def run(root: Path, url: str, rescans: int) -> None:
         times.append(time.perf_counter() - started)
         assert sum(r.unchanged for r in again) == files, again
         gc.collect()
-        print(f"rescan {n + 1}: {times[-1]:.3f} s unchanged (target < 1 s), RSS {rss_mb():.1f} MB")
-    growth = rss_mb() - base
+        print(
+            f"rescan {n + 1}: {times[-1]:.3f} s unchanged (target < 1 s), RSS {rss_mib():.1f} MiB"
+        )
+    growth = rss_mib() - base
     started = time.perf_counter()
     walked = sum(1 for lib in ("movies", "tv") for _ in walk(str(root / lib)))
     floor = time.perf_counter() - started
@@ -102,7 +96,7 @@ async def run(root: Path, url: str, rescans: int) -> None:
     )
     print(
         f"unchanged rescan: best {min(times):.3f} s, worst {max(times):.3f} s;"
-        f" RSS growth over {rescans} rescans: {growth:+.2f} MB (target < 5 MB)"
+        f" RSS growth over {rescans} rescans: {growth:+.2f} MiB (target < 5 MB = 4.77 MiB)"
     )
     await db.close()
 
@@ -113,17 +107,13 @@ def main() -> None:
     parser.add_argument("--rescans", type=int, default=5)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="revenge-scan-bench-"))
-    name = f"revenge_bench_scan_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
     try:
         videos, sidecars = make_tree(root, args.files)
         print(f"tree: {videos} videos, {sidecars} sidecars under {root}")
-        asyncio.run(run(root, ADMIN.rsplit("/", 1)[0] + "/" + name, args.rescans))
+        with fresh_database() as url:
+            asyncio.run(run(root, url, args.rescans))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -20,21 +20,21 @@ minutes; run it under ``nice`` on a shared machine and say so beside the numbers
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
-import time
 import uuid
 from contextlib import ExitStack
 from typing import Any
 
-from benches.browse_seed import seed_movies
+from benches.browse_seed import grant, movies_page_ms, seed_movies
 from benches.http.harness import (
+    CHEAP_ARGON2,
     admin_connect,
     free_port,
     fresh_database,
     granian,
     http_call,
+    new_viewer,
     revenge_env,
     run_wrk,
     serve,
@@ -44,17 +44,6 @@ from benches.record import RunRecord
 
 PAGE = "/api/v1/movies?limit=100"
 LIMIT_AGE = 13  # PG-13
-
-
-def _login(base: str, username: str, password: str) -> str:
-    status, raw = http_call(
-        base + "/api/v1/auth/login",
-        body=json.dumps({"username": username, "password": password}).encode(),
-        headers={"content-type": "application/json"},
-    )
-    if status != 200:
-        raise SystemExit(f"login failed: {status} {raw[:200]!r}")
-    return str(json.loads(raw)["token"])
 
 
 def _set_limit(db_url: str, user_id: int, age: int | None) -> None:
@@ -73,31 +62,6 @@ def _page(base: str, token: str) -> dict[str, Any]:
     return body
 
 
-def _statement_ms(db_url: str, user_id: int, runs: int) -> list[float]:
-    """Wall time of the page's statement (no HTTP), after 5 runs to prepare it."""
-    import psycopg
-
-    from revenge.modules.library import browse
-    from revenge.modules.library.visibility import load_viewer
-
-    async def timed() -> list[float]:
-        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
-            times = []
-            for n in range(runs + 5):
-                started = time.perf_counter()
-                viewer = await load_viewer(conn, user_id, admin=False)
-                page = await browse.list_items(
-                    conn, viewer, kind="movie", library_ids=viewer.library_ids("movie"),
-                    sort="title", order="asc", filters=browse.Filters(), cursor=None, limit=100,
-                )  # fmt: skip
-                if n >= 5:
-                    times.append((time.perf_counter() - started) * 1000)
-                assert page is not None
-            return times
-
-    return asyncio.run(timed())
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--movies", type=int, default=50_000)
@@ -114,27 +78,12 @@ def main() -> int:
         base = f"http://127.0.0.1:{port}"
         stack.enter_context(
             serve(granian("revenge.app:app", port), port,
-                  revenge_env(db_url, password, {"REVENGE_AUTH__ARGON2_MEMORY_KIB": "8192",
-                                                 "REVENGE_AUTH__ARGON2_TIME_COST": "1"}),
-                  logs / "revenge.log")
+                  revenge_env(db_url, password, CHEAP_ARGON2), logs / "revenge.log")
         )  # fmt: skip
-        admin = _login(base, "admin", password)
-        status, raw = http_call(
-            base + "/api/v1/users",
-            body=json.dumps({"username": "viewer", "password": password}).encode(),
-            headers={"content-type": "application/json", "authorization": f"Bearer {admin}"},
-        )
-        if status != 201:
-            raise SystemExit(f"user create failed: {status} {raw[:200]!r}")
-        user_id = int(json.loads(raw)["id"])
-        token = _login(base, "viewer", password)
+        user_id, token, _ = new_viewer(base, password)
         with admin_connect(db_url) as conn:
             library = seed_movies(conn, args.movies, user_id)
-            conn.execute(
-                "INSERT INTO library_grants (user_id, library_id) VALUES (%s, %s)",
-                (user_id, library),
-            )
-            conn.execute("VACUUM ANALYZE items")
+            grant(conn, user_id, library)
         record.print(f"seeded: {args.movies:,} movies (G, PG, PG-13, R, unrated: a fifth each)")
 
         # answers first
@@ -170,7 +119,7 @@ def main() -> int:
             medians = {}
             for label, age in order:
                 _set_limit(db_url, user_id, age)
-                times = _statement_ms(db_url, user_id, args.runs)
+                times = movies_page_ms(db_url, user_id, args.runs)
                 statement[label] += times
                 medians[label] = statistics.median(times)
                 for conns in (1, 16):

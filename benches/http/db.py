@@ -43,6 +43,7 @@ from benches.http.harness import (
     fresh_database,
     granian,
     http_call,
+    login,
     measure,
     parse_variant,
     revenge_env,
@@ -85,15 +86,8 @@ def sessions_benchmark(args: argparse.Namespace, connections: list[int]) -> int:
             serve(granian("revenge.app:app", port), port, revenge_env(db_url, password, pools),
                   logs / "revenge.log")
         )  # fmt: skip
-        status, raw = http_call(
-            f"http://127.0.0.1:{port}/api/v1/auth/login",
-            body=json.dumps({"username": "admin", "password": password}).encode(),
-            headers={"content-type": "application/json"},
-        )
-        if status != 200:
-            raise SystemExit(f"login failed: {status} {raw[:200]!r}")
-        login = json.loads(raw)
-        token, user_id = str(login["token"]), int(login["user"]["id"])
+        signed_in = login(f"http://127.0.0.1:{port}", "admin", password)
+        token, user_id = str(signed_in["token"]), int(signed_in["user"]["id"])
         _seed_sessions(db_url, user_id, 4)
 
         floor_port = free_port()

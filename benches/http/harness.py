@@ -255,6 +255,40 @@ def http_call(
         return int(error.code), error.read()
 
 
+# -- signed-in users ---------------------------------------------------------------------------
+
+# A server whose users sign in during a bench: hashing stays, at a cost that does not
+# take the machine from the numbers measured after it.
+CHEAP_ARGON2 = {"REVENGE_AUTH__ARGON2_MEMORY_KIB": "8192", "REVENGE_AUTH__ARGON2_TIME_COST": "1"}
+
+
+def login(base: str, username: str, password: str) -> dict[str, Any]:
+    """``POST /api/v1/auth/login``: the answer (``token``, ``user``), or the run stops."""
+    status, raw = http_call(
+        base + "/api/v1/auth/login",
+        body=json.dumps({"username": username, "password": password}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    if status != 200:
+        raise SystemExit(f"login failed: {status} {raw[:200]!r}")
+    return dict(json.loads(raw))
+
+
+def new_viewer(base: str, admin_password: str, username: str = "viewer") -> tuple[int, str, str]:
+    """A non-admin user made over HTTP by the bootstrap admin (same password), signed in:
+    ``(user id, user's token, admin's token)``."""
+    admin = str(login(base, "admin", admin_password)["token"])
+    status, raw = http_call(
+        base + "/api/v1/users",
+        body=json.dumps({"username": username, "password": admin_password}).encode(),
+        headers={"content-type": "application/json", "authorization": f"Bearer {admin}"},
+    )
+    if status != 201:
+        raise SystemExit(f"user create failed: {status} {raw[:200]!r}")
+    user_id = int(json.loads(raw)["id"])
+    return user_id, str(login(base, username, admin_password)["token"]), admin
+
+
 # -- answers, rounds, ratios ----------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from revenge.modules.library.fingerprint import WINDOW, record_fingerprint
 from revenge.modules.library.probe import probe_file
 from revenge.modules.library.scan import Scanner
 from revenge.modules.playback import Transcoder
+from tests.read_only_support import run_read_only, snapshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -432,54 +433,28 @@ asyncio.run(main())
 """
 
 
-def _snapshot(root: Path) -> dict[str, tuple[int, int, int, int]]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames, "."]:
-            st = os.lstat(os.path.join(dirpath, name))
-            out[os.path.join(dirpath, name)] = (
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ctime_ns,
-                st.st_mode,
-            )
-    return out
-
-
 async def test_a_read_only_tree_is_scanned_and_never_written(
     migrated_url: str, tmp_path: Path
 ) -> None:
     """Scan and probe through a read-only bind mount: everything found, nothing on disk changes."""
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.skip("needs root and unshare(1) for a private read-only bind mount")
     for rel in MOVIES[:3]:
         touch(tmp_path, rel, b"not a video")
-    before = _snapshot(tmp_path)
-    mount = Path(tempfile.mkdtemp())
+    before = snapshot(tmp_path)
     src = str(Path(__file__).resolve().parents[2] / "python")
-    code = _CHILD.format(
-        src=src, url=migrated_url, name=f"ro-{os.urandom(4).hex()}", mount=str(mount)
-    )
-    script = f'mount --bind {tmp_path} {mount} && mount -o remount,bind,ro {mount} && exec "$@"'
-    try:
-        out = await asyncio.to_thread(
-            subprocess.run,
-            ["unshare", "-m", "sh", "-c", script, "sh", sys.executable, "-c", code],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-    except subprocess.CalledProcessError as err:
-        if "mount" in (err.stderr or "") and "Traceback" not in (err.stderr or ""):
-            pytest.skip(f"read-only bind mount not permitted here: {err.stderr.strip()}")
-        raise
-    finally:
-        os.rmdir(mount)
+    name = f"ro-{os.urandom(4).hex()}"
+
+    def child(mount: Path) -> list[str]:
+        code = _CHILD.format(src=src, url=migrated_url, name=name, mount=str(mount))
+        return [sys.executable, "-c", code]
+
+    out = await asyncio.to_thread(run_read_only, tmp_path, child)
     import errno
 
     result = json.loads(out.stdout)
     assert result["erofs"] == errno.EROFS  # the tree really was read-only
     assert (result["new"], result["errors"]) == (3, 0)
     assert result["statuses"] == ["failed"] * 3  # probed (not videos), recorded, nothing written
-    assert _snapshot(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
 
 async def test_a_folder_scan_walks_only_the_changed_folders(db: Database, tmp_path: Path) -> None:

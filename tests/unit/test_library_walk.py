@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from revenge.modules.library.walk import Folder, MediaFile, WalkStats, walk
+from tests.read_only_support import run_read_only, snapshot
 
 PYTHON_SRC = str(Path(__file__).resolve().parents[2] / "python")
 
@@ -236,13 +237,14 @@ _CHILD = textwrap.dedent(
 )
 
 
-def _run_child(
-    root: Path, *, drop: str = "", probe: str = "extra = None", wrap: list[str] | None = None
-) -> dict[str, object]:
+def _child(root: Path, *, drop: str = "", probe: str = "extra = None") -> list[str]:
+    """The command of a child that walks ``root`` and prints what it found as JSON."""
     code = _CHILD.format(src=PYTHON_SRC, root=str(root), drop=drop, probe=probe)
-    out = subprocess.run(
-        [*(wrap or []), sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    return [sys.executable, "-c", code]
+
+
+def _run_child(root: Path, *, drop: str = "") -> dict[str, object]:
+    out = subprocess.run(_child(root, drop=drop), capture_output=True, text=True, check=True)
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
@@ -269,42 +271,21 @@ def test_unreadable_folder_is_skipped_not_fatal() -> None:
     assert problems[0].startswith("unreadable folder") and "Permission denied" in problems[0]
 
 
-def _snapshot(root: Path) -> dict[str, tuple[int, int, int, int]]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames, "."]:
-            st = os.lstat(os.path.join(dirpath, name))
-            out[os.path.join(dirpath, name)] = (
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ctime_ns,
-                st.st_mode,
-            )
-    return out
-
-
 def test_read_only_tree_is_walked_and_never_written(library: Path, tmp_path: Path) -> None:
     """The walk on a read-only bind mount: it finds everything, and nothing on disk changes."""
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.skip("needs root and unshare(1) for a private read-only bind mount")
-    mount = Path(tempfile.mkdtemp())
-    before = _snapshot(library)
-    probe = (
-        "extra = None\n"
-        "try:\n"
-        f"    open({str(mount / 'probe.txt')!r}, 'w')\n"
-        "except OSError as err:\n"
-        "    extra = err.errno"
-    )
-    script = f'mount --bind {library} {mount} && mount -o remount,bind,ro {mount} && exec "$@"'
-    try:
-        result = _run_child(mount, probe=probe, wrap=["unshare", "-m", "sh", "-c", script, "sh"])
-    except subprocess.CalledProcessError as err:
-        if "mount" in (err.stderr or ""):
-            pytest.skip(f"read-only bind mount not permitted here: {err.stderr.strip()}")
-        raise
-    finally:
-        os.rmdir(mount)
+    before = snapshot(library)
+
+    def child(mount: Path) -> list[str]:
+        probe = (
+            "extra = None\n"
+            "try:\n"
+            f"    open({str(mount / 'probe.txt')!r}, 'w')\n"
+            "except OSError as err:\n"
+            "    extra = err.errno"
+        )
+        return _child(mount, probe=probe)
+
+    result = json.loads(run_read_only(library, child).stdout)
     import errno
 
     assert result["extra"] == errno.EROFS  # the tree really was read-only
@@ -315,4 +296,4 @@ def test_read_only_tree_is_walked_and_never_written(library: Path, tmp_path: Pat
         "The Matrix (1999)/Trailers/Official Trailer.mp4",
     ]
     assert result["problems"] == []
-    assert _snapshot(library) == before
+    assert snapshot(library) == before
