@@ -9,6 +9,8 @@ degraded (never a 500), and password sign-in unaffected.
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -141,3 +143,26 @@ def test_sign_in_and_the_cold_service_life(served: tuple[Server, Provider]) -> N
         timeout=30,
     )
     assert login.status_code == 200, login.text
+
+
+def test_the_sign_in_page_offers_the_provider(served: tuple[Server, Provider]) -> None:
+    """Debian's chromium: the sign-in page's "Sign in with Test ID" ends signed in, back home."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("chromium is not installed (scripts/test.sh installs it)")
+    server, _ = served
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(server.base_url + "/#/signin?next=/admin/users")
+            page.click("a:has-text('Sign in with Test ID')")
+            page.wait_for_url(re.compile(r".*#/admin/users$"))
+            me = page.evaluate("fetch('/api/v1/me').then((r) => r.json())")
+            assert me["username"] == "alice" and me["role"] == "admin"
+        finally:
+            browser.close()

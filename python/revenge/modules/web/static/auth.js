@@ -72,9 +72,36 @@ export async function signInPage(root, { params }) {
     errors,
     h("button", { class: "button primary wide", type: "submit" }, "Sign in"),
   );
-  replace(root, h("div", { class: "auth" }, card("Sign in", null, form)));
+  const others = h("div", { class: "stack", hidden: true });
+  replace(root, h("div", { class: "auth" }, card("Sign in", null, form, others)));
   if (session.user) afterSignIn(session.user, next);
   username.focus();
+  singleSignOn(others, next);
+}
+
+// "Sign in with <provider>" for each configured OpenID provider: a plain link, since the
+// sign-in is a round of redirects through the provider that ends back here, signed in.
+async function singleSignOn(box, next) {
+  let providers = [];
+  try {
+    ({ providers } = await get("/api/v1/oidc/providers", { quiet401: true }));
+  } catch {
+    return; // the password form works on its own
+  }
+  if (!providers.length) return;
+  const back = `/#${next.startsWith("/") ? next : "/"}`;
+  replace(
+    box,
+    h("p", { class: "muted", style: { "text-align": "center" } }, "or"),
+    ...providers.map((p) =>
+      h(
+        "a",
+        { class: "button wide", href: `${p.login_url}?return_to=${encodeURIComponent(back)}` },
+        `Sign in with ${p.display_name}`,
+      ),
+    ),
+  );
+  box.hidden = false;
 }
 
 export async function setupPage(root) {
