@@ -278,6 +278,9 @@ class TranscodeJob:
 def _join_chunks(chunks: list[Path], out: Path, fmt: str) -> None:
     """Concatenate chunk files into one segment (fMP4: the later chunks' ``styp`` boxes dropped,
     a segment has one), written under a temporary name and renamed, then the chunks removed."""
+    if len(chunks) == 1:  # one GOP (the ramp's first segments): the chunk is the segment
+        chunks[0].rename(out)
+        return
     partial = out.with_name(out.name + ".part")
     with partial.open("wb") as sink:
         for n, chunk in enumerate(chunks):
