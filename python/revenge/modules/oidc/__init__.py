@@ -41,12 +41,12 @@ def install(ctx: ModuleContext) -> None:
 
     configured = bool(settings.oidc.providers)
     if configured:
-        from revenge.modules.oidc.client import OidcClient
+        from revenge.modules.oidc.client import OidcClient, tls_context
 
-        oidc_settings = settings.oidc
+        oidc_settings, tls = settings.oidc, tls_context()
         ctx.provide(
             OIDC,
-            lambda: OidcClient(oidc_settings),
+            lambda: OidcClient(oidc_settings, tls),
             close=lambda client: client.close(),
             health=lambda client: client.check(),
         )
