@@ -94,9 +94,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     server = settings.server
     logs.configure(settings.log.level, settings.log.format)
+    # Before anything imports prometheus_client (preparing the database builds the
+    # application): a client loaded first stays single-process, in this process and in
+    # every worker forked from it, and /metrics, which reads the directory, comes out empty.
+    prepare_multiprocess_dir(server.data_path / "run" / "metrics")
     with _prepared_database(settings) as url:
         forget_setup_code(url)
-        prepare_multiprocess_dir(server.data_path / "run" / "metrics")
         Granian(
             "revenge.app:app",
             address=args.host or server.host,
