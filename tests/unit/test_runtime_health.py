@@ -117,6 +117,7 @@ async def test_cold_service_is_reported_uninitialised_and_not_spun_up_by_probes(
         assert built == 0 and probed == []
         assert status == 200 and body["status"] == "healthy"
         assert body["services"]["email"]["initialized"] is False
+        assert body["services"]["email"]["state"] == "cold"
         assert body["services"]["config"] == {
             "healthy": True,
             "initialized": True,
@@ -127,6 +128,7 @@ async def test_cold_service_is_reported_uninitialised_and_not_spun_up_by_probes(
         await rt.lazy(key).get()
         await rt.health.refresh()
         assert rt.health_report()[1]["services"]["email"]["initialized"] is True
+        assert rt.health_report()[1]["services"]["email"]["state"] == "ready"
         assert probed == ["smtp"] and built == 1
 
 

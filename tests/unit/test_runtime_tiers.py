@@ -163,6 +163,7 @@ async def test_idle_cold_service_is_offloaded_then_spun_up_again() -> None:
             "latency_ms": 0.0,
             "category": "cold",
             "tier": "cold",
+            "state": "offloaded",
         }
         second = await lazy.get()
         assert second is not first and len(builds) == 2

@@ -164,6 +164,9 @@ class ServiceHealthOut(Output):
     latency_ms: float
     category: str
     tier: str | None = None
+    state: str | None = None
+    """Cold services: ``cold``, ``initialising``, ``ready``, ``offloaded``, ``degraded``,
+    or ``disabled`` (an optional service that is not configured)."""
     error: str | None = None
     disabled: str | None = None
     """Why an optional service is off (not configured); absent when it is on."""

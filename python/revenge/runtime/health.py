@@ -63,6 +63,9 @@ class Check:
     tier: str | None = None
     disabled: str | None = None
     """Why an optional service is off (not configured): reported as such, never probed."""
+    state: Callable[[], str] | None = None
+    """A cold service's word for where it is (``cold``, ``ready``, ``offloaded``,
+    ``disabled``...); a failing probe makes it ``degraded`` whatever it says."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ class ServiceStatus:
     error: str | None = None
     tier: str | None = None
     disabled: str | None = None
+    state: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -86,6 +90,8 @@ class ServiceStatus:
         }
         if self.tier is not None:
             body["tier"] = self.tier
+        if self.state is not None:
+            body["state"] = self.state
         if self.error is not None:
             body["error"] = self.error
         if self.disabled is not None:
@@ -131,7 +137,7 @@ async def run_check(check: Check) -> ServiceStatus:
     """Run one check within its timeout; never raises."""
     if check.disabled is not None:  # off by configuration: healthy, nothing to probe
         return ServiceStatus(True, False, 0.0, check.category, tier=check.tier,
-                             disabled=check.disabled)  # fmt: skip
+                             disabled=check.disabled, state="disabled")  # fmt: skip
     if check.initialized is not None and not check.initialized():
         error = check.last_error() if check.last_error is not None else None
         return ServiceStatus(
@@ -141,6 +147,7 @@ async def run_check(check: Check) -> ServiceStatus:
             category=check.category,
             error=_describe(error) if error is not None else None,
             tier=check.tier,
+            state=_state_of(check, error is None),
         )
     started = time.perf_counter()
     try:
@@ -159,7 +166,14 @@ async def run_check(check: Check) -> ServiceStatus:
         category=check.category,
         error=error_text,
         tier=check.tier,
+        state=_state_of(check, error_text is None),
     )
+
+
+def _state_of(check: Check, healthy: bool) -> str | None:
+    if check.state is None:
+        return None
+    return check.state() if healthy else "degraded"
 
 
 def _describe(exc: BaseException) -> str:
@@ -218,7 +232,10 @@ class HealthChecker:
         if report is None or old is None:
             return
         services = dict(report.services)
-        services[name] = ServiceStatus(True, False, 0.0, old.category, None, old.tier)
+        state = None if old.state is None else "offloaded"
+        services[name] = ServiceStatus(
+            True, False, 0.0, old.category, None, old.tier, state=state
+        )
         self._store(HealthReport(overall_status(services.values()), services, time.time()))
 
     def _store(self, report: HealthReport) -> HealthReport:

@@ -83,6 +83,19 @@ class _LazyEvents:
         self.health.mark_offloaded(service)
 
 
+def cold_state(lazy: Lazy[Any]) -> str:
+    """Where a cold service is: ``cold`` (never built), ``initialising``, ``ready``,
+    ``offloaded`` (built before, dropped when idle) or ``degraded`` (its start failed)."""
+    cell = lazy.state
+    if cell == "ready":
+        return "ready"
+    if cell == "initialising":
+        return "initialising"
+    if cell == "failed":
+        return "degraded"
+    return "offloaded" if lazy.offload_count else "cold"
+
+
 class Runtime:
     """One small core: registry, lifecycle, offload sweeper, health, pressure."""
 
@@ -339,17 +352,12 @@ class Runtime:
             lazy = self._lazies.get(spec.name)
             state: ServiceState
             if lazy is not None:
-                cell = lazy.state
-                if cell == "initialising":
-                    state = "initialising"
-                elif cell == "ready":
-                    state = "degraded" if unwell else "ready"
-                elif cell == "failed":
+                state = cast(ServiceState, cold_state(lazy))
+                if state == "ready" and unwell:
                     state = "degraded"
+                elif lazy.state == "failed":
                     failure = lazy.last_error
                     error = error or (type(failure).__name__ if failure is not None else None)
-                else:
-                    state = "offloaded" if lazy.offload_count else "cold"
                 idle = lazy.idle_seconds() if lazy.initialized else None
                 out.append(
                     ServiceReport(
@@ -584,6 +592,7 @@ class Runtime:
                 initialized=lambda: lazy.peek() is not None,
                 last_error=lambda: lazy.last_error if lazy.state == "failed" else None,
                 tier=spec.tier.value,
+                state=lambda: cold_state(lazy),
             )
         return Check(
             spec.name,
