@@ -352,6 +352,12 @@ class EmailSettings(_Section):
     """The From header, e.g. `Revenge <revenge@example.org>`; empty: `revenge@localhost`."""
     timeout: Duration = Field(30.0, gt=0)
     """Bound on connecting and on each SMTP exchange; a server slower than this counts as down."""
+    ca_file: str = ""
+    """PEM file of the CA(s) that sign the SMTP server's certificate; empty: the system's CAs."""
+    base_url: str = ""
+    """The server's address as users reach it, e.g. `https://media.example.org`: the start of the links in password-reset and invitation e-mails; empty: the links are left out (the token is still given)."""
+    alert_after: int = Field(3, ge=0, le=1000)
+    """Failed jobs of one kind in a row (after their retries) before the administrators are e-mailed, once per streak; 0: never."""
 
 
 class OidcProvider(_Section):

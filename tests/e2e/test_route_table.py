@@ -55,6 +55,8 @@ SIGN_IN = {
     ("GET", "/api/v1/oidc/providers"),
     ("GET", "/api/v1/oidc/{provider}/login"),
     ("GET", "/api/v1/oidc/{provider}/callback"),
+    ("POST", "/api/v1/auth/password-reset"),  # someone who forgot their password
+    ("POST", "/api/v1/auth/password-reset/confirm"),  # and follows the e-mailed link
     # first run: nobody can sign in yet; creating the admin needs loopback or the setup code
     ("GET", "/api/v1/setup"),
     ("POST", "/api/v1/setup"),
@@ -384,6 +386,21 @@ MATRIX: dict[str, Entry] = {
         signed_in(200),
         body=lambda call: {"current_password": MATRIX_PASSWORD, "new_password": MATRIX_PASSWORD},
     ),
+    "PUT /api/v1/me/email": Entry(
+        signed_in(200),
+        body=lambda call: {
+            "email": f"{unique('me')}@example.org",
+            "current_password": MATRIX_PASSWORD,
+        },
+    ),
+    # password reset by e-mail: this server has no SMTP server (409 email_disabled for
+    # everyone, the same answer whoever asks); an unknown token is 404 for everyone
+    "POST /api/v1/auth/password-reset": Entry(
+        public(409), body=lambda call: {"email": "someone@example.org"}
+    ),
+    "POST /api/v1/auth/password-reset/confirm": Entry(
+        public(404), body=lambda call: {"token": "x" * 43, "password": MATRIX_PASSWORD}
+    ),
     "GET /api/v1/me/preferences": Entry(signed_in(200)),
     "PUT /api/v1/me/preferences": Entry(
         signed_in(200), body=lambda call: {"audio_languages": ["en"]}
@@ -406,6 +423,9 @@ MATRIX: dict[str, Entry] = {
     "DELETE /api/v1/users/{user_id}": Entry(admin_only(204)),
     "POST /api/v1/users/{user_id}/password": Entry(
         admin_only(200), body=lambda call: {"password": MATRIX_PASSWORD}
+    ),
+    "PUT /api/v1/users/{user_id}/email": Entry(
+        admin_only(200), body=lambda call: {"email": f"{unique('u')}@example.org"}
     ),
     "GET /api/v1/users/{user_id}/parental": Entry(admin_only(200)),
     "PUT /api/v1/users/{user_id}/parental": Entry(

@@ -13,7 +13,11 @@ the caller from ``request.principal``; they never import this package's internal
 What they may use is exported here: ``read_preferences(conn, user_id)`` gives a
 user's :class:`UserPreferences` (the playback decision's languages and bitrate cap);
 :class:`ExternalSignIn` gives a module that proves identity another way (single
-sign-on) the same session as a password login.
+sign-on) the same session as a password login; ``admin_addresses(conn)`` the e-mail
+addresses of the enabled administrators.
+
+Password reset by e-mail and invitation e-mails go through the e-mail module's
+outbox (``password_reset_mail`` jobs; see :mod:`.reset`).
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from importlib import resources
 
 from revenge._core import SessionCache
 from revenge.config import Settings
-from revenge.contract import Module, ModuleContext, ServiceKey, Tier
+from revenge.contract import JOBS, JobContext, Module, ModuleContext, Payload, ServiceKey, Tier
+from revenge.infra.jobs import Jobs
 from revenge.modules.auth import repository
 from revenge.modules.auth.authenticator import Authenticator
 from revenge.modules.auth.device import DeviceFlow, delete_stale_device_codes
 from revenge.modules.auth.directory import UserDirectory
 from revenge.modules.auth.external import ExternalAccount, ExternalSignIn
+from revenge.modules.auth.email_routes import add_email_routes
 from revenge.modules.auth.invitations import Invitations, delete_stale_invitations
 from revenge.modules.auth.management import UserManagement
 from revenge.modules.auth.passwords import PasswordHasher
@@ -37,6 +43,8 @@ from revenge.modules.auth.people_routes import (
     add_preference_routes,
 )
 from revenge.modules.auth.preferences import UserPreferences, read_preferences
+from revenge.modules.auth.repository import admin_addresses
+from revenge.modules.auth.reset import PASSWORD_RESET_MAIL, PasswordResets, delete_stale_resets
 from revenge.modules.auth.revocation import Message, RevocationListener, RevocationPublisher
 from revenge.modules.auth.routes import add_routes
 from revenge.modules.auth.service import AuthService, LoginResult
@@ -56,6 +64,7 @@ __all__ = [
     "ExternalSignIn",
     "LoginResult",
     "UserPreferences",
+    "admin_addresses",
     "build_session_cache",
     "install",
     "read_preferences",
@@ -125,11 +134,19 @@ def install(ctx: ModuleContext) -> None:
         RevocationPublisher(ctx.cache),
     )
     addresses = ClientAddress(settings.server.trusted_proxies)
+    services = ctx.services
+
+    def jobs() -> Jobs:
+        return services.get(JOBS)
+
+    users = UserManagement(service)
+    resets = PasswordResets(service, settings.email)
     add_routes(ctx.router, service, addresses)
-    add_user_routes(ctx.router, UserManagement(service))
+    add_user_routes(ctx.router, users)
+    add_email_routes(ctx.router, users, resets, jobs, addresses)
     add_preference_routes(ctx.router, db)
     add_device_routes(ctx.router, DeviceFlow(service), addresses)
-    add_invitation_routes(ctx.router, Invitations(service), addresses)
+    add_invitation_routes(ctx.router, Invitations(service), addresses, settings.email, jobs)
     add_setup_routes(ctx.router, service, addresses)
     ctx.authenticate_with(authenticator)
 
@@ -155,6 +172,12 @@ def install(ctx: ModuleContext) -> None:
     ctx.cleanup_step("login_counters", repository.delete_stale_login_counters)
     ctx.cleanup_step("device_codes", delete_stale_device_codes)
     ctx.cleanup_step("invitations", delete_stale_invitations)
+    ctx.cleanup_step("password_resets", delete_stale_resets)
+
+    async def reset_mail(job: JobContext, payload: Payload) -> None:
+        await resets.mail(jobs(), str(payload["address"]))
+
+    ctx.job(PASSWORD_RESET_MAIL, reset_mail)
     ctx.migrations(resources.files(__name__) / "migrations")
 
 

@@ -9,6 +9,7 @@ one account.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,6 +52,9 @@ class NewInvitation:
     token: str
     role: repo.Role
     expires_at: datetime
+    email: str | None = None
+    mail_key: str | None = None
+    """The outbox key of the invitation e-mail (queued by the caller after the commit)."""
 
 
 class Invitations:
@@ -58,17 +62,32 @@ class Invitations:
         self.auth = auth
         self.db = auth.db
 
-    async def create(self, admin_id: int, role: repo.Role) -> NewInvitation:
+    async def create(
+        self,
+        admin_id: int,
+        role: repo.Role,
+        email: str | None = None,
+        mail: Callable[[repo.Conn, str, str], Awaitable[str]] | None = None,
+    ) -> NewInvitation:
+        """A new invitation. With ``email`` (normalised; 409 ``email_taken`` when a user has
+        it) and ``mail``, the invitation e-mail is stored in the same transaction:
+        ``mail(conn, address, token)`` returns its outbox key (:attr:`NewInvitation.mail_key`)."""
         token = new_session_token()
-        async with self.db.connection() as conn:
+        digest = token_hash(token)
+        key = None
+        async with self.db.transaction() as conn:
+            if email is not None and await repo.user_by_email(conn, email) is not None:
+                raise repo.EmailTaken()
             cur = await conn.execute(
-                "INSERT INTO invitations (token_hash, role, created_by, expires_at) "
-                "VALUES (%s, %s, %s, now() + make_interval(secs => %s)) RETURNING expires_at",
-                (token_hash(token), role, admin_id, INVITATION_TTL),
+                "INSERT INTO invitations (token_hash, role, created_by, expires_at, email) "
+                "VALUES (%s, %s, %s, now() + make_interval(secs => %s), %s) RETURNING expires_at",
+                (digest, role, admin_id, INVITATION_TTL, email),
             )
             row = await cur.fetchone()
+            if email is not None and mail is not None:
+                key = await mail(conn, email, token)
         assert row is not None
-        return NewInvitation(token, role, row[0])
+        return NewInvitation(token, role, row[0], email, key)
 
     async def accept(
         self, token: str, username: str, password: str, ip: str, client: str
@@ -80,14 +99,14 @@ class Invitations:
         digest = token_hash(session_token)
         async with self.db.transaction() as conn:
             cur = await conn.execute(
-                "SELECT id, role, expires_at <= now(), used_at IS NOT NULL FROM invitations "
+                "SELECT id, role, expires_at <= now(), used_at IS NOT NULL, email FROM invitations "
                 "WHERE token_hash = %s FOR UPDATE",
                 (token_hash(token),),
             )
             row = await cur.fetchone()
             if row is None:
                 raise InvitationNotFound()
-            invitation_id, role, expired, used = row
+            invitation_id, role, expired, used, email = row
             if used:
                 raise InvitationUsed()
             if expired:
@@ -99,6 +118,9 @@ class Invitations:
                 "UPDATE invitations SET used_at = now(), used_by = %s WHERE id = %s",
                 (user.id, invitation_id),
             )
+            if email is not None and await repo.user_by_email(conn, email) is None:
+                # The invited address becomes the account's (unless someone took it since).
+                user = await repo.set_email(conn, user.id, email) or user
             session = await repo.insert_session(
                 conn, user.id, digest, self.auth.settings.session_ttl, client, ip
             )

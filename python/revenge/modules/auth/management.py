@@ -125,6 +125,25 @@ class UserManagement:
         await self._announce(user_id)
         return updated
 
+    async def set_email(
+        self, user_id: int, address: str | None, *, expected_version: int | None = None
+    ) -> repo.UserRecord:
+        """Set or clear a user's address (``normal_address`` form: the caller normalises);
+        409 ``email_taken`` when another user has it."""
+        async with self.db.transaction() as conn:
+            await self._locked(conn, user_id, expected_version)
+            updated = await repo.set_email(conn, user_id, address)
+        assert updated is not None  # locked above
+        return updated
+
+    async def set_own_email(self, user_id: int, current: str, address: str | None) -> str | None:
+        """The same for oneself, with the current password: whoever holds a stolen session
+        must not be able to point the reset e-mail elsewhere."""
+        user = await self.get_user(user_id)
+        if not await self.auth.hasher.verify(user.password_hash, current):
+            raise WrongPassword()
+        return (await self.set_email(user_id, address)).email
+
     async def parental(self, user_id: int) -> repo.Parental:
         async with self.db.connection() as conn:
             found = await repo.parental_of(conn, user_id)

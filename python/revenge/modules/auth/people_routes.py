@@ -7,23 +7,28 @@ and the subtag no list has. A negative bitrate fails the schema the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from revenge.config import EmailSettings
 from revenge.http import Input, Output, Problem, Request, Response, Router, model_response, text
 from revenge.infra.db import Database
+from revenge.infra.jobs import Jobs
 from revenge.modules.auth.device import MAX_USER_CODE_INPUT, DeviceFlow
 from revenge.modules.auth.invitations import Invitations
 from revenge.modules.auth.languages import MAX_TAG_LENGTH, canonical
 from revenge.modules.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from revenge.modules.auth.preferences import UserPreferences, read_preferences, write_preferences
-from revenge.modules.auth.repository import UsernameTaken
+from revenge.modules.auth.repository import Conn, UsernameTaken
+from revenge.modules.auth.reset import invitation_mail
 from revenge.modules.auth.routes import LoginOut, invalid_value, login_response
 from revenge.modules.auth.service import MAX_USERNAME_LENGTH
 from revenge.modules.auth.throttle import ClientAddress
-from revenge.modules.auth.tokens import MAX_CREDENTIAL_LENGTH
+from revenge.modules.auth.tokens import MAX_CREDENTIAL_LENGTH, token_hash
+from revenge.modules.email import EmailDisabled, normal_address, queue_written, write_message
 
 _TAGS = ("users",)
 _TAG = r"^[A-Za-z0-9]{1,8}([-_][A-Za-z0-9]{1,8})*$"
@@ -217,6 +222,9 @@ def add_device_routes(router: Router, flow: DeviceFlow, addresses: ClientAddress
 
 class InvitationBody(Input):
     role: Literal["admin", "user"] = "user"
+    email: Annotated[str, text(max_length=320)] | None = None
+    """Send the invitation to this address (it becomes the new account's); e-mail must be
+    configured (409 ``email_disabled``)."""
 
 
 class InvitationOut(Output):
@@ -225,6 +233,8 @@ class InvitationOut(Output):
     role: Literal["admin", "user"]
     expires_at: datetime
     accept_path: str
+    email: str | None = None
+    """Where the invitation e-mail is on its way to."""
 
 
 class AcceptBody(Input):
@@ -237,13 +247,40 @@ ACCEPT_PATH = "/api/v1/invitations/accept"
 
 
 def add_invitation_routes(
-    router: Router, invitations: Invitations, addresses: ClientAddress
+    router: Router,
+    invitations: Invitations,
+    addresses: ClientAddress,
+    email: EmailSettings,
+    jobs: Callable[[], Jobs],
 ) -> None:
+    async def mail(conn: Conn, address: str, token: str) -> str:
+        subject, text_body = invitation_mail(token, email.base_url, ACCEPT_PATH)
+        key = f"invitation:{token_hash(token)[:32]}"
+        await write_message(conn, email, to=address, subject=subject, body=text_body, key=key)
+        return key
+
     async def invite(request: Request, *, body: InvitationBody) -> Response:
-        """Invite someone (administrators only): a single-use token, valid for 7 days."""
-        made = await invitations.create(request.principal_or_raise.user_id, body.role)
+        """Invite someone (administrators only): a single-use token, valid for 7 days; with
+        ``email``, sent there too."""
+        address = None
+        if body.email is not None:
+            if not email.host:
+                raise EmailDisabled()
+            try:
+                address = normal_address(body.email)
+            except ValueError as exc:
+                raise invalid_value(str(exc), "email") from None
+        made = await invitations.create(
+            request.principal_or_raise.user_id, body.role, address, mail
+        )
+        if made.mail_key is not None:
+            await queue_written(jobs(), made.mail_key)
         out = InvitationOut(
-            token=made.token, role=made.role, expires_at=made.expires_at, accept_path=ACCEPT_PATH
+            token=made.token,
+            role=made.role,
+            expires_at=made.expires_at,
+            accept_path=ACCEPT_PATH,
+            email=made.email,
         )
         return model_response(out, 201)
 
@@ -269,6 +306,8 @@ def add_invitation_routes(
         response=InvitationOut,
         status=201,
         admin=True,
+        # e-mail not configured or the address is a user's (409), not an address (422)
+        problems=(409, 422),
     )
     router.add(
         "POST",

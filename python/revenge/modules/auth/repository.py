@@ -54,6 +54,8 @@ class UserRecord:
     version: int = 1
     """Bumped by every administrative change (the ETag of the user resource)."""
     must_change_password: bool = False
+    email: str | None = None
+    """Optional, unique regardless of case (``email.normal_address`` form)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +95,7 @@ class Credential:
 
 def _user(row: tuple[Any, ...]) -> UserRecord:
     return UserRecord(
-        row[0], row[1], as_role(row[2]), row[3], row[4], row[5], row[6], row[7], row[8]
+        row[0], row[1], as_role(row[2]), row[3], row[4], row[5], row[6], row[7], row[8], row[9]
     )
 
 
@@ -117,7 +119,7 @@ async def insert_user(
                 "INSERT INTO users "
                 "(username, username_key, password_hash, role, must_change_password) "
                 "VALUES (%s, %s, %s, %s, %s) RETURNING id, username, role, disabled, "
-                "password_hash, created_at, last_login_at, version, must_change_password",
+                "password_hash, created_at, last_login_at, version, must_change_password, email",
                 (username, username_key, password_hash, role, must_change_password),
             )
             row = await cur.fetchone()
@@ -165,7 +167,7 @@ async def user_by_username(conn: Conn, username: str, username_key: str) -> User
     """
     cur = await conn.execute(
         "SELECT id, username, role, disabled, password_hash, created_at, last_login_at, "
-        "version, must_change_password FROM users WHERE username_key = %s "
+        "version, must_change_password, email FROM users WHERE username_key = %s "
         "OR (username_key IS NULL AND lower(username) = lower(%s))",
         (username_key, username),
     )
@@ -176,7 +178,7 @@ async def user_by_username(conn: Conn, username: str, username_key: str) -> User
 async def user_by_id(conn: Conn, user_id: int) -> UserRecord | None:
     cur = await conn.execute(
         "SELECT id, username, role, disabled, password_hash, created_at, last_login_at, "
-        "version, must_change_password FROM users WHERE id = %s",
+        "version, must_change_password, email FROM users WHERE id = %s",
         (user_id,),
     )
     row = await cur.fetchone()
@@ -186,7 +188,7 @@ async def user_by_id(conn: Conn, user_id: int) -> UserRecord | None:
 async def list_users(conn: Conn) -> list[UserRecord]:
     cur = await conn.execute(
         "SELECT id, username, role, disabled, password_hash, created_at, last_login_at, "
-        "version, must_change_password FROM users ORDER BY id"
+        "version, must_change_password, email FROM users ORDER BY id"
     )
     return [_user(row) for row in await cur.fetchall()]
 
@@ -195,7 +197,7 @@ async def lock_user(conn: Conn, user_id: int) -> UserRecord | None:
     """The row, locked until the transaction ends (``SELECT ... FOR UPDATE``)."""
     cur = await conn.execute(
         "SELECT id, username, role, disabled, password_hash, created_at, last_login_at, "
-        "version, must_change_password FROM users WHERE id = %s FOR UPDATE",
+        "version, must_change_password, email FROM users WHERE id = %s FOR UPDATE",
         (user_id,),
     )
     row = await cur.fetchone()
@@ -229,7 +231,7 @@ async def update_user(
         "password_hash = coalesce(%s, password_hash), "
         "must_change_password = coalesce(%s, must_change_password), version = version + 1 "
         "WHERE id = %s RETURNING id, username, role, disabled, password_hash, created_at, "
-        "last_login_at, version, must_change_password",
+        "last_login_at, version, must_change_password, email",
         (role, disabled, password_hash, must_change_password, user_id),
     )
     row = await cur.fetchone()
@@ -515,3 +517,54 @@ async def setup_code_hash(conn: Conn) -> str | None:
 
 async def delete_setup_code(conn: Conn) -> None:
     await conn.execute("DELETE FROM setup_code")
+
+
+# -- e-mail addresses ------------------------------------------------------------------
+
+
+class EmailTaken(DomainError):
+    """Another user has this address (compared regardless of case): 409."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "email_taken",
+            "E-mail address taken",
+            kind="conflict",
+            detail="another user has this address",
+        )
+
+
+async def set_email(conn: Conn, user_id: int, email: str | None) -> UserRecord | None:
+    """Set (or clear, with ``None``) the user's address and bump ``version``."""
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(
+                "UPDATE users SET email = %s, version = version + 1 WHERE id = %s "
+                "RETURNING id, username, role, disabled, password_hash, created_at, "
+                "last_login_at, version, must_change_password, email",
+                (email, user_id),
+            )
+            row = await cur.fetchone()
+    except psycopg.errors.UniqueViolation:
+        raise EmailTaken() from None
+    return _user(row) if row else None
+
+
+async def user_by_email(conn: Conn, email: str) -> UserRecord | None:
+    cur = await conn.execute(
+        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at, "
+        "version, must_change_password, email FROM users "
+        "WHERE lower(email) = lower(%s) AND email IS NOT NULL",
+        (email,),
+    )
+    row = await cur.fetchone()
+    return _user(row) if row else None
+
+
+async def admin_addresses(conn: Conn) -> list[tuple[int, str]]:
+    """``(id, address)`` of every enabled administrator that has an address."""
+    cur = await conn.execute(
+        "SELECT id, email FROM users WHERE role = 'admin' AND NOT disabled "
+        "AND email IS NOT NULL ORDER BY id"
+    )
+    return [(int(row[0]), str(row[1])) for row in await cur.fetchall()]

@@ -72,6 +72,7 @@ class UserOut(Output):
     created_at: datetime
     last_login_at: datetime | None
     version: int
+    email: str | None = None
 
 
 class ParentalBody(Input):
@@ -108,6 +109,7 @@ def _out(user: UserRecord) -> UserOut:
         created_at=user.created_at,
         last_login_at=user.last_login_at,
         version=user.version,
+        email=user.email,
     )
 
 
@@ -121,7 +123,7 @@ def _parental_response(parental: Parental) -> Response:
     return model_response(out, headers=(("etag", f'"{parental.version}"'),))
 
 
-def _user_response(user: UserRecord, status: int = 200) -> Response:
+def user_response(user: UserRecord, status: int = 200) -> Response:
     return model_response(_out(user), status, headers=(("etag", f'"{user.version}"'),))
 
 
@@ -166,11 +168,11 @@ def add_user_routes(router: Router, users: UserManagement) -> None:
             raise invalid_value(str(exc), "password") from None
         except UsernameTaken:
             raise Problem(409, "username_taken", "Username taken") from None
-        return _user_response(user, 201)
+        return user_response(user, 201)
 
     async def show_user(request: Request, *, params: UserPath) -> Response:
         """One user (administrators only)."""
-        return _user_response(await users.get_user(params.user_id))
+        return user_response(await users.get_user(params.user_id))
 
     async def change_user(request: Request, *, params: UserPath, body: UserChange) -> Response:
         """Change role or disabled; a disabled user's credentials stop working at once."""
@@ -179,7 +181,7 @@ def add_user_routes(router: Router, users: UserManagement) -> None:
             user = await users.update(
                 params.user_id, role=body.role, disabled=body.disabled, expected_version=version
             )
-        return _user_response(user)
+        return user_response(user)
 
     async def delete_user(request: Request, *, params: UserPath) -> Response:
         """Delete a user with their sessions, API keys and personal data."""
@@ -200,7 +202,7 @@ def add_user_routes(router: Router, users: UserManagement) -> None:
                 )
         except ValueError as exc:
             raise invalid_value(str(exc), "password") from None
-        return _user_response(user)
+        return user_response(user)
 
     async def show_parental(request: Request, *, params: UserPath) -> Response:
         """A user's content limit (administrators only)."""

@@ -12,6 +12,7 @@ ValueError: subject: CR/LF and other control characters are not allowed in a hea
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
@@ -32,6 +33,30 @@ def check_address(address: str) -> str:
         raise ValueError(f"address: {address!r} is not one plain e-mail address")
     Address(addr_spec=parsed)  # the stdlib's own syntax check
     return parsed
+
+
+MAX_ADDRESS_LENGTH = 254
+"""The longest address a mail server must accept (RFC 5321's path less its brackets)."""
+
+
+def normal_address(address: str) -> str:
+    """An address as stored: trimmed, NFC, domain in lower case (the local part is the
+    owner's: a server may tell its cases apart). ``ValueError`` when it is not one plain
+    address.
+
+    >>> normal_address("  Ann.Lee@Example.ORG ")
+    'Ann.Lee@example.org'
+    >>> normal_address("ann@example.org\\r\\nBcc: eve@example.org")
+    Traceback (most recent call last):
+    ...
+    ValueError: address: CR/LF and other control characters are not allowed in a header
+    """
+    text = unicodedata.normalize("NFC", address.strip())
+    local, _, domain = text.rpartition("@")
+    text = f"{local}@{domain.lower()}" if local else text
+    if len(text) > MAX_ADDRESS_LENGTH:
+        raise ValueError(f"address: longer than {MAX_ADDRESS_LENGTH} characters")
+    return check_address(text)
 
 
 def message_id(key: str) -> str:
