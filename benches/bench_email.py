@@ -32,8 +32,8 @@ import aiosmtplib
 import psutil
 import psycopg
 from aiosmtpd.controller import Controller
-
 from benches.record import RunRecord
+
 from revenge.config import load_settings
 from revenge.modules.email import MAILER, build_message, open_mailer
 from revenge.runtime import Runtime

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import email
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from revenge.wiring import migrate
-from tests.e2e.conftest import Server, free_port, run_server
+from tests.cheap_settings import FAST_ARGON2
+from tests.e2e.conftest import Server, free_port, run_server, serve_argv
 
 pytestmark = pytest.mark.e2e
 
@@ -54,14 +54,12 @@ class Inbox:
             return [m for m in self.messages if m["To"] == address]
 
 
-def _env(url: str, port: int, smtp_port: int | None, data: Path) -> dict[str, str]:
+def _env(url: str, smtp_port: int | None, data: Path) -> dict[str, str]:
     env = {
         "REVENGE_DATABASE__URL": url,
         "REVENGE_SERVER__DATA_DIR": str(data),
-        "REVENGE_SERVER__PORT": str(port),
         "REVENGE_AUTH__BOOTSTRAP_ADMIN_PASSWORD": PASSWORD,
-        "REVENGE_AUTH__ARGON2_MEMORY_KIB": "8192",
-        "REVENGE_AUTH__ARGON2_TIME_COST": "1",
+        **FAST_ARGON2,
         "REVENGE_HEALTH__PUBLIC": "true",
         "REVENGE_HEALTH__INTERVAL": "0.3s",
         "REVENGE_METRICS__PUBLIC": "true",
@@ -128,12 +126,12 @@ def test_reset_invitations_addresses_and_the_cold_service(
     inbox, smtp_port, controllers = smtp
     asyncio.run(migrate(fresh_pg_url))
     port = free_port()
-    argv = [sys.executable, "-m", "revenge.cli", "serve"]
+    argv = serve_argv(port)
     with run_server(
         argv,
         port,
         tmp_path,
-        _env(fresh_pg_url, port, smtp_port, tmp_path / "data"),
+        _env(fresh_pg_url, smtp_port, tmp_path / "data"),
         "/health/ready",
     ) as srv:
         base = srv.base_url
@@ -277,9 +275,9 @@ def test_without_an_smtp_server_email_is_disabled_and_refused_clearly(
 ) -> None:
     asyncio.run(migrate(fresh_pg_url))
     port = free_port()
-    argv = [sys.executable, "-m", "revenge.cli", "serve"]
+    argv = serve_argv(port)
     with run_server(
-        argv, port, tmp_path, _env(fresh_pg_url, port, None, tmp_path / "data"), "/health/ready"
+        argv, port, tmp_path, _env(fresh_pg_url, None, tmp_path / "data"), "/health/ready"
     ) as srv:
         _wait_health(srv, lambda e: e["state"] == "disabled" and e["healthy"], "disabled")
         reply = httpx.post(

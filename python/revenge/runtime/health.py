@@ -233,9 +233,7 @@ class HealthChecker:
             return
         services = dict(report.services)
         state = None if old.state is None else "offloaded"
-        services[name] = ServiceStatus(
-            True, False, 0.0, old.category, None, old.tier, state=state
-        )
+        services[name] = ServiceStatus(True, False, 0.0, old.category, None, old.tier, state=state)
         self._store(HealthReport(overall_status(services.values()), services, time.time()))
 
     def _store(self, report: HealthReport) -> HealthReport:

@@ -32,8 +32,8 @@ from revenge.modules.auth import repository
 from revenge.modules.auth.authenticator import Authenticator
 from revenge.modules.auth.device import DeviceFlow, delete_stale_device_codes
 from revenge.modules.auth.directory import UserDirectory
-from revenge.modules.auth.external import ExternalAccount, ExternalSignIn
 from revenge.modules.auth.email_routes import add_email_routes
+from revenge.modules.auth.external import ExternalAccount, ExternalSignIn
 from revenge.modules.auth.invitations import Invitations, delete_stale_invitations
 from revenge.modules.auth.management import UserManagement
 from revenge.modules.auth.passwords import PasswordHasher

@@ -34,7 +34,6 @@ from revenge.modules.email.outbox import (
     write_message,
 )
 from revenge.modules.email.watch import watch_failures
-from revenge.runtime.health import Category, Check
 
 __all__ = [
     "EMAIL_SEND",
@@ -68,10 +67,6 @@ async def watch(ctx: JobContext, payload: Payload) -> None:
     await watch_failures(db, jobs, settings)
 
 
-async def _disabled() -> None:
-    """Nothing to probe: e-mail is off."""
-
-
 def install(ctx: ModuleContext) -> None:
     settings = ctx.settings
     if email_enabled(settings):
@@ -82,16 +77,7 @@ def install(ctx: ModuleContext) -> None:
             health=lambda mailer: mailer.check(),
         )
     else:
-        ctx.health_check(
-            Check(
-                MAILER.name,
-                Category.COLD,
-                _disabled,
-                initialized=lambda: False,
-                tier="cold",
-                state=lambda: "disabled",
-            )
-        )
+        ctx.disabled(MAILER, "email.host is not set")
     ctx.job(EMAIL_SEND, send_queued)
     ctx.job(EMAIL_WATCH, watch)
     ctx.migrations(resources.files(__name__) / "migrations")
