@@ -484,3 +484,32 @@ async def test_disabled_without_providers(migrated_url: str) -> None:
 
 def _closed_port() -> int:
     return free_port()
+
+
+async def test_a_verified_address_links_to_the_account_that_has_it(
+    fresh_pg_url: str, provider: Provider
+) -> None:
+    """Accounts with an e-mail address (``users.email``, which e-mail support adds; made here
+    when it is not there yet): a verified address links only where the provider entry allows."""
+    from revenge.wiring import migrate
+
+    await migrate(fresh_pg_url)
+    async with running_node(fresh_pg_url, provider_env(provider.issuer)) as node:
+        await node.db.execute("ALTER TABLE users ADD COLUMN IF NOT EXISTS email text")
+        robert = await node.auth.create_user("robert", "a-long-password")
+        await node.db.execute(
+            "UPDATE users SET email = 'Bob@Example.org' WHERE id = %s", (robert.id,)
+        )
+        reply = await sign_in(node, hint="bob")  # linking not allowed: a new account
+        me = await node.client.get(
+            "/api/v1/me", headers={"authorization": f"Bearer {session_cookie(reply)}"}
+        )
+        assert me.json()["id"] != robert.id
+        await node.db.execute("DELETE FROM users WHERE id = %s", (me.json()["id"],))
+    env = provider_env(provider.issuer, link_verified_email=True)
+    async with running_node(fresh_pg_url, env) as node:
+        reply = await sign_in(node, hint="bob")
+        me = await node.client.get(
+            "/api/v1/me", headers={"authorization": f"Bearer {session_cookie(reply)}"}
+        )
+        assert me.json()["id"] == robert.id and me.json()["username"] == "robert"
