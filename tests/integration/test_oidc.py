@@ -498,7 +498,7 @@ async def test_a_verified_address_links_to_the_account_that_has_it(
         await node.db.execute("ALTER TABLE users ADD COLUMN IF NOT EXISTS email text")
         robert = await node.auth.create_user("robert", "a-long-password")
         await node.db.execute(
-            "UPDATE users SET email = 'Bob@Example.org' WHERE id = %s", (robert.id,)
+            "UPDATE users SET email = 'bob@example.org' WHERE id = %s", (robert.id,)
         )
         reply = await sign_in(node, hint="bob")  # linking not allowed: a new account
         me = await node.client.get(
