@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from revenge.wiring import migrate
@@ -47,6 +48,8 @@ ARGS = [
 ]
 PASSWORD = "correct horse battery"
 XSS = "<img src=x onerror=alert(1)>"
+SERIES = "Night Shift"
+EPISODES = [(1, 1, "Arrival"), (1, 2, "Departure"), (2, 1, "Return")]
 IDLE_TTL = 12.0
 """The transcoder's idle time before it is offloaded (short, so the test sees it)."""
 
@@ -103,6 +106,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     make_clip(media / "Night Train (1999)" / "Night Train (1999).mp4", 8, "0x3dd68c")
     make_clip(media / f"{XSS} (2020)" / f"{XSS} (2020).mp4", 6, "0x5eb1ef")
     make_clip(tmp / "extra" / "Short Film (2010)" / "Short Film (2010).mp4", 4, "0xf5a524")
+    for season, episode, title in EPISODES:  # a tiny TV tree: a series of two seasons
+        folder = tmp / "tv" / SERIES / f"Season {season}"
+        make_clip(folder / f"{SERIES} - S0{season}E0{episode} - {title}.mp4", 3, "0x8e4ec6")
     shots = Path(
         os.environ.get("REVENGE_TEST_SCREENSHOTS")
         or tmp_path_factory.getbasetemp() / "web-screenshots"
@@ -408,6 +414,162 @@ def test_users_and_account_pages(site: Site, page: Any) -> None:
     page.click("form.inline-form button[type=submit]")
     page.wait_for_selector("code.secret")
     shot(site, page, "15-account")
+    no_console_errors(site)
+
+
+def test_series_season_episode_and_the_next_episode(site: Site, page: Any) -> None:
+    """A TV library: the series, its seasons, a season's episodes, an episode; playing
+    to the end saves it watched and goes on to the next episode; the last of a season
+    offers the first of the next season."""
+    go(page, site, "/admin/libraries")
+    page.wait_for_selector("h2:has-text('Add a library')")
+    page.fill("#f-name", "Series")
+    page.select_option("#f-kind", "tv")
+    page.fill("#f-root", str(site.media.parent / "tv"))
+    page.click("form.card-form button[type=submit]")
+    page.wait_for_selector("tr:has(a:text-is('Series')) >> text=/finished/", timeout=120_000)
+    go(page, site, "/")
+    page.click("nav.chips a:text-is('Series')")
+    page.click(f".card-title:text-is('{SERIES}')")
+    page.wait_for_selector(f"article.detail h1:text-is('{SERIES}')")
+    seasons = page.locator("section[aria-label=Seasons] .card-title").all_inner_texts()
+    assert len(seasons) == 2, seasons
+    shot(site, page, "18-series")
+    shot(site, page, "18-series-360", width=360)
+    page.click("section[aria-label=Seasons] .card-link >> nth=0")
+    page.wait_for_selector("ol.episode-list a.episode")
+    titles = page.locator("ol.episode-list .ep-title").all_inner_texts()
+    assert titles == ["Arrival", "Departure"], titles
+    season_url = page.url
+    shot(site, page, "19-season")
+    shot(site, page, "19-season-360", width=360)
+    page.click("ol.episode-list a.episode >> nth=0")
+    page.wait_for_selector("article.detail h1:text-is('Arrival')")
+    crumbs = page.locator("p.crumbs a").all_inner_texts()
+    assert crumbs[0] == SERIES and crumbs[1].startswith("Season 1"), crumbs
+    first_id = page.url.rsplit("/", 1)[-1]
+    shot(site, page, "20-episode")
+    shot(site, page, "20-episode-tv", width=1920)
+    page.click("a.button.primary:has-text('Play')")
+    page.wait_for_selector("a.button.next:has-text('Departure')")
+    wait_video(page, "v.readyState >= 1 && v.duration > 0")
+    shot(site, page, "21-player-episode")
+    page.evaluate(
+        "() => { const v = document.querySelector('video'); v.currentTime = v.duration - 0.3;"
+        " v.play(); }"
+    )
+    page.wait_for_selector(".player-bar h1:text-is('Departure')", timeout=60_000)
+    state = api(site, page, "GET", f"/api/v1/items/{first_id}").json()["user"]
+    assert state["played"], state
+    nxt = page.wait_for_selector("a.button.next")  # the last of season 1: season 2 next
+    assert "Return" in nxt.inner_text() and "S2E1" in nxt.inner_text()
+    page.goto(season_url)
+    page.wait_for_selector("ol.episode-list .badge[aria-label=Watched]")
+    assert page.locator("ol.episode-list li:has(.badge)").count() == 1
+    no_console_errors(site)
+
+
+def test_a_tv_is_signed_in_with_its_code(site: Site, page: Any) -> None:
+    """A TV asks for a code (no credential); the signed-in person types it on the device
+    page and approves; the TV's next poll gets a session of theirs."""
+    tv_headers = {"user-agent": "Living room TV (test)"}
+    # the TV is a bare client (the browser's cookie would make it signed in already)
+    started = httpx.post(f"{site.base_url}/api/v1/auth/device", headers=tv_headers)
+    assert started.status_code == 201, started.text
+    code, secret = started.json()["user_code"], started.json()["device_secret"]
+    pending = httpx.post(
+        f"{site.base_url}/api/v1/auth/device/token", json={"device_secret": secret}
+    )
+    assert pending.json()["code"] == "authorization_pending"
+    go(page, site, "/account")
+    page.click("a:has-text('Sign in a TV')")
+    page.wait_for_selector("h1:text-is('Sign in a TV')")
+    with http_errors_expected(site):
+        page.fill("#f-user_code", "ZZZZ-ZZZZ")  # a code nobody was given
+        page.click("form button[type=submit]")
+        page.wait_for_selector(".state.error:has-text('No such code')")
+    shot(site, page, "22-device-wrong")
+    page.fill("#f-user_code", code.lower())  # typed as a person types it
+    page.click("form button[type=submit]")
+    page.wait_for_selector("text=The TV is signed in.")
+    assert "Living room TV (test)" in page.locator(".notice").inner_text()
+    shot(site, page, "22-device-approved")
+    shot(site, page, "22-device-360", width=360)
+    signed_in = httpx.post(
+        f"{site.base_url}/api/v1/auth/device/token",
+        json={"device_secret": secret},
+        headers=tv_headers,
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    assert signed_in.json()["user"]["username"] == "admin"
+    # the approval is a cookie request that changes state: without the header, refused
+    other = httpx.post(f"{site.base_url}/api/v1/auth/device", headers=tv_headers).json()
+    with http_errors_expected(site):
+        bare = page.request.post(
+            f"{site.base_url}/api/v1/auth/device/approve",
+            data={"user_code": other["user_code"]},
+        )
+    assert bare.status == 403 and bare.json()["code"] == "csrf_header_required"
+    no_console_errors(site)
+
+
+def test_every_page_fits_a_phone_and_a_television(site: Site, page: Any) -> None:
+    """Every page at 360 px and 1920 px: nothing wider than the screen, and the first
+    things Tab reaches show a visible focus ring. Screenshots of each."""
+    libraries = {
+        lib["name"]: lib for lib in api(site, page, "GET", "/api/v1/libraries").json()["items"]
+    }
+    films, series_lib = libraries["Films"]["id"], libraries["Series"]["id"]
+    movie = api(site, page, "GET", f"/api/v1/movies?library={films}&limit=1").json()["items"][0]
+    series = api(site, page, "GET", f"/api/v1/series?library={series_lib}").json()["items"][0]
+    season = api(site, page, "GET", f"/api/v1/items/{series['id']}").json()["seasons"][0]
+    episode = api(site, page, "GET", f"/api/v1/items/{season['id']}").json()["episodes"][0]
+    pages = {
+        "home": ("/", "nav.chips"),
+        "grid": (f"/library/{films}", "ul.grid li.card"),
+        "movie": (f"/item/{movie['id']}", "article.detail h1"),
+        "series": (f"/item/{series['id']}", "section[aria-label=Seasons]"),
+        "season": (f"/item/{season['id']}", "ol.episode-list"),
+        "episode": (f"/item/{episode['id']}", "p.crumbs"),
+        "search": ("/search?q=night", ".hits"),
+        "account": ("/account", "code, table, p.muted"),
+        "device": ("/device", "#f-user_code"),
+        "libraries": ("/admin/libraries", "td a"),
+        "users": ("/admin/users", "td"),
+        "runtime": ("/admin/runtime", "tr[data-service]"),
+    }
+    too_wide = []
+    no_ring = []
+    for width in (360, 1920):
+        page.set_viewport_size({"width": width, "height": 800 if width < 1000 else 1080})
+        for name, (route, ready) in pages.items():
+            go(page, site, route)
+            page.wait_for_selector(ready)
+            page.wait_for_timeout(200)
+            overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+            if overflow > 0:
+                too_wide.append(f"{name}@{width}: {overflow} px")
+            page.screenshot(path=str(site.shots / f"w{width}-{name}.png"), full_page=True)
+            page.focus("#main")  # from the top of the page's own content
+            rings = 0
+            for _ in range(3):  # its first three controls
+                page.keyboard.press("Tab")
+                ring = page.evaluate(
+                    "() => { const el = document.activeElement; const s = getComputedStyle(el);"
+                    " return el === document.body ? 'body' :"
+                    " (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2) ? '' :"
+                    " el.tagName + '.' + el.className; }"
+                )
+                if ring == "body":  # past the page's last control
+                    break
+                if ring:
+                    no_ring.append(f"{name}@{width}: {ring}")
+                rings += 1
+            if rings == 0:
+                no_ring.append(f"{name}@{width}: Tab reached no control")
+    page.set_viewport_size({"width": 1366, "height": 900})
+    assert too_wide == [], too_wide
+    assert no_ring == [], no_ring
     no_console_errors(site)
 
 

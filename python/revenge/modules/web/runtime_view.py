@@ -7,14 +7,18 @@ service (reading a service's state does not touch its idle clock).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import psutil
+
 from revenge.contract import JOBS, ModuleContext
 from revenge.http import Output, Request, Response, model_response
 from revenge.runtime import PoolStats, ServiceReport
+from revenge.runtime.metrics import multiprocess_dir
 
 _STARTED = time.time()
 
@@ -101,9 +105,24 @@ class JobsOut(Output):
     active: list[ActiveJobOut]
 
 
+class WorkersOut(Output):
+    """The processes serving together, from the metrics directory they share: the one
+    place every worker writes to (events only, so no worker's figure here is stale)."""
+
+    answered_by: int
+    """The pid of the worker that answered; every other section but ``jobs`` is its own."""
+    live: list[int]
+    """Pids of the processes whose runtime is started (``revenge_worker_up``), alive now."""
+    services_built: dict[str, int]
+    """Per cold service, in how many of them it is built now (``revenge_service_initialized``)."""
+    shared: bool
+    """Whether the metrics directory is shared (multi-process mode); else only this one."""
+
+
 class RuntimeOut(Output):
     pid: int
     """The worker process this describes (each Granian worker has its own runtime)."""
+    workers: WorkersOut
     started_at: datetime
     generated_at: datetime
     services: list[ServiceOut]
@@ -113,6 +132,26 @@ class RuntimeOut(Output):
     jobs: JobsOut
     reports: dict[str, Any]
     """What modules add (``playback_sessions``: active sessions with method and bandwidth)."""
+
+
+def _read_shared(folder: str) -> tuple[list[int], dict[str, int]]:
+    """Live worker pids and built cold services, read from the shared metrics files
+    (a few small files: in a thread, off the event loop)."""
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
+    live: list[int] = []
+    built: dict[str, int] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == "revenge_worker_up" and sample.value >= 1:
+                pid = int(sample.labels.get("pid", 0))
+                if psutil.pid_exists(pid):  # a killed worker leaves its file behind
+                    live.append(pid)
+            elif sample.name == "revenge_service_initialized":
+                built[sample.labels["service"]] = int(sample.value)
+    return live, built
 
 
 def _when(epoch: float | None) -> datetime | None:
@@ -223,6 +262,19 @@ def add_runtime_route(ctx: ModuleContext) -> None:
         )
         return memory, caches, pools
 
+    async def workers_view() -> WorkersOut:
+        pid = os.getpid()
+        folder = multiprocess_dir()
+        if folder is None:
+            return WorkersOut(answered_by=pid, live=[pid], services_built={}, shared=False)
+        live, built = await asyncio.to_thread(_read_shared, str(folder))
+        return WorkersOut(
+            answered_by=pid,
+            live=sorted(set(live) | {pid}),
+            services_built=built,
+            shared=True,
+        )
+
     async def runtime_view(request: Request) -> Response:
         """The answering worker's runtime: services by tier and state, pools, caches against
         budgets, memory pressure, the job queue, and modules' reports. Administrators only."""
@@ -230,6 +282,7 @@ def add_runtime_route(ctx: ModuleContext) -> None:
         return model_response(
             RuntimeOut(
                 pid=os.getpid(),
+                workers=await workers_view(),
                 started_at=datetime.fromtimestamp(_STARTED, UTC),
                 generated_at=datetime.now(UTC),
                 services=[service_out(r) for r in runtime.report()],

@@ -13,10 +13,10 @@ function table(caption, headers, rows, empty) {
     { class: "table-wrap" },
     h(
       "table",
-      null,
+      { class: "cards-when-narrow" },
       h("caption", { class: "sr-only" }, caption),
       h("thead", null, h("tr", null, headers.map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", null, rows.map((cells) => h("tr", null, cells.map((c) => h("td", null, c))))),
+      h("tbody", null, rows.map((cells) => h("tr", null, cells.map((c, i) => h("td", { "data-label": headers[i] || null }, c))))),
     ),
   );
 }
@@ -265,7 +265,7 @@ export async function accountPage(root) {
     field("New key's name", name),
     h("button", { class: "button primary", type: "submit" }, "Create key"),
   );
-  replace(root, h("div", { class: "page admin" }, h("h1", null, "Account"), h("section", null, h("h2", null, "API keys"), keys, form, errors, shown), h("section", null, h("h2", null, "Sessions"), sessions)));
+  replace(root, h("div", { class: "page admin" }, h("h1", null, "Account"), h("section", null, h("h2", null, "API keys"), keys, form, errors, shown), h("section", null, h("h2", null, "Sessions"), sessions, h("p", null, h("a", { class: "button", href: "#/device" }, "Sign in a TV with its code")))));
   await refresh();
 }
 

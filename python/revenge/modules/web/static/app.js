@@ -16,6 +16,7 @@ const routes = [
   ["/search", () => import("./browse.js").then((m) => m.searchPage)],
   ["/play/:id", () => import("./player.js").then((m) => m.playerPage)],
   ["/account", () => import("./admin.js").then((m) => m.accountPage)],
+  ["/device", () => import("./device.js").then((m) => m.devicePage)],
   ["/admin/libraries", () => import("./admin.js").then((m) => m.librariesPage), true],
   ["/admin/users", () => import("./admin.js").then((m) => m.usersPage), true],
   ["/admin/runtime", () => import("./runtime.js").then((m) => m.runtimePage), true],

@@ -85,14 +85,25 @@ function streamLabel(stream, i) {
   return parts.length ? parts.join(" · ") : `Track ${i + 1}`;
 }
 
+/** The episode after ``item``: the next in its season, else the first of the next season. */
 async function nextEpisode(item) {
   if (item.kind !== "episode" || !item.parent_id) return null;
   try {
     const season = await get(`/api/v1/items/${item.parent_id}`);
     const list = season.episodes || [];
     const at = list.findIndex((e) => e.id === item.id);
-    return at >= 0 && at + 1 < list.length ? list[at + 1] : null;
-  } catch {
+    if (at >= 0 && at + 1 < list.length) return list[at + 1];
+    if (!item.series_id) return null;
+    const series = await get(`/api/v1/items/${item.series_id}`);
+    const seasons = series.seasons || [];
+    const here = seasons.findIndex((s) => s.id === item.parent_id);
+    for (const later of seasons.slice(here + 1)) {
+      const episodes = (await get(`/api/v1/items/${later.id}`)).episodes || [];
+      if (episodes.length) return episodes[0];
+    }
+    return null;
+  } catch (error) {
+    if (error.status === 401) throw error;
     return null;
   }
 }
@@ -222,10 +233,13 @@ export async function playerPage(root, { id }) {
   await start(null); // the server resumes where this person stopped
   const next = await nextEpisode(item);
   if (next) {
-    replace(nextSlot, h("a", { class: "button", href: `#/play/${next.id}` }, `Next: ${next.title} \u2192`));
-    video.addEventListener("ended", () => go(`/play/${next.id}`));
+    const label = next.season_number != null && next.episode_number != null ? `S${next.season_number}E${next.episode_number} ` : "";
+    replace(nextSlot, h("a", { class: "button next", href: `#/play/${next.id}` }, `Next: ${label}${next.title} \u2192`));
   }
-  video.addEventListener("ended", () => report(true));
+  video.addEventListener("ended", async () => {
+    await report(true); // saved as watched before the next one starts
+    if (next) go(`/play/${next.id}`);
+  });
   video.focus();
   return () => {
     clearInterval(ticker);

@@ -24,16 +24,20 @@ function ms(value) {
   return value < 1 ? `${(value * 1000).toFixed(0)} µs` : value < 1000 ? `${value.toFixed(1)} ms` : `${(value / 1000).toFixed(2)} s`;
 }
 
-function servicesTable(services) {
+// data-label names the column where a narrow screen shows each row as a card
+const cell = (label, className, ...children) => h("td", { class: className, "data-label": label }, ...children);
+
+function servicesTable(services, workers) {
+  const across = workers.shared && workers.live.length > 1;
   const rows = [...services].sort((a, b) => TIERS.indexOf(a.tier) - TIERS.indexOf(b.tier) || a.name.localeCompare(b.name));
   return h(
     "div",
     { class: "table-wrap" },
     h(
       "table",
-      { class: "services" },
+      { class: "services cards-when-narrow" },
       h("caption", { class: "sr-only" }, "Services"),
-      h("thead", null, h("tr", null, ["Service", "Tier", "State", "Spin-up", "Started", "Last use", "Idle TTL", "Offloads"].map((t) => h("th", { scope: "col" }, t)))),
+      h("thead", null, h("tr", null, ["Service", "Tier", "State", "Spin-up", "Started", "Last use", "Idle TTL", "Offloads", across ? "Built in" : null].filter(Boolean).map((t) => h("th", { scope: "col" }, t)))),
       h(
         "tbody",
         null,
@@ -42,13 +46,14 @@ function servicesTable(services) {
             "tr",
             { dataset: { service: s.name, state: s.state } },
             h("th", { scope: "row" }, s.name, s.critical ? h("span", { class: "muted small" }, " critical") : null),
-            h("td", null, h("span", { class: `tier tier-${s.tier}` }, s.tier)),
-            h("td", null, h("span", { class: `svc-state state-${s.state}`, title: s.error || "" }, s.state), s.error ? h("span", { class: "muted small" }, ` ${s.error}`) : null),
-            h("td", { class: "num" }, ms(s.spin_up_ms)),
-            h("td", null, s.spun_up_at ? ago(s.spun_up_at) : "—"),
-            h("td", null, s.last_used_at ? ago(s.last_used_at) : "—"),
-            h("td", { class: "num" }, s.idle_ttl_s != null ? `${s.idle_ttl_s} s` : "—"),
-            h("td", { class: "num" }, String(s.offload_count)),
+            cell("Tier", null, h("span", { class: `tier tier-${s.tier}` }, s.tier)),
+            cell("State", null, h("span", { class: `svc-state state-${s.state}`, title: s.error || "" }, s.state), s.error ? h("span", { class: "muted small" }, ` ${s.error}`) : null),
+            cell("Spin-up", "num", ms(s.spin_up_ms)),
+            cell("Started", null, s.spun_up_at ? ago(s.spun_up_at) : "—"),
+            cell("Last use", null, s.last_used_at ? ago(s.last_used_at) : "—"),
+            cell("Idle TTL", "num", s.idle_ttl_s != null ? `${s.idle_ttl_s} s` : "—"),
+            cell("Offloads", "num", String(s.offload_count)),
+            across ? cell("Built in", "num built", s.name in workers.services_built ? `${workers.services_built[s.name]} of ${workers.live.length} workers` : "—") : null,
           ),
         ),
       ),
@@ -56,11 +61,23 @@ function servicesTable(services) {
   );
 }
 
-function panel(title, ...children) {
-  return h("section", { class: "panel", "aria-label": title }, h("h2", null, title), ...children);
+// Each panel says whose figures it shows: the answering worker's own (services, caches,
+// pools, memory, playback sessions live in each process) or everyone's (the job queue is
+// in the database all workers share).
+function panel(title, scope, ...children) {
+  return h("section", { class: "panel", "aria-label": title }, h("h2", null, title, " ", h("span", { class: `scope scope-${scope === "shared" ? "shared" : "worker"}` }, scope)), ...children);
+}
+
+function workersLine(data) {
+  const { live, answered_by: pid } = data.workers;
+  const others = live.filter((p) => p !== pid);
+  const since = `up since ${new Date(data.started_at).toLocaleString()}`;
+  if (!others.length) return `answered by worker pid ${pid}, the only one · ${since}`;
+  return `answered by worker pid ${pid} (${since}); ${live.length} workers live: the others (pid ${others.join(", ")}) keep their own services, caches and playback sessions`;
 }
 
 function view(data) {
+  const mine = `this worker (pid ${data.pid})`;
   const counts = {};
   for (const s of data.services) counts[s.state] = (counts[s.state] || 0) + 1;
   const memory = data.memory;
@@ -76,28 +93,32 @@ function view(data) {
       "div",
       { class: "summary" },
       Object.entries(counts).map(([state, n]) => h("span", { class: `svc-state state-${state}` }, `${n} ${state}`)),
-      h("span", { class: "muted small" }, `worker pid ${data.pid} · up since ${new Date(data.started_at).toLocaleString()}`),
+      h("span", { class: "muted small worker" }, workersLine(data)),
     ),
-    panel("Services", servicesTable(data.services)),
+    panel("Services", mine, servicesTable(data.services, data.workers)),
     panel(
       "Memory",
+      mine,
       pressure,
       memory.categories.map((c) => meter(c.used_bytes, c.budget_bytes, c.connections != null ? `${c.category.replace(/_/g, " ")} (${c.connections} conn.)` : c.category.replace(/_/g, " "))),
     ),
     panel(
       "Caches",
+      mine,
       data.caches.length
         ? data.caches.map((c) => h("div", { class: "cache" }, meter(c.bytes, c.budget_bytes, `${c.kind} cache (${c.name})`), h("p", { class: "muted small" }, `${c.entries} entries · ${c.hits} hits · ${c.misses} misses · ${c.evictions} evictions`)))
         : h("p", { class: "muted" }, "No caches in this process."),
     ),
     panel(
       "Connection pools",
+      mine,
       data.pools.length
         ? data.pools.map((p) => h("div", { class: "pool" }, h("strong", null, p.name), h("p", { class: "small" }, `${p.active} active · ${p.idle} idle · ${p.size} open (min ${p.min_size}, max ${p.max_size}) · ${p.waiting} waiting · ${p.waits} waits · ${p.timeouts} timeouts`)))
         : h("p", { class: "muted" }, "No pool has started."),
     ),
     panel(
       "Jobs",
+      "shared by all workers",
       !data.jobs.available
         ? h("p", { class: "muted" }, "The job queue is not reachable from this process.")
         : [
@@ -109,6 +130,7 @@ function view(data) {
     ),
     panel(
       "Playback sessions",
+      mine,
       sessionList.length
         ? h("ul", { class: "jobs" }, sessionList.map((s) => h("li", null, h("strong", null, s.title || s.item_title || `item ${s.item_id}`), ` ${s.method || ""}`, s.user ? ` · ${s.user}` : "", s.bandwidth_bps != null ? ` · ${(s.bandwidth_bps / 1e6).toFixed(2)} Mb/s` : "")))
         : h("p", { class: "muted" }, "Nobody is watching."),
