@@ -34,6 +34,7 @@ import asyncio
 import json
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -51,6 +52,7 @@ from benches.http.harness import (
     Server,
     Target,
     admin_connect,
+    background,
     check_answers,
     free_port,
     fresh_database,
@@ -195,6 +197,11 @@ def main() -> int:
         help="videos in the tree scanned during browse (0: no scan phase)",
     )
     parser.add_argument("--scan-rounds", type=int, default=3)
+    parser.add_argument(
+        "--scan-worker", choices=("in-process", "separate"), default="in-process",
+        help="jobs (the scan) in the serving worker (the default setup) or in a `revenge "
+        "worker` process beside it (jobs.in_process_worker = false)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.pin:
         pin()
@@ -225,10 +232,18 @@ def _run(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**CHEAP_ARGON2, "REVENGE_SERVER__DATA_DIR": str(work / "data")}
+    if args.scan_worker == "separate":
+        env["REVENGE_JOBS__IN_PROCESS_WORKER"] = "false"
     revenge = stack.enter_context(
         serve(granian("revenge.app:app", port), port, revenge_env(db_url, password, env),
               logs / "revenge.log")
     )  # fmt: skip
+    if args.scan_worker == "separate":
+        stack.enter_context(
+            background([sys.executable, "-m", "revenge.cli", "worker"],
+                       revenge_env(db_url, password, env), logs / "worker.log")
+        )  # fmt: skip
+        record.print("jobs (the scans) run in a `revenge worker` process beside the server")
     user_id, token, admin = new_viewer(base, password)
     with admin_connect(db_url) as conn:
         movies = seed_movies(conn, args.movies, user_id)
@@ -347,6 +362,7 @@ def _run(
             base=base, db_url=db_url, tree=work / "tree", admin=admin, headers=headers,
             movies=MOVIES, next_up=NEXT_UP, rounds=args.scan_rounds, seconds=args.seconds,
             connections=args.connections, record=record,
+            profile=revenge if args.profile else None,
         )  # fmt: skip
         checks += scan_report(windows, args.connections, record)
         failed += sum(w.movies.errors + w.next_up.errors for w in windows)

@@ -10,6 +10,8 @@ round has two windows, their order alternating:
 * scanning: both libraries' first scan is asked for (``POST /api/v1/libraries/{id}/scan``,
   the ``library_scan`` job in the measured server itself) and the same two wrk runs start
   once the jobs run; a window counts only if a scan was still running when it ended.
+  With ``profile`` (the server), the first scanning window is followed by one more movies
+  run under ``py-spy --gil``: which code holds the worker's GIL while it scans.
 
 After a scanning window the scans are waited for, the ``media_probe`` and
 ``images_process`` jobs they queued (the scan's fan-out, which would otherwise run on
@@ -27,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benches.http.harness import Wrk, admin_connect, http_call, run_wrk
+from benches.http import pyspy
+from benches.http.harness import Server, Wrk, admin_connect, http_call, run_wrk
 from benches.record import RunRecord
 
 FANOUT = ("media_probe", "images_process")
@@ -87,9 +90,31 @@ def _wrk_pair(
     return page, nxt
 
 
+def _gil_profile(
+    server: Server, url: str, connections: int, seconds: float, headers: list[str],
+    record: RunRecord,
+) -> None:  # fmt: skip
+    """Who holds the worker's GIL while the scan runs and browse is loaded (py-spy --gil)."""
+    if not pyspy.available():
+        return
+    out = record.dir / "raw" / "pyspy-gil-scanning.txt"
+    sampler = pyspy.record(server, seconds, out, gil=True)
+    time.sleep(0.5)
+    _, output = run_wrk(url, connections=connections, seconds=seconds, headers=headers)
+    record.raw("profile-gil-scanning-wrk", output)
+    sampler.communicate(timeout=120)
+    if out.exists():
+        record.print("\nthe GIL holder of the Revenge worker while it scans and serves the movies "
+                     "page (py-spy --gil, first scanning window):\n")  # fmt: skip
+        for line in pyspy.summary(out, top=10):
+            record.print(line)
+        record.print()
+
+
 def run_phase(
     *, base: str, db_url: str, tree: Path, admin: str, headers: list[str], movies: str,
     next_up: str, rounds: int, seconds: float, connections: int, record: RunRecord,
+    profile: Server | None = None,
 ) -> list[Window]:  # fmt: skip
     windows: list[Window] = []
     for round_ in range(rounds):
@@ -119,6 +144,8 @@ def run_phase(
             page, nxt = _wrk_pair(base, movies, next_up, connections, seconds, headers, record,
                                   name)  # fmt: skip
             overlapped = "running" in _states(base, admin, jobs)
+            if profile is not None and round_ == 0 and overlapped:
+                _gil_profile(profile, base + movies, connections, seconds, headers, record)
             while (states := _states(base, admin, jobs)) != ["succeeded", "succeeded"]:
                 if any(s in ("failed", "cancelled") for s in states):
                     raise SystemExit(f"a scan did not succeed: {states}")

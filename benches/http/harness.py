@@ -230,6 +230,20 @@ def serve(
         _stop(process)
 
 
+@contextmanager
+def background(argv: Sequence[str], env: dict[str, str], log: Path) -> Iterator[None]:
+    """A process with no port to wait for (a job worker), stopped like a server."""
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [*PIN["server"], *argv], stdout=sink, stderr=subprocess.STDOUT,
+            env={**os.environ, **env}, cwd=ROOT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield
+    finally:
+        _stop(process)
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is not None:
         return

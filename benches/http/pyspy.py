@@ -51,12 +51,16 @@ def scheduled(pid: int) -> tuple[float, float]:
     return on_cpu / 1e9, waiting / 1e9
 
 
-def record(server: Server, seconds: float, out: Path) -> subprocess.Popen[bytes]:
-    """Start sampling the (first) worker for ``seconds``; wait on the returned process."""
+def record(
+    server: Server, seconds: float, out: Path, *, gil: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start sampling the (first) worker for ``seconds``; wait on the returned process.
+    ``gil``: only the thread holding the GIL is sampled (who keeps the others waiting)."""
     pid = workers(server)[0]
     return subprocess.Popen(
         ["py-spy", "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-         "--rate", "250", "--nonblocking", "--format", "raw", "--output", str(out)],
+         "--rate", "250", "--nonblocking", "--format", "raw", "--output", str(out),
+         *(["--gil"] if gil else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
 
