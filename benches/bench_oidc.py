@@ -43,8 +43,9 @@ from benches.record import RunRecord
 from tests.oidc_support import CALLBACK, Provider, install_provider, provider_env
 
 from revenge.config import load_settings
+from revenge.infra.http_client import load_tls_context
 from revenge.modules.oidc import OIDC
-from revenge.modules.oidc.client import OidcClient, parse_metadata, tls_context
+from revenge.modules.oidc.client import OidcClient, parse_metadata
 from revenge.modules.oidc.idtoken import public_key_set
 from revenge.runtime import Runtime
 
@@ -65,7 +66,7 @@ def _rss_mb() -> float:
 async def bench(issuer: str, rounds: int, record: RunRecord) -> dict[str, float]:
     settings = load_settings(env=provider_env(issuer))
     runtime = Runtime(metrics=None)
-    tls = tls_context()  # made once per process, as the module does at start
+    tls = load_tls_context()  # made once per process, as the module does at start
     runtime.provide(OIDC, lambda: OidcClient(settings.oidc, tls), close=lambda c: c.close())
     provider = settings.oidc.providers[0]
     discovery = issuer + "/.well-known/openid-configuration"

@@ -2,8 +2,9 @@
 the pool; each is one statement).
 
 The lifetime is the answer's ``Cache-Control: max-age`` (``no-store``/``no-cache``: not
-kept), else the provider's configured default (:func:`lifetime`). Keys are the request's
-path and sorted query without credentials, so an API key never reaches the table.
+kept), else the provider's configured default (:func:`lifetime`), at most 30 days. Keys
+are the request's path and sorted query without credentials, so an API key never reaches
+the table.
 
 >>> lifetime("public, max-age=28800", 86400.0), lifetime("no-store", 86400.0), lifetime(None, 60.0)
 (28800.0, 0.0, 60.0)
@@ -11,29 +12,22 @@ path and sorted query without credentials, so an API key never reaches the table
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from revenge.infra.db import Database
+from revenge.infra.http_client import cache_lifetime
 
 __all__ = ["HttpCache", "lifetime"]
 
-_MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-maxage|max-age)\s*=\s*\"?(\d{1,10})", re.IGNORECASE)
-_NO_STORE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache|private)\b", re.IGNORECASE)
 MAX_LIFETIME = 30 * 86400.0
 """Nothing is kept longer than this, whatever the server says."""
 
 
 def lifetime(cache_control: str | None, default: float) -> float:
     """Seconds an answer may be kept (0: not at all)."""
-    if not cache_control:
-        return default
-    if _NO_STORE.search(cache_control):
-        return 0.0
-    found = _MAX_AGE.search(cache_control)
-    return min(float(found.group(1)), MAX_LIFETIME) if found else default
+    return cache_lifetime(cache_control, default=default, cap=MAX_LIFETIME)
 
 
 class HttpCache:

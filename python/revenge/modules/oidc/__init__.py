@@ -41,9 +41,11 @@ def install(ctx: ModuleContext) -> None:
 
     configured = bool(settings.oidc.providers)
     if configured:
-        from revenge.modules.oidc.client import OidcClient, tls_context
+        from revenge.infra.http_client import load_tls_context
+        from revenge.modules.oidc.client import OidcClient
 
-        oidc_settings, tls = settings.oidc, tls_context()
+        # Loaded here, at start, not on the first sign-in (it is most of a first use's cost).
+        oidc_settings, tls = settings.oidc, load_tls_context()
         ctx.provide(
             OIDC,
             lambda: OidcClient(oidc_settings, tls),

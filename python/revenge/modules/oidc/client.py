@@ -56,15 +56,6 @@ class Tokens:
     id_token: str
 
 
-def tls_context() -> ssl.SSLContext:
-    """The trust store for providers' HTTPS (the system's, which holds a site's own CA).
-
-    Loading it takes 40-80 ms on this machine, so the module makes it once per process,
-    at start, and every :class:`OidcClient` built later (after an offload too) shares it.
-    """
-    return ssl.create_default_context()
-
-
 class OidcClient:
     def __init__(self, settings: OidcSettings, tls: ssl.SSLContext) -> None:
         self.settings = settings

@@ -10,18 +10,13 @@ happened, because an operator acts differently on each:
 * :class:`ProviderInvalid`: it answered, but not with what OpenID Connect says
   (enormous, not JSON, not an object, a required member missing: fix its setup).
 
->>> cache_lifetime("public, max-age=300", default=3600.0)
-300.0
->>> cache_lifetime("no-store", default=3600.0), cache_lifetime(None, default=60.0)
-(0.0, 60.0)
->>> cache_lifetime("max-age=999999999", default=1.0)
-86400.0
+A document is kept for its ``Cache-Control`` lifetime (:func:`revenge.infra.http_client.cache_lifetime`),
+at most a day.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,12 +24,11 @@ from typing import Any
 import httpx
 import orjson
 
+from revenge.infra.http_client import BodyRefused, cache_lifetime, read_body
 from revenge.modules.oidc.errors import ProviderInvalid, ProviderUnavailable
 
 MAX_CACHE_SECONDS = 86400.0
 """A provider asking for longer is still asked again daily (keys rotate)."""
-
-_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +37,6 @@ class JsonAnswer:
     body: dict[str, Any]
     lifetime: float
     """Seconds it may be reused (``Cache-Control``), for documents that are cached."""
-
-
-def cache_lifetime(header: str | None, *, default: float) -> float:
-    """Seconds an answer may be kept: ``no-store``/``no-cache`` none, ``max-age`` (capped), else ``default``."""
-    if header is None:
-        return default
-    lowered = header.lower()
-    if "no-store" in lowered or "no-cache" in lowered:
-        return 0.0
-    match = _MAX_AGE.search(lowered)
-    if match is None:
-        return default
-    return min(float(match[1]), MAX_CACHE_SECONDS)
 
 
 async def request_json(
@@ -92,20 +73,14 @@ async def request_json(
                     raise ProviderInvalid(
                         provider, f"{what}: unexpected status {response.status_code}"
                     )
-                declared = response.headers.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                    raise ProviderInvalid(
-                        provider, f"{what} too large ({declared} bytes; at most {max_bytes})"
-                    )
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > max_bytes:
-                        raise ProviderInvalid(
-                            provider, f"{what} too large (more than {max_bytes} bytes)"
-                        )
+                try:
+                    body = await read_body(response, types=None, limit=max_bytes)
+                except BodyRefused as exc:
+                    raise ProviderInvalid(provider, f"{what} too large: {exc}") from None
                 lifetime = cache_lifetime(
-                    response.headers.get("cache-control"), default=default_lifetime
+                    response.headers.get("cache-control"),
+                    default=default_lifetime,
+                    cap=MAX_CACHE_SECONDS,
                 )
                 status = response.status_code
     except TimeoutError:
