@@ -11,15 +11,13 @@ import os
 import struct
 import subprocess
 import zlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from PIL import Image
 
-from revenge.infra.db import Database, PoolConfig
+from revenge.infra.db import Database
 from revenge.modules.library.browse import Filters, item_detail, list_items
 from revenge.modules.library.images import (
     VARIANT_WIDTHS,
@@ -34,14 +32,6 @@ from revenge.modules.library.visibility import load_viewer
 from revenge.modules.playback import Transcoder
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def db(migrated_url: str) -> AsyncIterator[Database]:
-    database = Database(migrated_url, PoolConfig(min_conns=1, max_conns=4))
-    await database.start()
-    yield database
-    await database.close()
 
 
 def picture(path: Path, size: str, source: str = "testsrc2") -> Path:

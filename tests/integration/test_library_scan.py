@@ -10,14 +10,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
-from revenge.infra.db import Database, PoolConfig
+from revenge.infra.db import Database
 from revenge.modules.library import remove_missing
 from revenge.modules.library.fingerprint import WINDOW, record_fingerprint
 from revenge.modules.library.probe import probe_file
@@ -50,14 +48,6 @@ def touch(root: Path, rel: str | bytes, data: bytes = b"") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def db(migrated_url: str) -> AsyncIterator[Database]:
-    database = Database(migrated_url, PoolConfig(min_conns=1, max_conns=4))
-    await database.start()
-    yield database
-    await database.close()
 
 
 async def new_library(db: Database, root: Path | bytes, kind: str = "movies") -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pytest_asyncio
 
 from revenge.config import Settings
 from revenge.contract import JOBS, JobContext, assemble
-from revenge.infra.db import Database, PoolConfig
+from revenge.infra.db import Database
 from revenge.infra.jobs.config import WorkerConfig
 from revenge.modules.library.images import process_image
 from revenge.modules.metadata import (
@@ -67,14 +67,6 @@ def _reset(server: TmdbServer) -> None:
     server.html.clear()
     server.image_type = None
     server.max_age = 3600
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def db(migrated_url: str) -> AsyncIterator[Database]:
-    database = Database(migrated_url, PoolConfig(min_conns=1, max_conns=4))
-    await database.start()
-    yield database
-    await database.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
