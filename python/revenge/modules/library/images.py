@@ -36,7 +36,7 @@ import psycopg
 
 from revenge.infra.db import Database
 from revenge.infra.http_client import BodyRefused, read_body, tls_context
-from revenge.runtime.orphans import die_with_parent
+from revenge.runtime.orphans import dying_with_parent
 
 __all__ = [
     "VARIANT_WIDTHS",
@@ -271,12 +271,17 @@ def _read_sidecar(path: bytes) -> bytes:
 
 async def _extract_embedded(ffmpeg: str, path: bytes, stream_index: int) -> bytes:
     """The attached picture's own bytes (JPEG or PNG), copied out by ffmpeg, never re-encoded."""
-    process = await asyncio.create_subprocess_exec(
+    argv, preexec = dying_with_parent([
         ffmpeg, "-nostdin", "-v", "error", "-i", os.fsdecode(path), "-map", f"0:{stream_index}",
         "-frames:v", "1", "-c", "copy", "-f", "image2pipe", "-",
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, preexec_fn=die_with_parent,
-    )  # fmt: skip
+    ])  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=preexec,
+    )
     try:
         out, err = await asyncio.wait_for(process.communicate(), _EXTRACT_TIMEOUT)
     except TimeoutError:
