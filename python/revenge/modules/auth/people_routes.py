@@ -24,7 +24,12 @@ from revenge.modules.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LEN
 from revenge.modules.auth.preferences import UserPreferences, read_preferences, write_preferences
 from revenge.modules.auth.repository import Conn, UsernameTaken
 from revenge.modules.auth.reset import invitation_mail
-from revenge.modules.auth.routes import LoginOut, invalid_value, login_response
+from revenge.modules.auth.routes import (
+    LoginOut,
+    invalid_value,
+    login_response,
+    set_session_cookie,
+)
 from revenge.modules.auth.service import MAX_USERNAME_LENGTH
 from revenge.modules.auth.throttle import ClientAddress
 from revenge.modules.auth.tokens import MAX_CREDENTIAL_LENGTH, token_hash
@@ -285,7 +290,8 @@ def add_invitation_routes(
         return model_response(out, 201)
 
     async def accept(request: Request, *, body: AcceptBody) -> Response:
-        """Accept an invitation (no credential): choose a name and password, get a session."""
+        """Accept an invitation (no credential): choose a name and password, get a session
+        (token and cookie, as login)."""
         client = request.headers.get("user-agent", "")
         try:
             result = await invitations.accept(
@@ -295,7 +301,11 @@ def add_invitation_routes(
             raise invalid_value(str(exc), "username") from None
         except UsernameTaken:
             raise Problem(409, "username_taken", "Username taken") from None
-        return login_response(result)
+        response = login_response(result)
+        set_session_cookie(
+            response, invitations.auth.settings, result.token, addresses.is_tls(request)
+        )
+        return response
 
     router.add(
         "POST",

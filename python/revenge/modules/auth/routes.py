@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from revenge.config import AuthSettings
 from revenge.http import (
     Input,
     Output,
@@ -135,6 +136,11 @@ def login_response(result: LoginResult) -> Response:
     )
 
 
+def set_session_cookie(response: Response, settings: AuthSettings, token: str, tls: bool) -> None:
+    """The session as the web client keeps it (HttpOnly), beside the token in the body."""
+    response.set_cookie(settings.cookie_name, token, max_age=int(settings.session_ttl), secure=tls)
+
+
 def _session_out(record: SessionRecord, current_hash: str | None) -> SessionOut:
     return SessionOut(
         id=record.id,
@@ -163,7 +169,6 @@ def _principal(request: Request) -> Principal:
 
 def add_routes(router: Router, service: AuthService, addresses: ClientAddress) -> None:
     cookie_name = service.settings.cookie_name
-    cookie_max_age = int(service.settings.session_ttl)
     directory = service.authenticator.directory
 
     async def login(request: Request, *, body: LoginBody) -> Response:
@@ -176,9 +181,7 @@ def add_routes(router: Router, service: AuthService, addresses: ClientAddress) -
         except ValueError as exc:  # an unusable new password
             raise invalid_value(str(exc), "new_password") from None
         response = login_response(result)
-        response.set_cookie(
-            cookie_name, result.token, max_age=cookie_max_age, secure=addresses.is_tls(request)
-        )
+        set_session_cookie(response, service.settings, result.token, addresses.is_tls(request))
         return response
 
     async def logout(request: Request) -> Response:

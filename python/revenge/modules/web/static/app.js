@@ -10,6 +10,9 @@ const main = () => document.getElementById("main");
 const routes = [
   ["/setup", () => import("./auth.js").then((m) => m.setupPage)],
   ["/signin", () => import("./auth.js").then((m) => m.signInPage)],
+  ["/forgot-password", () => import("./mail.js").then((m) => m.forgotPage)],
+  ["/reset-password/:token", () => import("./mail.js").then((m) => m.resetPage)],
+  ["/invitation/:token", () => import("./mail.js").then((m) => m.invitationPage)],
   ["/", () => import("./browse.js").then((m) => m.homePage)],
   ["/library/:id", () => import("./browse.js").then((m) => m.libraryPage)],
   ["/item/:id", () => import("./browse.js").then((m) => m.itemPage)],
@@ -21,7 +24,8 @@ const routes = [
   ["/admin/users", () => import("./admin.js").then((m) => m.usersPage), true],
   ["/admin/runtime", () => import("./runtime.js").then((m) => m.runtimePage), true],
 ];
-const PUBLIC = new Set(["/setup", "/signin"]);
+// The pages behind the links in e-mails are public too: their token is the credential.
+const PUBLIC = new Set(["/setup", "/signin", "/forgot-password", "/reset-password/:token", "/invitation/:token"]);
 
 export function currentLocation() {
   const raw = location.hash.replace(/^#/, "") || "/";

@@ -2,7 +2,7 @@ import { get, post } from "./api.js";
 import { h, replace, problemBox, setTitle } from "./dom.js";
 import { afterSignIn, go, session } from "./app.js";
 
-function field(label, input, hint) {
+export function field(label, input, hint) {
   const id = input.id || `f-${input.name}`;
   input.id = id;
   return h(
@@ -14,7 +14,7 @@ function field(label, input, hint) {
   );
 }
 
-function card(title, subtitle, ...children) {
+export function card(title, subtitle, ...children) {
   return h(
     "section",
     { class: "auth-card", "aria-labelledby": "auth-title" },
@@ -25,7 +25,7 @@ function card(title, subtitle, ...children) {
   );
 }
 
-function busy(form, on) {
+export function busy(form, on) {
   for (const el of form.querySelectorAll("button, input")) el.disabled = on;
   form.setAttribute("aria-busy", on ? "true" : "false");
 }
@@ -71,8 +71,10 @@ export async function signInPage(root, { params }) {
     newField,
     errors,
     h("button", { class: "button primary wide", type: "submit" }, "Sign in"),
+    h("p", { class: "small" }, h("a", { href: "#/forgot-password" }, "Forgot password?")),
   );
   const others = h("div", { class: "stack", hidden: true });
+  if (params.get("reset")) form.prepend(h("p", { class: "notice", role: "status" }, "Your password is changed: sign in with the new one."));
   replace(root, h("div", { class: "auth" }, card("Sign in", null, form, others)));
   if (session.user) afterSignIn(session.user, next);
   username.focus();
