@@ -483,6 +483,10 @@ MATRIX: dict[str, Entry] = {
     "PUT /api/v1/items/{item_id}/state": Entry(
         adult_item(200), body=lambda call: {"favourite": True}
     ),
+    # an administrator's edit (admin_only: a user is refused before the id is looked up)
+    "PATCH /api/v1/items/{item_id}/metadata": Entry(
+        admin_only(200), body=lambda call: {"tagline": "Edited by the matrix", "lock": False}
+    ),
     "GET /api/v1/series/{series_id}/seasons": Entry(adult_item(200)),
     "GET /api/v1/seasons/{season_id}/episodes": Entry(adult_item(200)),
     "GET /api/v1/libraries/{library_id}/grants": Entry(admin_only(200)),

@@ -26,6 +26,7 @@ from revenge.config import Settings
 from revenge.contract import DATABASE, JOBS, JobContext, Module, assemble
 from revenge.infra.db import Database, PoolConfig
 from revenge.infra.jobs.config import WorkerConfig
+from revenge.modules.library.edit import edit_item
 from revenge.modules.metadata import (
     METADATA_DUE,
     METADATA_FETCH,
@@ -220,6 +221,32 @@ async def test_fills_only_empty_unlocked_fields_ids_first(db: Database, tmp_path
     # not in the catalogue
     assert (await fetch_item(db, providers, nowhere)).outcome == "no_match"
     assert (await lookup_row(db, nowhere))[0] == "no_match"
+
+
+async def test_fields_locked_by_an_edit_or_an_nfo_are_never_filled(
+    db: Database, tmp_path: Path
+) -> None:
+    root = tmp_path / "movies"
+    video(root / "Heat (1995)" / "Heat (1995).mkv")
+    (root / "Heat (1995)" / "movie.nfo").write_bytes(
+        b"<movie><title>Heat</title><lockedfields>Genres|Studios</lockedfields></movie>"
+    )
+    heat = (await scan_new_library(db, root, "movies"))["movie:Heat"]
+    # the administrator clears overview and tagline, locking them (the route's edit); the
+    # NFO's locks stay
+    async with db.transaction() as conn:
+        edited = await edit_item(conn, heat, {"overview": None, "tagline": None}, None, True)
+    assert edited is not None
+    assert edited["locked_fields"] == ["genres", "overview", "studios", "tagline"]
+    providers = await registry_of(CatalogueProvider("book", catalogue())).build(
+        Settings(metadata={"providers": ["book"]}), db
+    )
+    result = await fetch_item(db, providers, heat)
+    assert result.outcome == "matched"
+    h = await item_values(db, heat)
+    assert (h["overview"], h["tagline"], h["genres"], h["studios"]) == (None, None, [], [])
+    assert not {"overview", "tagline", "genres", "studios"} & set(result.filled)
+    assert h["rating"] == pytest.approx(8.3) and h["sources"]["rating"] == "remote"
 
 
 async def test_later_providers_fill_only_what_is_left(db: Database, tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ from revenge.contract import (
 from revenge.infra.search import SearchDocument
 from revenge.modules.library.browse_routes import add_browse_routes
 from revenge.modules.library.browse_service import Browse
+from revenge.modules.library.edit_routes import add_edit_routes
 from revenge.modules.library.fingerprint import record_fingerprint
 from revenge.modules.library.image_routes import add_image_routes
 from revenge.modules.library.images import pending_images, process_image, remove_unused_variants
@@ -195,6 +196,12 @@ def install(ctx: ModuleContext) -> None:
     add_image_routes(ctx.router, lambda: services.get(DATABASE), lambda: images_dir(settings))
     ctx.provide(BROWSE, lambda: Browse(services.get(DATABASE)))
     add_browse_routes(ctx.router, lambda: services.get(BROWSE))
+
+    async def reindex_edited(item_id: int) -> None:
+        db = services.get(DATABASE)
+        await index_item(services.get(SEARCH), db, "WHERE i.id = %s", item_id, "an edit")
+
+    add_edit_routes(ctx.router, lambda: services.get(DATABASE), reindex_edited)
     ctx.migrations(resources.files(__name__) / "migrations")
 
 
@@ -281,9 +288,14 @@ async def _reindex_embedded(ctx: JobContext, db: Any, file_id: int) -> None:
 
 
 async def reindex_item(ctx: JobContext, db: Any, where: str, key: int, after: str) -> None:
+    """:func:`index_item` with the job's search service."""
+    await index_item(ctx.services.get(SEARCH), db, where, key, after)
+
+
+async def index_item(search: Any, db: Any, where: str, key: int, after: str) -> None:
     """Index the search document of the item ``FROM items i <where>`` (``%s``: ``key``)
     picks, if any. A failure is logged, not raised: the next reindex catches up, and the
-    work that changed the item (``after``: a probe, a metadata fetch) is already stored."""
+    work that changed the item (``after``: a probe, a metadata fetch, an edit) is stored."""
     row = await db.fetch_one(
         "SELECT i.id, i.kind, i.title, i.original_title, i.year, i.overview, i.people"  # noqa: S608 (callers' fixed SQL)
         f" FROM items i {where}",
@@ -294,7 +306,7 @@ async def reindex_item(ctx: JobContext, db: Any, where: str, key: int, after: st
     people = tuple(p["name"] for p in row[6] or () if isinstance(p, dict) and "name" in p)
     doc = SearchDocument(str(row[0]), row[1], row[2], row[3], row[4], row[5], people[:50])
     try:
-        await ctx.services.get(SEARCH).index([doc])
+        await search.index([doc])
     except Exception:
         log.exception("item %s: search indexing after %s failed", row[0], after)
 

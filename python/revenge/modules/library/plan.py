@@ -69,6 +69,7 @@ class ItemRow:
     sources: dict[str, str] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     nfo_status: str | None = None
+    locks: set[str] = field(default_factory=set)  # fields the NFO locks (lockdata, lockedfields)
 
     def set(self, name: str, value: Any, source: str) -> None:
         """Record ``value`` from ``source`` unless a higher source already gave one."""
@@ -91,6 +92,7 @@ class ItemRow:
             ),
             "sources": self.sources,
             "nfo_status": self.nfo_status,
+            "locks": sorted(self.locks),
         }
         out.update({k: v for k, v in self.values.items() if k not in ("title", "sort_title")})
         return out
@@ -184,10 +186,48 @@ def _apply_nfo(row: ItemRow, result: NfoResult | None, want: str) -> None:
         people += [{"name": n, "type": "director"} for n in d.directors]
         people += [{"name": n, "type": "writer"} for n in d.writers]
         row.set("people", people, "nfo")
-        if d.locked_fields:
-            row.values.setdefault("locked_hint", list(d.locked_fields))
     if ids:
         row.set("provider_ids", ids, "nfo")
+    if details is not None:
+        row.locks |= nfo_locks(details, [k for k, v in row.sources.items() if v == "nfo"])
+
+
+# Jellyfin's <lockedfields> names (its MetadataField enum, and a few it writes for the
+# fields we keep) -> our columns
+_JELLYFIN_FIELDS = {
+    "name": ("title",),
+    "originaltitle": ("original_title",),
+    "sortname": ("sort_title",),
+    "overview": ("overview",),
+    "tagline": ("tagline",),
+    "genres": ("genres",),
+    "studios": ("studios",),
+    "cast": ("people",),
+    "runtime": ("runtime_seconds",),
+    "officialrating": ("content_rating",),
+    "communityrating": ("rating",),
+    "productionyear": ("year",),
+    "premieredate": ("premiered",),
+}
+
+
+def nfo_locks(details: NfoDetails, from_nfo: list[str]) -> set[str]:
+    """The fields an NFO locks: ``<lockdata>true</lockdata>`` locks every field it gave
+    (``from_nfo``); Jellyfin's ``<lockedfields>Name|Overview</lockedfields>`` the named
+    ones (unknown names, such as Tags or ProductionLocations we do not keep, are ignored).
+
+    >>> from revenge.modules.library.nfo import parse_nfo
+    >>> d = parse_nfo(b"<movie><lockedfields>Name|Cast|Tags</lockedfields></movie>").items[0]
+    >>> sorted(nfo_locks(d, ["title", "year"]))
+    ['people', 'title']
+    >>> d = parse_nfo(b"<movie><title>X</title><lockdata>true</lockdata></movie>").items[0]
+    >>> sorted(nfo_locks(d, ["title", "year"]))
+    ['title', 'year']
+    """
+    locks = set(from_nfo) if details.lockdata else set()
+    for name in details.locked_fields:
+        locks.update(_JELLYFIN_FIELDS.get(name.strip().lower(), ()))
+    return locks
 
 
 def _from_name(row: ItemRow, parsed: ParsedName) -> None:

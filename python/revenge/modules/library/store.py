@@ -3,7 +3,9 @@
 Each batch is a handful of statements over ``jsonb_to_recordset`` (one parameter, one round
 trip each), so 500 files cost a few milliseconds of locks, never a long table lock.
 Item values merge by source rank (``user > nfo > embedded > filename``): a stored value
-wins over a new one from a lower source, and a locked field never changes.
+wins over a new one from a lower source, and a locked field never changes. Locks an NFO
+declares (``lockdata``, ``lockedfields``) join the item's ``locked_fields`` after the
+values of that write (set against the stored locks), so the NFO's own values land first.
 """
 
 from __future__ import annotations
@@ -91,29 +93,34 @@ _RECORD = ", ".join(
         ("sources", "jsonb"),
         ("nfo_status", "text"),
         ("ord", "integer"),
+        ("locks", "text[]"),
         *_FIELDS,
     )
 )
 
 UPSERT_ITEMS = f"""
 INSERT INTO items AS i (library_id, kind, key, parent_id, series_id, title, sort_title,
-                        field_sources, nfo_status, {_COLS})
+                        field_sources, nfo_status, locked_fields, {_COLS})
 SELECT %(library)s, x.kind, x.key,
        (SELECT p.id FROM items p WHERE p.library_id = %(library)s AND p.key = x.parent_key),
        (SELECT s.id FROM items s WHERE s.library_id = %(library)s AND s.key = x.series_key),
-       x.title, x.sort_title, x.sources, x.nfo_status, {_VALUES}
+       x.title, x.sort_title, x.sources, x.nfo_status, coalesce(x.locks, '{{}}'), {_VALUES}
   FROM jsonb_to_recordset(%(rows)s) AS x({_RECORD})
  ORDER BY x.ord
 ON CONFLICT (library_id, key) DO UPDATE SET
     parent_id = coalesce(EXCLUDED.parent_id, i.parent_id),
     nfo_status = coalesce(EXCLUDED.nfo_status, i.nfo_status),
     missing_since = NULL,
-    sort_title = CASE WHEN 'title' = ANY(i.locked_fields) THEN i.sort_title
+    sort_title = CASE WHEN i.locked_fields && ARRAY['title', 'sort_title'] THEN i.sort_title
                       WHEN {_RANK.format("EXCLUDED.field_sources->>'title'")}
                            >= {_RANK.format("i.field_sources->>'title'")}
                       THEN EXCLUDED.sort_title ELSE i.sort_title END,
     {", ".join(_merge(c) for c, _ in _FIELDS)},
-    {_SOURCES_MERGE}
+    {_SOURCES_MERGE},
+    locked_fields = CASE WHEN EXCLUDED.locked_fields <@ i.locked_fields THEN i.locked_fields
+                         ELSE ARRAY(SELECT DISTINCT unnest(i.locked_fields
+                                                           || EXCLUDED.locked_fields)
+                                    ORDER BY 1) END
 RETURNING id, key, kind, parent_id
 """  # noqa: S608
 
