@@ -240,3 +240,55 @@ async def test_a_title_from_the_files_tags_reaches_search(
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the probed title never reached search")
+
+
+async def test_an_admin_edits_and_locks_metadata_and_search_follows(
+    api: RunningApp, admin: dict[str, str], tmp_path: Path
+) -> None:
+    lib = await create(api, admin, tree(tmp_path, "Blue (1993)/Blue (1993).mkv"))
+    job = (await api.client.post(f"{BASE}/{lib['id']}/scan", headers=admin)).json()
+    assert (await wait_job(api, admin, job["job_id"]))["state"] == "succeeded"
+    listed = await api.client.get("/api/v1/movies", params={"library": lib["id"]}, headers=admin)
+    item_id = listed.json()["items"][0]["id"]
+    url = f"/api/v1/items/{item_id}/metadata"
+    reply = await api.client.patch(
+        url, json={"title": "Trois Couleurs Bleu", "genres": ["Drama"], "rating": 7.5},
+        headers=admin,
+    )  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["title"] == "Trois Couleurs Bleu" and body["genres"] == ["Drama"]
+    assert body["locked_fields"] == ["genres", "rating", "title"]
+    assert body["field_sources"]["title"] == "user"
+    shown = (await api.client.get(f"/api/v1/items/{item_id}", headers=admin)).json()
+    assert shown["title"] == "Trois Couleurs Bleu"
+    hits = await api.client.get("/api/v1/search", params={"q": "Couleurs Bleu"}, headers=admin)
+    assert any(h["title"] == "Trois Couleurs Bleu" for h in hits.json()["hits"])
+    # a rescan of the unchanged tree keeps the edit
+    job = (await api.client.post(f"{BASE}/{lib['id']}/scan", headers=admin)).json()
+    assert (await wait_job(api, admin, job["job_id"]))["state"] == "succeeded"
+    shown = (await api.client.get(f"/api/v1/items/{item_id}", headers=admin)).json()
+    assert shown["title"] == "Trois Couleurs Bleu"
+    # unlock all
+    reply = await api.client.patch(url, json={"locked_fields": []}, headers=admin)
+    assert reply.status_code == 200 and reply.json()["locked_fields"] == []
+    # refusals: the field named, an unknown item, a user
+    for bad, field in (
+        ({"year": 1066}, "year"),
+        ({"rating": 11}, "rating"),
+        ({"title": None}, "title"),
+        ({"locked_fields": ["nonsense"]}, "locked_fields.0"),
+    ):
+        problem = assert_problem(
+            await api.client.patch(url, json=bad, headers=admin), 422, "validation_failed"
+        )
+        assert problem["field"] == field, problem
+    assert_problem(
+        await api.client.patch("/api/v1/items/4242424242/metadata", json={}, headers=admin),
+        404,
+        "item_not_found",
+    )
+    user = bearer(await api.token())
+    assert_problem(
+        await api.client.patch(url, json={"title": "x"}, headers=user), 403, "admin_required"
+    )
