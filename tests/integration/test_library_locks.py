@@ -7,27 +7,17 @@ unlocking lets the next scan's NFO value win; Kodi's ``<lockdata>`` and Jellyfin
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
-from revenge.infra.db import Database, PoolConfig
+from revenge.infra.db import Database
 from revenge.modules.library.edit import edit_item
 from revenge.modules.library.scan import Scanner
 from tests.integration.metadata_support import scan_new_library, video
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def db(migrated_url: str) -> AsyncIterator[Database]:
-    database = Database(migrated_url, PoolConfig(min_conns=1, max_conns=4))
-    await database.start()
-    yield database
-    await database.close()
 
 
 def nfo(title: str, extra: str = "") -> bytes:
