@@ -10,7 +10,6 @@ degraded (never a 500), and password sign-in unaffected.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 
 from revenge.wiring import migrate
 from tests.cheap_settings import FAST_ARGON2
+from tests.e2e.browser_support import ARGS, CHROMIUM
 from tests.e2e.conftest import Server, free_port, granian_argv, run_server
 from tests.oidc_support import Provider, install_provider, provider_env
 
@@ -148,14 +148,11 @@ def test_sign_in_and_the_cold_service_life(served: tuple[Server, Provider]) -> N
 def test_the_sign_in_page_offers_the_provider(served: tuple[Server, Provider]) -> None:
     """Debian's chromium: the sign-in page's "Sign in with Test ID" ends signed in, back home."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
+    if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (scripts/test.sh installs it)")
     server, _ = served
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page()
             page.set_default_timeout(30_000)

@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,23 +28,13 @@ import pytest
 
 from revenge.wiring import migrate
 from tests.conftest import _drop_database, _fresh_database
+from tests.e2e.browser_support import CHROMIUM, browser_tab, http_errors_expected, no_console_errors
 from tests.e2e.conftest import Server, free_port, run_server
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PASSWORD = "correct horse battery"
 XSS = "<img src=x onerror=alert(1)>"
 SERIES = "Night Shift"
@@ -137,22 +126,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def page(site: Site) -> Iterator[Any]:
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 900})
-        tab = context.new_page()
-        tab.set_default_timeout(30_000)
-
-        def on_console(message: Any) -> None:
-            if message.type == "error":
-                site.console.append(f"{message.text} ({message.location.get('url', '')})")
-
-        tab.on("console", on_console)
-        tab.on("pageerror", lambda error: site.console.append(f"page error: {error}"))
-        tab.on("dialog", lambda dialog: site.console.append(f"dialog opened: {dialog.message}"))
+    with browser_tab(site) as tab:
         yield tab
-        context.close()
-        browser.close()
 
 
 def shot(site: Site, page: Any, name: str, *, width: int | None = None) -> None:
@@ -164,19 +139,6 @@ def shot(site: Site, page: Any, name: str, *, width: int | None = None) -> None:
         page.set_viewport_size(old)
     else:
         page.screenshot(path=str(site.shots / f"{name}.png"), full_page=True)
-
-
-def no_console_errors(site: Site) -> None:
-    errors, site.console[:] = list(site.console), []
-    assert errors == [], errors
-
-
-@contextmanager
-def http_errors_expected(site: Site) -> Iterator[None]:
-    """A step that provokes HTTP errors on purpose: Chromium logs each failed fetch."""
-    yield
-    others = [e for e in site.console if "Failed to load resource" not in e]
-    site.console[:] = others
 
 
 def wait_video(page: Any, condition: str, timeout: float = 60_000) -> None:

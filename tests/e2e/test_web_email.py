@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from aiosmtpd.controller import Controller
 from revenge.wiring import migrate
 from tests.cheap_settings import FAST_ARGON2
 from tests.conftest import _drop_database, _fresh_database
+from tests.e2e.browser_support import CHROMIUM, browser_tab, http_errors_expected, no_console_errors
 from tests.e2e.conftest import Server, free_port, run_server, serve_argv
 from tests.e2e.test_email_accounts import Inbox
 
@@ -34,9 +33,6 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 ADMIN_PASSWORD = "admin-password-1"
 OLD_PASSWORD = "the-old-password"
 NEW_PASSWORD = "a-brand-new-password"
@@ -103,21 +99,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def page(site: Site) -> Iterator[Any]:
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 900})
-        tab = context.new_page()
-        tab.set_default_timeout(30_000)
-
-        def on_console(message: Any) -> None:
-            if message.type == "error":
-                site.console.append(f"{message.text} ({message.location.get('url', '')})")
-
-        tab.on("console", on_console)
-        tab.on("pageerror", lambda error: site.console.append(f"page error: {error}"))
+    with browser_tab(site) as tab:
         yield tab
-        context.close()
-        browser.close()
 
 
 def shots(site: Site, page: Any, name: str) -> None:
@@ -128,18 +111,6 @@ def shots(site: Site, page: Any, name: str) -> None:
         page.wait_for_timeout(200)
         page.screenshot(path=str(site.shots / f"mail-{name}-{width}.png"), full_page=True)
     page.set_viewport_size(old)
-
-
-def no_console_errors(site: Site) -> None:
-    errors, site.console[:] = list(site.console), []
-    assert errors == [], errors
-
-
-@contextmanager
-def http_errors_expected(site: Site) -> Iterator[None]:
-    """A step that provokes HTTP errors on purpose: Chromium logs each failed fetch."""
-    yield
-    site.console[:] = [e for e in site.console if "Failed to load resource" not in e]
 
 
 def open_signed_out(site: Site, page: Any, url: str) -> None:
