@@ -15,16 +15,15 @@ provider configured it is reported disabled and no job kind exists.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from revenge.config import Settings
 from revenge.contract import DATABASE, JOBS, JobContext, Module, assemble
-from revenge.infra.db import Database, PoolConfig
+from revenge.infra.db import Database
 from revenge.infra.jobs.config import WorkerConfig
 from revenge.modules.library.edit import edit_item
 from revenge.modules.metadata import (
@@ -116,14 +115,6 @@ class CatalogueProvider:
 
 async def test_the_test_provider_is_a_metadata_provider() -> None:
     assert isinstance(CatalogueProvider("x", Catalogue({}, {})), MetadataProvider)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def db(migrated_url: str) -> AsyncIterator[Database]:
-    database = Database(migrated_url, PoolConfig(min_conns=1, max_conns=4))
-    await database.start()
-    yield database
-    await database.close()
 
 
 async def scanned_library(db: Database, root: Path) -> dict[str, int]:
