@@ -89,8 +89,8 @@ def test_a_limited_user_sees_nothing_above_the_limit_anywhere(site: Site) -> Non
     for movie in ("Adult", "Teen"):
         add_file(site, movies_lib, ids[movie])
     image = site.db.execute(
-        "INSERT INTO images (item_id, kind, source, status) VALUES (%s, 'poster', 'remote', 'ok')"
-        " RETURNING id",
+        "INSERT INTO images (item_id, kind, source, source_url, status)"
+        " VALUES (%s, 'poster', 'remote', 'https://images.invalid/adult.jpg', 'ok') RETURNING id",
         (ids["Adult"],),
     ).fetchone()
 
