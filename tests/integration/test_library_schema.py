@@ -90,24 +90,3 @@ def test_the_natural_key_keeps_items_single(conn: psycopg.Connection) -> None:
     assert conn.execute(sql, (lib,)).fetchone() is not None
     assert conn.execute(sql, (lib,)).fetchone() is None
     assert _counts(conn, lib)["series"] == 1
-
-
-_OWN_TABLES = (
-    "libraries", "library_roots", "library_grants", "items", "item_counts",
-    "item_rating_counts", "media_files", "media_streams", "media_chapters", "images",
-    "image_variants", "user_item_state", "user_series_progress",
-)  # fmt: skip
-
-
-def test_every_cascading_foreign_key_has_an_index(conn: psycopg.Connection) -> None:
-    """Deleting a library cascades through these keys row by row: one without an index
-    under it costs a scan of its table per deleted row (0011_cascade_indexes)."""
-    rows = conn.execute(
-        "SELECT c.conrelid::regclass::text, a.attname FROM pg_constraint c"
-        " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]"
-        " WHERE c.contype = 'f' AND c.conrelid::regclass::text = ANY(%s)"
-        " AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.conrelid"
-        "                 AND i.indkey[0] = c.conkey[1])",
-        (list(_OWN_TABLES),),
-    ).fetchall()
-    assert rows == []
