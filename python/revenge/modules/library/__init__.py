@@ -150,7 +150,11 @@ def install(ctx: ModuleContext) -> None:
         )
         job_id = await jobs.enqueue(LIBRARY_SCAN.name, payload, key=str(library_id))
         status = await jobs.status(job_id)
-        return status is None or status.state != "running"
+        # Only a job that has not started yet will take the paths just remembered. The id
+        # may be a running scan's (the key was taken) that has finished by the time its
+        # status is read: "not running" then meant "lost", and the change was never scanned.
+        # Anything but waiting keeps the library dirty, to be queued again at the next step.
+        return status is not None and status.state in ("queued", "scheduled")
 
     async def rescan_due(ctx: JobContext, payload: Payload) -> None:
         """Queue a scan of each library whose ``scan_interval_minutes`` has passed."""
