@@ -195,11 +195,19 @@ class SoakReport:
 
 
 def _idle(
-    parent: int, admin_url: str, database: str, settle: float = 60.0, steady: float = 6.0
+    parent: int,
+    admin_url: str,
+    database: str,
+    settle: float = 60.0,
+    steady: float = 6.0,
+    back_to: Idle | None = None,
 ) -> Idle:
     """Counts once the idle server has settled (nothing changed for ``steady`` s), or after
     ``settle``. An idle pool closes one surplus connection per ``idle_timeout`` (2 s here),
-    so ``steady`` spans several of its checks."""
+    so ``steady`` spans several of its checks. With ``back_to``, a steady count above it is
+    waited out too, until ``settle``: the every-minute jobs (rescans due, the mail watch)
+    may hold a connection and raise the pool's floor for a scale-check interval or two
+    when the minute turns during the measurement; a leak stays above for the whole wait."""
     deadline = time.monotonic() + settle
     last: Idle | None = None
     steady_since = time.monotonic()
@@ -210,11 +218,19 @@ def _idle(
         )
         if now != last:
             last, steady_since = now, time.monotonic()
-        elif time.monotonic() - steady_since >= steady:
+        elif time.monotonic() - steady_since >= steady and (
+            back_to is None or not _above(now, back_to)
+        ):
             return now
         if time.monotonic() > deadline:
             return now
         time.sleep(0.25)
+
+
+def _above(now: Idle, baseline: Idle) -> bool:
+    """Any process holding more descriptors, or the database more connections, than before."""
+    more_fds = any(count > baseline.fds.get(pid, count) for pid, count in now.fds.items())
+    return more_fds or now.connections > baseline.connections
 
 
 def _a_finished_job(url: str) -> int:
@@ -263,7 +279,7 @@ def soak(
             warm_end = time.monotonic() - sampler.started
             with Load(server.base_url, routes, threads=threads, limit=duration + 30) as load:
                 time.sleep(duration)
-            after = _idle(parent, admin_url, database)
+            after = _idle(parent, admin_url, database, back_to=baseline)
         answers = warm.snapshot() + load.snapshot()
     return SoakReport(duration, answers, sampler.samples, baseline, after, warm_end)
 
