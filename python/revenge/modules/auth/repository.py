@@ -99,6 +99,13 @@ def _user(row: tuple[Any, ...]) -> UserRecord:
     )
 
 
+# The columns _user() reads, in its order: one list for every statement that returns a user.
+_USER_COLUMNS = (
+    "id, username, role, disabled, password_hash, created_at, last_login_at, version, "
+    "must_change_password, email"
+)
+
+
 async def count_users(conn: Conn) -> int:
     cur = await conn.execute("SELECT count(*) FROM users")
     row = await cur.fetchone()
@@ -116,10 +123,9 @@ async def insert_user(
     try:
         async with conn.transaction():
             cur = await conn.execute(
-                "INSERT INTO users "
+                "INSERT INTO users "  # noqa: S608
                 "(username, username_key, password_hash, role, must_change_password) "
-                "VALUES (%s, %s, %s, %s, %s) RETURNING id, username, role, disabled, "
-                "password_hash, created_at, last_login_at, version, must_change_password, email",
+                f"VALUES (%s, %s, %s, %s, %s) RETURNING {_USER_COLUMNS}",
                 (username, username_key, password_hash, role, must_change_password),
             )
             row = await cur.fetchone()
@@ -166,8 +172,7 @@ async def user_by_username(conn: Conn, username: str, username_key: str) -> User
     found by ``lower(username)`` as before.
     """
     cur = await conn.execute(
-        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at, "
-        "version, must_change_password, email FROM users WHERE username_key = %s "
+        f"SELECT {_USER_COLUMNS} FROM users WHERE username_key = %s "  # noqa: S608
         "OR (username_key IS NULL AND lower(username) = lower(%s))",
         (username_key, username),
     )
@@ -177,8 +182,7 @@ async def user_by_username(conn: Conn, username: str, username_key: str) -> User
 
 async def user_by_id(conn: Conn, user_id: int) -> UserRecord | None:
     cur = await conn.execute(
-        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at, "
-        "version, must_change_password, email FROM users WHERE id = %s",
+        f"SELECT {_USER_COLUMNS} FROM users WHERE id = %s",  # noqa: S608
         (user_id,),
     )
     row = await cur.fetchone()
@@ -187,8 +191,7 @@ async def user_by_id(conn: Conn, user_id: int) -> UserRecord | None:
 
 async def list_users(conn: Conn) -> list[UserRecord]:
     cur = await conn.execute(
-        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at, "
-        "version, must_change_password, email FROM users ORDER BY id"
+        f"SELECT {_USER_COLUMNS} FROM users ORDER BY id"  # noqa: S608
     )
     return [_user(row) for row in await cur.fetchall()]
 
@@ -196,8 +199,7 @@ async def list_users(conn: Conn) -> list[UserRecord]:
 async def lock_user(conn: Conn, user_id: int) -> UserRecord | None:
     """The row, locked until the transaction ends (``SELECT ... FOR UPDATE``)."""
     cur = await conn.execute(
-        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at, "
-        "version, must_change_password, email FROM users WHERE id = %s FOR UPDATE",
+        f"SELECT {_USER_COLUMNS} FROM users WHERE id = %s FOR UPDATE",  # noqa: S608
         (user_id,),
     )
     row = await cur.fetchone()
@@ -227,11 +229,10 @@ async def update_user(
 ) -> UserRecord | None:
     """Change the given columns and bump ``version``; ``None`` leaves a column as it is."""
     cur = await conn.execute(
-        "UPDATE users SET role = coalesce(%s, role), disabled = coalesce(%s, disabled), "
+        "UPDATE users SET role = coalesce(%s, role), disabled = coalesce(%s, disabled), "  # noqa: S608
         "password_hash = coalesce(%s, password_hash), "
         "must_change_password = coalesce(%s, must_change_password), version = version + 1 "
-        "WHERE id = %s RETURNING id, username, role, disabled, password_hash, created_at, "
-        "last_login_at, version, must_change_password, email",
+        f"WHERE id = %s RETURNING {_USER_COLUMNS}",
         (role, disabled, password_hash, must_change_password, user_id),
     )
     row = await cur.fetchone()
@@ -539,9 +540,8 @@ async def set_email(conn: Conn, user_id: int, email: str | None) -> UserRecord |
     try:
         async with conn.transaction():
             cur = await conn.execute(
-                "UPDATE users SET email = %s, version = version + 1 WHERE id = %s "
-                "RETURNING id, username, role, disabled, password_hash, created_at, "
-                "last_login_at, version, must_change_password, email",
+                "UPDATE users SET email = %s, version = version + 1 WHERE id = %s "  # noqa: S608
+                f"RETURNING {_USER_COLUMNS}",
                 (email, user_id),
             )
             row = await cur.fetchone()
@@ -552,8 +552,7 @@ async def set_email(conn: Conn, user_id: int, email: str | None) -> UserRecord |
 
 async def user_by_email(conn: Conn, email: str) -> UserRecord | None:
     cur = await conn.execute(
-        "SELECT id, username, role, disabled, password_hash, created_at, last_login_at, "
-        "version, must_change_password, email FROM users "
+        f"SELECT {_USER_COLUMNS} FROM users "  # noqa: S608
         "WHERE lower(email) = lower(%s) AND email IS NOT NULL",
         (email,),
     )
